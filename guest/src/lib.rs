@@ -1,0 +1,27 @@
+//! berth's default rules: one component spec and the site config in, Kubernetes objects out.
+//!
+//! The logic is plain Rust over the WIT records, so it is unit-tested natively and a site
+//! can reuse it as a library: implement [`Rules`] to change naming or labelling and keep
+//! the rest. The wasm export glue lives in `component`.
+
+mod component;
+mod container;
+mod deployment;
+mod error;
+mod labels;
+mod model;
+mod msb;
+mod ports;
+mod probe;
+mod quantity;
+mod rules;
+mod service;
+mod sidecars;
+mod volumes;
+
+pub use component::{K8sObject, SiteConfig, Spec, SpecError, types};
+pub use error::FieldError;
+pub use labels::Labels;
+pub use ports::{PortMapping, Protocol, parse_port};
+pub use probe::parse_interval;
+pub use rules::{DefaultRules, Rules, build};

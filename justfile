@@ -12,3 +12,28 @@ cluster-up:
 # Stop the local control plane started by cluster-up.
 cluster-down:
     tests/cluster/down.sh
+
+# Integration test of the local control plane. Starts its own cluster (stopped when the test
+# process exits) unless BERTH_KUBECONFIG names one, e.g. from `just cluster-up`.
+test-cluster:
+    cargo test -p berth-e2e --test control_plane
+
+# The demo: berth's main job on the local control plane.
+demo:
+    cargo build --release --quiet
+    tests/demo.sh target/release/berth
+
+# Every test: formatting, lints (native and guest), unit, CLI and cluster tests.
+test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+    cargo clippy -p berth-rules --target wasm32-wasip2 --quiet -- -D warnings
+    kubeconfig=$(tests/cluster/up.sh | tail -n 1)
+    trap tests/cluster/down.sh EXIT
+    BERTH_KUBECONFIG="$kubeconfig" cargo test --workspace
+
+# Benchmarks (criterion).
+bench:
+    cargo bench -p berth

@@ -368,9 +368,12 @@ fn alternate_log_path_and_tls_without_directory() {
     );
 }
 
+/// A change to the minimal spec.
+type Change = Box<dyn Fn(&mut Spec)>;
+
 #[test]
 fn refusals_name_field_and_value() {
-    let cases: Vec<(Box<dyn Fn(&mut Spec)>, &str)> = vec![
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|sp| sp.ports = vec![s("80:0"), s("9101:")]),
             r#"ports[1]: "9101:" is not CONTAINER_PORT[/tcp|udp]:NODE_PORT"#,

@@ -1,0 +1,60 @@
+//! Builds the default rules component and hands its path to the crate, so that a plain
+//! `cargo build` gives a `berth` with its rules embedded.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    println!("cargo::rerun-if-env-changed=BERTH_RULES_WASM");
+    // A prebuilt component (CI builds it once for clippy and tests) skips the nested build.
+    if let Ok(prebuilt) = env::var("BERTH_RULES_WASM") {
+        println!("cargo::rerun-if-changed={prebuilt}");
+        println!("cargo::rustc-env=BERTH_DEFAULT_RULES={prebuilt}");
+        return;
+    }
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest.parent().expect("host/ sits in the workspace root");
+    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+        println!("cargo::rerun-if-changed={}", root.join(watched).display());
+    }
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // <target>/<profile>/build/berth-<hash>/out: share one guest build across profiles.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .unwrap_or(&out_dir)
+        .join("rules-component");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "berth-rules",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The outer build's flags and wrappers (clippy-driver) are not for the guest.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("run cargo to build the rules component");
+    assert!(
+        status.success(),
+        "building the default rules component failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)"
+    );
+    let wasm = target_dir.join("wasm32-wasip2/release/berth_rules.wasm");
+    assert!(
+        Path::new(&wasm).exists(),
+        "{} was not built",
+        wasm.display()
+    );
+    println!("cargo::rustc-env=BERTH_DEFAULT_RULES={}", wasm.display());
+}

@@ -1,0 +1,31 @@
+//! The errors of berth's commands, one variant per failing step.
+
+use std::path::PathBuf;
+
+use crate::objects::InvalidObject;
+use crate::render::FormatError;
+use crate::runtime::{Refusal, RulesError};
+use crate::spec::InputError;
+
+/// Why a berth command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the spec or site config failed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Loading or running the rules component failed.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// The rules refused the spec.
+    #[error("{}: {refusal}", spec.display())]
+    Refused { spec: PathBuf, refusal: Refusal },
+    /// The rules returned objects the host refuses.
+    #[error(transparent)]
+    InvalidObject(#[from] InvalidObject),
+    /// Formatting the output failed.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// Writing the output failed.
+    #[error("cannot write the output")]
+    Write(#[source] std::io::Error),
+}

@@ -1,0 +1,454 @@
+//! Reading component specs and site configs (YAML or JSON, snake_case keys) into the
+//! records the rules component takes. Structure is checked here; meaning by the rules.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::runtime::wit;
+
+/// Why a spec or site-config file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML or JSON.
+    #[error("{}: not valid {format}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
+    /// A field is missing, unknown or of the wrong type.
+    #[error("{}: {field}: {message}", path.display())]
+    Field {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// Read the component spec at `path`.
+pub fn load_spec(path: &Path) -> Result<wit::Spec, InputError> {
+    let text = read(path)?;
+    parse::<SpecFile>(path, &text).map(Into::into)
+}
+
+/// Read the site config at `path`.
+pub fn load_site(path: &Path) -> Result<wit::SiteConfig, InputError> {
+    let text = read(path)?;
+    parse::<SiteFile>(path, &text).map(Into::into)
+}
+
+/// Parse one spec from text; `origin` names it in errors.
+pub fn parse_spec(origin: &Path, text: &str) -> Result<wit::Spec, InputError> {
+    parse::<SpecFile>(origin, text).map(Into::into)
+}
+
+/// Parse one site config from text; `origin` names it in errors.
+pub fn parse_site(origin: &Path, text: &str) -> Result<wit::SiteConfig, InputError> {
+    parse::<SiteFile>(origin, text).map(Into::into)
+}
+
+fn read(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// JSON when the file says so by extension or by its first character, YAML otherwise.
+/// Both go through one JSON value so that errors name fields the same way.
+fn parse<T: de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, InputError> {
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('{');
+    let value: serde_json::Value = if is_json {
+        serde_json::from_str(text).map_err(|e| syntax(path, "JSON", e))?
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| syntax(path, "YAML", e))?
+    };
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let field = match err.path().to_string() {
+            dot if dot == "." => "(top level)".to_owned(),
+            path => path,
+        };
+        InputError::Field {
+            path: path.to_owned(),
+            field,
+            message: err.into_inner().to_string(),
+        }
+    })
+}
+
+fn syntax(path: &Path, format: &'static str, err: impl fmt::Display) -> InputError {
+    InputError::Syntax {
+        path: path.to_owned(),
+        format,
+        message: err.to_string(),
+    }
+}
+
+/// A value users may write as a string, a number or a boolean, kept as the text they meant:
+/// `30` → `"30"`, `30.0` → `"30.0"` (so the rules can refuse it by name), `0.5` → `"0.5"`.
+#[derive(Debug, Clone, PartialEq)]
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                // Keep the decimal point of whole floats: `30.0` must not pass as `30`.
+                if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+                    Ok(Scalar(format!("{v:.1}")))
+                } else {
+                    Ok(Scalar(v.to_string()))
+                }
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    component_name: String,
+    image: String,
+    #[serde(default = "one")]
+    replicas: u32,
+    #[serde(default)]
+    always_pull: bool,
+    #[serde(default)]
+    ports: Vec<Scalar>,
+    #[serde(default)]
+    env: IndexMap<String, Scalar>,
+    #[serde(default)]
+    volumes: Vec<VolumeFile>,
+    #[serde(default)]
+    labels: IndexMap<String, Scalar>,
+    readiness: Option<ReadinessFile>,
+    #[serde(alias = "resource_config")]
+    resources: Option<ResourcesFile>,
+    log_info: Option<LogInfoFile>,
+    tls_info: Option<TlsInfoFile>,
+    #[serde(default)]
+    msb_list: Vec<MsbFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VolumeFile {
+    host: HostPath,
+    container: ContainerPath,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostPath {
+    path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerPath {
+    bind: String,
+    mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadinessFile {
+    #[serde(rename = "type")]
+    kind: String,
+    endpoint: Option<String>,
+    script: Option<String>,
+    interval: Option<Scalar>,
+    timeout: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourcesFile {
+    limits: Option<AmountsFile>,
+    requests: Option<AmountsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmountsFile {
+    cpu: Option<Scalar>,
+    memory: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogInfoFile {
+    log_directory: Option<String>,
+    alternate_fb_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsInfoFile {
+    #[serde(default)]
+    use_tls: bool,
+    cert_directory: Option<String>,
+}
+
+/// An MSB entry; the keys are those of the annotation, plus the plugin's input spellings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MsbFile {
+    #[serde(rename = "serviceName")]
+    service_name: Option<String>,
+    port: Option<Scalar>,
+    version: Option<Scalar>,
+    #[serde(alias = "url_path")]
+    url: Option<String>,
+    protocol: Option<String>,
+    #[serde(alias = "uses_ssl")]
+    enable_ssl: Option<bool>,
+    #[serde(rename = "visualRange")]
+    visual_range: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteFile {
+    #[serde(default)]
+    image_pull_secrets: Vec<String>,
+    filebeat: Option<FilebeatFile>,
+    tls: Option<TlsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilebeatFile {
+    log_path: String,
+    data_path: String,
+    config_path: String,
+    config_subpath: String,
+    config_map: String,
+    image: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert_path: String,
+    image: String,
+}
+
+fn text(s: Option<Scalar>) -> Option<String> {
+    s.map(|Scalar(s)| s)
+}
+
+fn pairs(map: IndexMap<String, Scalar>) -> Vec<(String, String)> {
+    map.into_iter().map(|(k, Scalar(v))| (k, v)).collect()
+}
+
+fn amounts(a: AmountsFile) -> wit::ResourceAmounts {
+    wit::ResourceAmounts {
+        cpu: text(a.cpu),
+        memory: text(a.memory),
+    }
+}
+
+impl From<SpecFile> for wit::Spec {
+    fn from(s: SpecFile) -> Self {
+        wit::Spec {
+            component_name: s.component_name,
+            image: s.image,
+            replicas: s.replicas,
+            always_pull: s.always_pull,
+            ports: s.ports.into_iter().map(|Scalar(p)| p).collect(),
+            env: pairs(s.env),
+            volumes: s
+                .volumes
+                .into_iter()
+                .map(|v| wit::Volume {
+                    host_path: v.host.path,
+                    container_path: v.container.bind,
+                    mode: v.container.mode,
+                })
+                .collect(),
+            labels: pairs(s.labels),
+            readiness: s.readiness.map(|r| wit::Readiness {
+                kind: r.kind,
+                endpoint: r.endpoint,
+                script: r.script,
+                interval: text(r.interval),
+                timeout: text(r.timeout),
+            }),
+            resources: s.resources.map(|r| wit::Resources {
+                limits: r.limits.map(amounts),
+                requests: r.requests.map(amounts),
+            }),
+            log_info: s.log_info.map(|l| wit::LogInfo {
+                log_directory: l.log_directory,
+                alternate_fb_path: l.alternate_fb_path,
+            }),
+            tls_info: s.tls_info.map(|t| wit::TlsInfo {
+                use_tls: t.use_tls,
+                cert_directory: t.cert_directory,
+            }),
+            msb_list: s
+                .msb_list
+                .into_iter()
+                .map(|m| wit::MsbService {
+                    service_name: m.service_name,
+                    port: text(m.port),
+                    version: text(m.version),
+                    url: m.url,
+                    protocol: m.protocol,
+                    enable_ssl: m.enable_ssl,
+                    visual_range: text(m.visual_range),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<SiteFile> for wit::SiteConfig {
+    fn from(s: SiteFile) -> Self {
+        wit::SiteConfig {
+            image_pull_secrets: s.image_pull_secrets,
+            filebeat: s.filebeat.map(|f| wit::Filebeat {
+                log_path: f.log_path,
+                data_path: f.data_path,
+                config_path: f.config_path,
+                config_subpath: f.config_subpath,
+                config_map: f.config_map,
+                image: f.image,
+            }),
+            tls: s.tls.map(|t| wit::Tls {
+                cert_path: t.cert_path,
+                image: t.image,
+            }),
+        }
+    }
+}
+
+/// An empty site config: no pull secrets, no logging sidecar, no TLS.
+pub fn empty_site() -> wit::SiteConfig {
+    wit::SiteConfig {
+        image_pull_secrets: Vec::new(),
+        filebeat: None,
+        tls: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> Result<wit::Spec, InputError> {
+        parse_spec(Path::new("spec.yaml"), text)
+    }
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let s = spec("component_name: web\nimage: nginx:1.27\n").unwrap();
+        assert_eq!((s.replicas, s.always_pull), (1, false));
+        assert!(s.ports.is_empty() && s.env.is_empty() && s.readiness.is_none());
+    }
+
+    #[test]
+    fn scalars_keep_what_the_user_meant() {
+        let s = spec(
+            "component_name: web\nimage: x\nports: ['80:0', 9101:0]\nenv: {Z: 1, A: true, M: 0.5}\n\
+             readiness: {type: http, endpoint: /, interval: 30.0, timeout: -99}\n\
+             resource_config: {limits: {cpu: 0.5, memory: 2Gi}}\n",
+        )
+        .unwrap();
+        assert_eq!(s.ports, ["80:0", "9101:0"]);
+        let env: Vec<_> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(env, ["Z=1", "A=true", "M=0.5"]);
+        let r = s.readiness.unwrap();
+        assert_eq!(
+            (r.interval.as_deref(), r.timeout.as_deref()),
+            (Some("30.0"), Some("-99"))
+        );
+        let cpu = s.resources.unwrap().limits.unwrap().cpu;
+        assert_eq!(cpu.as_deref(), Some("0.5"));
+    }
+
+    #[test]
+    fn json_is_detected_by_content() {
+        let s = spec(r#"{"component_name": "web", "image": "x", "replicas": 3}"#).unwrap();
+        assert_eq!(s.replicas, 3);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = spec("component_name: web\nimage: x\nreadiness: {type: http, intervall: 3}\n")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("spec.yaml: readiness"), "{msg}");
+        assert!(msg.contains("unknown field `intervall`"), "{msg}");
+        let err = spec("image: x\n").unwrap_err().to_string();
+        assert!(err.contains("missing field `component_name`"), "{err}");
+        let err = spec("component_name: web\nimage: x\nreplicas: -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("spec.yaml: replicas: invalid value: integer `-1`"),
+            "{err}"
+        );
+        let err = spec("component_name: web\nimage: x\nports: [{a: 1}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("spec.yaml: ports[0]: invalid type: map"),
+            "{err}"
+        );
+        let err = spec("component_name: [\n").unwrap_err().to_string();
+        assert!(err.starts_with("spec.yaml: not valid YAML"), "{err}");
+    }
+
+    #[test]
+    fn site_config_sections() {
+        let site = parse_site(
+            Path::new("site.yaml"),
+            "image_pull_secrets: [regcred]\ntls: {cert_path: /certs, image: tls-init:1}\n",
+        )
+        .unwrap();
+        assert_eq!(site.image_pull_secrets, ["regcred"]);
+        assert!(site.filebeat.is_none() && site.tls.is_some());
+        let err = parse_site(Path::new("site.yaml"), "filebeat: {image: fb}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("filebeat: missing field `log_path`"), "{err}");
+    }
+}

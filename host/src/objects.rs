@@ -117,3 +117,83 @@ fn value(object: &impl Serialize) -> serde_json::Value {
     // k8s-openapi types always serialize to JSON.
     serde_json::to_value(object).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(api_version: &str, kind: &str, name: &str, json: serde_json::Value) -> wit::K8sObject {
+        wit::K8sObject {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            json: json.to_string(),
+        }
+    }
+
+    fn deployment(name: &str, namespace: Option<&str>) -> wit::K8sObject {
+        let mut json = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}});
+        if let Some(ns) = namespace {
+            json["metadata"]["namespace"] = ns.into();
+        }
+        obj("apps/v1", "Deployment", name, json)
+    }
+
+    fn check(objects: Vec<wit::K8sObject>) -> Result<Rendered, String> {
+        Rendered::from_objects(&Source::Default, objects, "team").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn namespace_is_set_when_empty_and_kept_when_target() {
+        let r = check(vec![deployment("dep-a", None)]).unwrap();
+        assert_eq!(r.deployment.metadata.namespace.as_deref(), Some("team"));
+        assert!(check(vec![deployment("dep-a", Some("team"))]).is_ok());
+    }
+
+    #[test]
+    fn refusals_name_rules_and_object() {
+        let err = check(vec![deployment("dep-a", Some("kube-system"))]).unwrap_err();
+        assert_eq!(
+            err,
+            "default rules: returned apps/v1 Deployment/dep-a: namespace \"kube-system\" is not the target namespace \"team\""
+        );
+        let err = check(vec![deployment("dep-a", None), deployment("dep-b", None)]).unwrap_err();
+        assert_eq!(
+            err,
+            "default rules: returned output: 2 Deployments; exactly one is required"
+        );
+        let err = check(vec![]).unwrap_err();
+        assert!(
+            err.ends_with("0 Deployments; exactly one is required"),
+            "{err}"
+        );
+        let binding = obj(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            "root",
+            serde_json::json!({}),
+        );
+        let err = check(vec![deployment("dep-a", None), binding]).unwrap_err();
+        assert!(
+            err.contains(
+                "ClusterRoleBinding/root: berth accepts only apps/v1 Deployments and v1 Services"
+            ),
+            "{err}"
+        );
+        let err = check(vec![obj(
+            "apps/v1",
+            "Deployment",
+            "dep-a",
+            serde_json::json!({"kind": "Service"}),
+        )])
+        .unwrap_err();
+        assert!(err.contains("not a valid Deployment"), "{err}");
+        let err = check(vec![deployment("dep-a", None), obj("v1", "Service", "svc", serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "other"}}))]).unwrap_err();
+        assert!(
+            err.contains(
+                "v1 Service/svc: metadata.name Some(\"other\") differs from the declared name"
+            ),
+            "{err}"
+        );
+    }
+}

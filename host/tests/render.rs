@@ -1,0 +1,292 @@
+//! `berth render` as a user runs it: the examples, byte-identical reruns, and every bad
+//! input of the reference notes refused with the field and the value.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Run berth with a private compiled-code cache.
+fn berth(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(root())
+        .env("BERTH_CACHE_DIR", cache)
+        .output()
+        .expect("run berth")
+}
+
+/// One compiled-code cache for the whole test process: only the first run compiles.
+fn shared_cache() -> &'static Path {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    CACHE
+        .get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn render_json(args: &[&str]) -> Value {
+    let out = berth(&[&["render", "-o", "json"], args].concat(), shared_cache());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// Write `spec` to a file and render it; returns (exit code, stderr).
+fn refuse(spec: &str) -> (i32, String) {
+    let dir = scratch();
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, spec).expect("write spec");
+    let out = berth(
+        &["render", "--spec", path.to_str().expect("utf-8 path")],
+        shared_cache(),
+    );
+    assert!(out.stdout.is_empty(), "nothing printed on stdout on error");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn full_example_renders_deployment_and_two_services_in_namespace() {
+    let list = render_json(&[
+        "--spec",
+        "examples/full.yaml",
+        "--config",
+        "examples/site.yaml",
+        "-n",
+        "shop",
+    ]);
+    assert_eq!(
+        (list["apiVersion"].as_str(), list["kind"].as_str()),
+        (Some("v1"), Some("List"))
+    );
+    let items = list["items"].as_array().expect("items");
+    let ids: Vec<String> = items
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}/{} ns={}",
+                i["apiVersion"], i["kind"], i["metadata"]["name"], i["metadata"]["namespace"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            r#""apps/v1" "Deployment"/"dep-inventory" ns="shop""#,
+            r#""v1" "Service"/"inventory" ns="shop""#,
+            r#""v1" "Service"/"xinventory" ns="shop""#,
+        ]
+    );
+    let pod = &items[0]["spec"]["template"]["spec"];
+    let containers: Vec<&str> = pod["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(containers, ["inventory", "filebeat"]);
+    assert_eq!(pod["initContainers"][0]["name"], "init-tls");
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "regcred");
+    let env: Vec<&str> = pod["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        env,
+        ["LOG_LEVEL", "DB_HOST", "CACHE_TTL", "POD_IP"],
+        "env keeps the spec's order"
+    );
+    assert_eq!(
+        pod["containers"][0]["readinessProbe"]["httpGet"]["port"],
+        8080
+    );
+    assert_eq!(items[2]["spec"]["ports"][0]["nodePort"], 30443);
+    assert!(items[1]["metadata"]["annotations"]["msb.onap.org/service-info"].is_string());
+}
+
+#[test]
+fn minimal_example_renders_only_a_deployment_as_yaml() {
+    let out = berth(
+        &["render", "--spec", "examples/minimal.yaml"],
+        shared_cache(),
+    );
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        yaml.starts_with("apiVersion: apps/v1\nkind: Deployment\n"),
+        "{yaml}"
+    );
+    assert!(!yaml.contains("\n---\n"), "one document only");
+    assert!(yaml.contains("  namespace: default\n"));
+}
+
+#[test]
+fn rendering_twice_gives_identical_bytes() {
+    let cache = shared_cache();
+    for format in ["yaml", "json"] {
+        let args = [
+            "render",
+            "--spec",
+            "examples/full.yaml",
+            "--config",
+            "examples/site.yaml",
+            "-o",
+            format,
+        ];
+        let first = berth(&args, cache);
+        let second = berth(&args, cache);
+        assert!(first.status.success() && !first.stdout.is_empty());
+        assert_eq!(first.stdout, second.stdout, "{format}");
+    }
+}
+
+#[test]
+fn reference_bad_ports_are_refused_naming_field_and_value() {
+    for port in [
+        "9101",
+        "9101:",
+        "9101:0x453",
+        "9101:0/udp",
+        "9101/:0",
+        "9101/u:0",
+        "9101/http:404",
+        "9101:-1",
+    ] {
+        let (code, stderr) = refuse(&format!(
+            "component_name: web\nimage: x\nports: ['80:0', '{port}']\n"
+        ));
+        assert_eq!(code, 1, "{port}: {stderr}");
+        assert!(
+            stderr.ends_with(&format!(
+                "spec.yaml: ports[1]: \"{port}\" is not CONTAINER_PORT[/tcp|udp]:NODE_PORT\n"
+            )),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[test]
+fn reference_bad_intervals_are_refused_naming_field_and_value() {
+    let cases = [
+        ("-99", "-99"),
+        ("'-99'", "-99"),
+        ("-99s", "-99s"),
+        ("30d", "30d"),
+        ("30w", "30w"),
+        ("3 0s", "3 0s"),
+        ("30.0", "30.0"),
+        ("30.0s", "30.0s"),
+        ("a 30s", "a 30s"),
+        ("30s a", "30s a"),
+        ("30 s", "30 s"),
+        ("thirty seconds", "thirty seconds"),
+        ("3m05s", "3m05s"),
+        ("3seconds", "3seconds"),
+        ("3S", "3S"),
+        ("1minute", "1minute"),
+        ("'10E0'", "10E0"),
+        ("3.14159", "3.14159"),
+    ];
+    for (yaml, shown) in cases {
+        let (code, stderr) = refuse(&format!(
+            "component_name: web\nimage: x\nports: ['80:0']\nreadiness: {{type: http, endpoint: /, interval: {yaml}}}\n"
+        ));
+        assert_eq!(code, 1, "{yaml}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "readiness.interval: \"{shown}\" is not N, Ns, Nm or Nh"
+            )),
+            "{yaml}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn structural_errors_name_the_field() {
+    let cases = [
+        (
+            "component_name: web\nimage: x\nport: ['80:0']\n",
+            "spec.yaml: port: unknown field `port`",
+        ),
+        ("image: x\n", "missing field `component_name`"),
+        (
+            "component_name: web\nimage: x\nreplicas: many\n",
+            "replicas: invalid type: string \"many\"",
+        ),
+        (
+            "component_name: web\nimage: x\nvolumes: [{host: {path: /a}}]\n",
+            "volumes[0]: missing field `container`",
+        ),
+        (
+            "component_name: web\nimage: x\nlog_info: {log_directory: /logs}\n",
+            "log_info.log_directory: logging is asked for but the site config has no `filebeat` section",
+        ),
+        (
+            "component_name: web\nimage: x\nresources: {limits: {cpu: lots}}\n",
+            "resources.limits.cpu: \"lots\" is not a Kubernetes quantity",
+        ),
+        (
+            "component_name: web\nimage: x\nreadiness: {type: http, endpoint: /}\n",
+            "readiness.type: an \"http\" check probes the first container port, but `ports` is empty",
+        ),
+        ("component_name: [web\n", "not valid YAML"),
+    ];
+    for (spec, expected) in cases {
+        let (code, stderr) = refuse(spec);
+        assert_eq!(code, 1, "{spec}");
+        assert!(
+            stderr.starts_with("berth: ") && stderr.contains(expected),
+            "expected {expected:?} in {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_or_invalid_rules_component_is_a_clear_error() {
+    let dir = scratch();
+    let bogus = dir.path().join("rules.wasm");
+    std::fs::write(&bogus, b"not wasm").expect("write");
+    let out = berth(
+        &[
+            "render",
+            "--spec",
+            "examples/minimal.yaml",
+            "--rules",
+            bogus.to_str().expect("utf-8"),
+        ],
+        shared_cache(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("rules.wasm: not a valid wasm component"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let out = berth(
+        &["render", "--spec", "examples/minimal.yaml", "-o", "xml"],
+        shared_cache(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,105 @@
+//! The rules runtime as a library: the compiled-code cache and the reused instance.
+
+use berth::runtime::{Options, Rules, Source};
+use berth::spec;
+
+fn spec_and_site() -> (berth::runtime::wit::Spec, berth::runtime::wit::SiteConfig) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    (
+        spec::load_spec(&root.join("full.yaml")).expect("full example"),
+        spec::load_site(&root.join("site.yaml")).expect("site example"),
+    )
+}
+
+#[test]
+fn second_load_comes_from_the_cache_and_builds_the_same() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..Options::default()
+    };
+    let (spec, site) = spec_and_site();
+
+    let mut first = Rules::default_rules(&options).expect("compile");
+    assert!(
+        !first.from_cache,
+        "an empty cache cannot hold the component"
+    );
+    let cached: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").collect();
+    assert_eq!(cached.len(), 1, "one compiled component stored");
+
+    let mut second = Rules::default_rules(&options).expect("load");
+    assert!(second.from_cache);
+    let a = first
+        .build(&spec, &site, "ns")
+        .expect("run")
+        .expect("objects");
+    let b = second
+        .build(&spec, &site, "ns")
+        .expect("run")
+        .expect("objects");
+    assert_eq!(
+        a.iter().map(|o| &o.json).collect::<Vec<_>>(),
+        b.iter().map(|o| &o.json).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_recompiled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..Options::default()
+    };
+    drop(Rules::default_rules(&options).expect("compile"));
+    for entry in std::fs::read_dir(dir.path()).expect("cache dir") {
+        std::fs::write(entry.expect("entry").path(), b"garbage").expect("corrupt");
+    }
+    let mut rules = Rules::default_rules(&options).expect("recompile");
+    assert!(!rules.from_cache);
+    let (spec, site) = spec_and_site();
+    assert_eq!(
+        rules
+            .build(&spec, &site, "ns")
+            .expect("run")
+            .expect("objects")
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn one_instance_serves_many_calls_and_refusals() {
+    let options = Options {
+        cache_dir: None,
+        ..Options::default()
+    };
+    let mut rules = Rules::default_rules(&options).expect("compile");
+    assert_eq!(rules.source(), &Source::Default);
+    let (mut spec, site) = spec_and_site();
+    for _ in 0..3 {
+        assert_eq!(
+            rules
+                .build(&spec, &site, "ns")
+                .expect("run")
+                .expect("objects")
+                .len(),
+            3
+        );
+    }
+    spec.ports.push("bad".into());
+    let refusal = rules
+        .build(&spec, &site, "ns")
+        .expect("run")
+        .expect_err("refused");
+    assert_eq!(refusal.field, "ports[3]");
+    spec.ports.pop();
+    assert_eq!(
+        rules
+            .build(&spec, &site, "ns")
+            .expect("run")
+            .expect("objects")
+            .len(),
+        3
+    );
+}

@@ -37,3 +37,8 @@ test:
 # Benchmarks (criterion).
 bench:
     cargo bench -p berth
+
+# Whole-process timing of `berth render` (hyperfine): warm cache, first run, peak memory.
+bench-cli:
+    cargo build --release --quiet
+    tests/bench-cli.sh target/release/berth

@@ -2,6 +2,7 @@
 //! component, and operate them on a cluster.
 
 pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod objects;
 pub mod render;

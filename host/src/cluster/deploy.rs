@@ -1,0 +1,227 @@
+//! deploy and undeploy: create a component's objects (or apply changes to them), removing
+//! what this call created if any step fails; delete them again.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION, name_of};
+use crate::objects::Rendered;
+
+/// What deploy did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// It did not exist and was created.
+    Created,
+    /// It existed exactly as rendered.
+    Unchanged,
+    /// It existed and was changed to the rendered state.
+    Updated,
+    /// It existed but the spec no longer builds it, so it was deleted.
+    Deleted,
+}
+
+/// The deployment description: what was deployed where, and what happened to each object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployReport {
+    /// Namespace of the objects.
+    pub namespace: String,
+    /// Name of the Deployment.
+    pub deployment: String,
+    /// Names of the Services.
+    pub services: Vec<String>,
+    /// `Kind/name` and what happened to it, in the order done.
+    pub actions: Vec<(String, Action)>,
+}
+
+/// What undeploy removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UndeployReport {
+    /// Namespace of the objects.
+    pub namespace: String,
+    /// `Kind/name` of each object deleted.
+    pub deleted: Vec<String>,
+}
+
+const FIELD_MANAGER: &str = "berth";
+
+impl Cluster {
+    /// Deploy `component`'s rendered objects: Services first, then the Deployment, so a
+    /// Service that cannot be made (a node port already taken) stops the deploy before any
+    /// pod starts. Objects that exist already are left alone when unchanged and updated
+    /// otherwise; Services the spec no longer builds are deleted. On failure, every object
+    /// this call created is deleted again.
+    pub async fn deploy(&self, component: &str, mut rendered: Rendered) -> Result<DeployReport, ClusterError> {
+        let hash = rendered_hash(&rendered.deployment);
+        stamp(&mut rendered.deployment.metadata, hash, component);
+        for service in &mut rendered.services {
+            let hash = rendered_hash(service);
+            stamp(&mut service.metadata, hash, component);
+        }
+        let mut report = DeployReport {
+            namespace: self.namespace.clone(),
+            deployment: name_of(&rendered.deployment.metadata),
+            services: rendered.services.iter().map(|s| name_of(&s.metadata)).collect(),
+            actions: Vec::new(),
+        };
+        let mut created = Vec::new();
+        let outcome = async {
+            for service in &rendered.services {
+                let action = self.put(&self.services(), service, component).await?;
+                note(&mut report, &mut created, "Service", &service.metadata, action);
+            }
+            let action = self.put(&self.deployments(), &rendered.deployment, component).await?;
+            note(&mut report, &mut created, "Deployment", &rendered.deployment.metadata, action);
+            if report.actions.iter().any(|(_, a)| *a != Action::Created) {
+                // A redeploy: Services an earlier spec built but this one does not must go.
+                for stale in self.find_services(component).await? {
+                    let name = name_of(&stale.metadata);
+                    if !report.services.contains(&name) {
+                        self.services()
+                            .delete(&name, &DeleteParams::default())
+                            .await
+                            .map_err(ClusterError::api(format!("cannot delete stale Service {name}")))?;
+                        report.actions.push((format!("Service/{name}"), Action::Deleted));
+                    }
+                }
+            }
+            Ok::<(), ClusterError>(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(report),
+            Err(error) => Err(ClusterError::RolledBack {
+                error: Box::new(error),
+                removed: self.remove_created(&created).await,
+            }),
+        }
+    }
+
+    /// Create `object`; if it exists, leave it when it carries the same rendered hash,
+    /// or apply the rendered state over it (server-side apply, berth's fields only).
+    async fn put<K>(&self, api: &Api<K>, object: &K, component: &str) -> Result<Action, ClusterError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    {
+        let kind = K::kind(&()).into_owned();
+        let name = name_of(object.meta());
+        match api.create(&PostParams::default(), object).await {
+            Ok(_) => return Ok(Action::Created),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => {
+                return Err(ClusterError::Api {
+                    action: format!("cannot create {kind} {name}"),
+                    error,
+                });
+            }
+        }
+        let existing = api.get(&name).await.map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
+        let labels = existing.meta().labels.clone().unwrap_or_default();
+        if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
+            || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
+        {
+            return Err(ClusterError::Foreign {
+                kind: if kind == "Service" { "Service" } else { "Deployment" },
+                name,
+                namespace: self.namespace.clone(),
+                component: component.to_owned(),
+            });
+        }
+        if hash_of(existing.meta()) == hash_of(object.meta()) {
+            return Ok(Action::Unchanged);
+        }
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
+            .await
+            .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
+        Ok(Action::Updated)
+    }
+
+    /// Delete what a failed deploy created; returns `Kind/name` of each object removed.
+    async fn remove_created(&self, created: &[(String, String)]) -> Vec<String> {
+        let mut removed = Vec::new();
+        for (kind, name) in created.iter().rev() {
+            let deleted = match kind.as_str() {
+                "Deployment" => self.deployments().delete(name, &DeleteParams::background()).await.map(|_| ()),
+                _ => self.services().delete(name, &DeleteParams::default()).await.map(|_| ()),
+            };
+            if deleted.is_ok() {
+                removed.push(format!("{kind}/{name}"));
+            }
+        }
+        removed
+    }
+
+    /// Delete `component`'s Services and its Deployment (foreground: pods and ReplicaSets
+    /// go first). Nothing found is an error.
+    pub async fn undeploy(&self, component: &str) -> Result<UndeployReport, ClusterError> {
+        let deployment = match self.find_deployment(component).await {
+            Ok(d) => Some(d),
+            Err(ClusterError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let services = self.find_services(component).await?;
+        if deployment.is_none() && services.is_empty() {
+            return Err(ClusterError::NotFound {
+                component: component.to_owned(),
+                namespace: self.namespace.clone(),
+            });
+        }
+        let mut deleted = Vec::new();
+        for service in services {
+            let name = name_of(&service.metadata);
+            self.services()
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map_err(ClusterError::api(format!("cannot delete Service {name}")))?;
+            deleted.push(format!("Service/{name}"));
+        }
+        if let Some(deployment) = deployment {
+            let name = name_of(&deployment.metadata);
+            self.deployments()
+                .delete(&name, &DeleteParams::foreground())
+                .await
+                .map_err(ClusterError::api(format!("cannot delete Deployment {name}")))?;
+            deleted.push(format!("Deployment/{name}"));
+        }
+        Ok(UndeployReport {
+            namespace: self.namespace.clone(),
+            deleted,
+        })
+    }
+}
+
+/// Record what happened to one object.
+fn note(report: &mut DeployReport, created: &mut Vec<(String, String)>, kind: &str, meta: &ObjectMeta, action: Action) {
+    let name = name_of(meta);
+    if action == Action::Created {
+        created.push((kind.to_owned(), name.clone()));
+    }
+    report.actions.push((format!("{kind}/{name}"), action));
+}
+
+/// Add berth's ownership labels and the hash of the object as rendered. The labels are
+/// the host's, after the rules ran, so no rules component can leave them out.
+fn stamp(meta: &mut ObjectMeta, hash: String, component: &str) {
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    labels.insert(COMPONENT_LABEL.into(), component.into());
+    meta.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(RENDERED_HASH_ANNOTATION.into(), hash);
+}
+
+/// Hash of an object as the rules built it.
+fn rendered_hash(object: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(object).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..16])
+}
+
+fn hash_of(meta: &ObjectMeta) -> Option<&String> {
+    meta.annotations.as_ref()?.get(RENDERED_HASH_ANNOTATION)
+}

@@ -1,0 +1,142 @@
+//! Operating components on a Kubernetes cluster: the connection, and finding a component's
+//! objects by the ownership labels berth stamps on them, whatever the rules named them.
+
+mod deploy;
+mod error;
+mod exec;
+mod history;
+mod rollout;
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+pub use deploy::{Action, DeployReport, UndeployReport};
+pub use error::ClusterError;
+pub use exec::{ExecLine, ExecOutcome, Stream};
+pub use history::Revision;
+pub use rollout::{RolloutState, Status};
+
+/// Label naming the tool that manages an object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Its value on berth's objects.
+pub const MANAGED_BY: &str = "berth";
+/// Label carrying the component name on every object berth creates.
+pub const COMPONENT_LABEL: &str = "berth.dev/component";
+/// Annotation with the hash of the object as the rules built it, to tell "unchanged".
+pub const RENDERED_HASH_ANNOTATION: &str = "berth.dev/rendered-hash";
+
+/// Where to find the cluster, like kubectl's flags.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// Kubeconfig file; default `$KUBECONFIG`, `~/.kube/config`, then in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the kubeconfig to use; default its current context.
+    pub context: Option<String>,
+    /// Namespace; default the context's, else `default`.
+    pub namespace: Option<String>,
+}
+
+/// A connection to one namespace of a cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    namespace: String,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("namespace", &self.namespace).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connect as `connection` says: an explicit kubeconfig file or context, else the
+    /// standard inference (`KUBECONFIG`, `~/.kube/config`, in-cluster service account).
+    pub async fn connect(connection: &Connection) -> Result<Self, ClusterError> {
+        let options = KubeConfigOptions {
+            context: connection.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let config = match &connection.kubeconfig {
+            Some(path) => {
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(e.to_string()))?;
+                Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| ClusterError::Config(e.to_string()))?
+            }
+            None if connection.context.is_some() => {
+                Config::from_kubeconfig(&options).await.map_err(|e| ClusterError::Config(e.to_string()))?
+            }
+            None => Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
+        };
+        let namespace = connection.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Self::new(client, namespace))
+    }
+
+    /// Use an existing client in `namespace`.
+    pub fn new(client: Client, namespace: impl Into<String>) -> Self {
+        Self {
+            client,
+            namespace: namespace.into(),
+        }
+    }
+
+    /// The namespace operated on.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn services(&self) -> Api<Service> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The Deployment of `component`, found by berth's ownership labels.
+    pub async fn find_deployment(&self, component: &str) -> Result<Deployment, ClusterError> {
+        let mut found = self
+            .deployments()
+            .list(&owned_by(component))
+            .await
+            .map_err(ClusterError::api(format!("cannot list Deployments in namespace {}", self.namespace)))?
+            .items;
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(ClusterError::NotFound {
+                component: component.to_owned(),
+                namespace: self.namespace.clone(),
+            }),
+            n => Err(ClusterError::Ambiguous {
+                component: component.to_owned(),
+                namespace: self.namespace.clone(),
+                count: n,
+            }),
+        }
+    }
+
+    /// The Services of `component`, found by berth's ownership labels.
+    async fn find_services(&self, component: &str) -> Result<Vec<Service>, ClusterError> {
+        Ok(self
+            .services()
+            .list(&owned_by(component))
+            .await
+            .map_err(ClusterError::api(format!("cannot list Services in namespace {}", self.namespace)))?
+            .items)
+    }
+}
+
+/// Selector of the objects berth manages for `component`.
+fn owned_by(component: &str) -> ListParams {
+    ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}={component}"))
+}
+
+/// The name of an object, for messages.
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}

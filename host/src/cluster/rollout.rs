@@ -1,0 +1,206 @@
+//! Rollouts: status, waiting as `kubectl rollout status` does, scaling and image upgrades.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Cluster, ClusterError, name_of};
+
+/// Annotation the deployment controller keeps the revision in.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+/// A Deployment's replicas and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub namespace: String,
+    pub deployment: String,
+    pub desired: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// Images of the pod template's containers.
+    pub images: Vec<String>,
+    /// The deployment controller's revision number.
+    pub revision: Option<String>,
+    /// The reference plugin's `is_available`: available == updated == desired, with the
+    /// latest spec observed.
+    pub is_available: bool,
+    /// Where the rollout stands, in `kubectl rollout status` words.
+    pub rollout: RolloutState,
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "message", rename_all = "lowercase")]
+pub enum RolloutState {
+    /// Every replica updated and available, no old ones left.
+    Done(String),
+    /// Still moving.
+    Progressing(String),
+    /// It cannot finish (progress deadline exceeded).
+    Failed(String),
+}
+
+impl RolloutState {
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            RolloutState::Done(m) | RolloutState::Progressing(m) | RolloutState::Failed(m) => m,
+        }
+    }
+}
+
+/// Judge a Deployment's rollout the way `kubectl rollout status` does.
+pub fn rollout_state(d: &Deployment) -> RolloutState {
+    let name = name_of(&d.metadata);
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    if generation > status.observed_generation.unwrap_or(0) {
+        return RolloutState::Progressing("waiting for the deployment spec update to be observed".into());
+    }
+    let progressing = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing");
+    if progressing.is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
+        return RolloutState::Failed(format!("deployment {name:?} exceeded its progress deadline"));
+    }
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        RolloutState::Progressing(format!("{updated} of {desired} new replicas updated"))
+    } else if replicas > updated {
+        RolloutState::Progressing(format!("{} old replicas pending termination", replicas - updated))
+    } else if available < updated {
+        RolloutState::Progressing(format!("{available} of {updated} updated replicas available"))
+    } else {
+        RolloutState::Done(format!("deployment {name:?} successfully rolled out"))
+    }
+}
+
+fn status_of(namespace: &str, d: &Deployment) -> Status {
+    let s = d.status.clone().unwrap_or_default();
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = s.updated_replicas.unwrap_or(0);
+    let available = s.available_replicas.unwrap_or(0);
+    let observed = d.metadata.generation.unwrap_or(0) <= s.observed_generation.unwrap_or(0);
+    Status {
+        namespace: namespace.to_owned(),
+        deployment: name_of(&d.metadata),
+        desired,
+        updated,
+        ready: s.ready_replicas.unwrap_or(0),
+        available,
+        images: d
+            .spec
+            .iter()
+            .flat_map(|s| s.template.spec.iter())
+            .flat_map(|p| p.containers.iter())
+            .filter_map(|c| c.image.clone())
+            .collect(),
+        revision: d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION_ANNOTATION).cloned()),
+        is_available: observed && available == desired && updated == desired,
+        rollout: rollout_state(d),
+    }
+}
+
+impl Cluster {
+    /// Replicas, images and revision of `component`.
+    pub async fn status(&self, component: &str) -> Result<Status, ClusterError> {
+        let d = self.find_deployment(component).await?;
+        Ok(status_of(&self.namespace, &d))
+    }
+
+    /// Wait until `component` is rolled out, calling `progress` with each new state; fail
+    /// on a progress-deadline failure, on deletion, or after `timeout`.
+    pub async fn wait(
+        &self,
+        component: &str,
+        timeout: Duration,
+        mut progress: impl FnMut(&Status),
+    ) -> Result<Status, ClusterError> {
+        let d = self.find_deployment(component).await?;
+        let name = name_of(&d.metadata);
+        let mut last = status_of(&self.namespace, &d);
+        progress(&last);
+        if let RolloutState::Done(_) = last.rollout {
+            return Ok(last);
+        }
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut events = watcher(self.deployments(), config).default_backoff().applied_objects().boxed();
+        let watching = async {
+            loop {
+                match events.next().await {
+                    Some(Ok(d)) => {
+                        let status = status_of(&self.namespace, &d);
+                        if status != last {
+                            progress(&status);
+                        }
+                        last = status;
+                        match &last.rollout {
+                            RolloutState::Done(_) => return Ok(()),
+                            RolloutState::Failed(reason) => {
+                                return Err(ClusterError::RolloutFailed {
+                                    component: component.to_owned(),
+                                    reason: reason.clone(),
+                                });
+                            }
+                            RolloutState::Progressing(_) => {}
+                        }
+                    }
+                    Some(Err(e)) => {
+                        return Err(ClusterError::Config(format!("watching Deployment {name}: {e}")));
+                    }
+                    None => return Err(ClusterError::Deleted { component: component.to_owned() }),
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, watching).await {
+            Ok(Ok(())) => Ok(last),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ClusterError::Timeout {
+                component: component.to_owned(),
+                waited: timeout,
+                last: last.rollout.message().to_owned(),
+            }),
+        }
+    }
+
+    /// Set `component`'s replica count.
+    pub async fn scale(&self, component: &str, replicas: i32) -> Result<(), ClusterError> {
+        let d = self.find_deployment(component).await?;
+        let name = name_of(&d.metadata);
+        let patch = json!({ "spec": { "replicas": replicas } });
+        self.deployments()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(ClusterError::api(format!("cannot scale Deployment {name}")))?;
+        Ok(())
+    }
+
+    /// Set the image of container `index` (0: the main container) of `component`; a rolling
+    /// update follows. Returns the image it replaced.
+    pub async fn upgrade(&self, component: &str, image: &str, index: usize) -> Result<String, ClusterError> {
+        let d = self.find_deployment(component).await?;
+        let name = name_of(&d.metadata);
+        let containers = d.spec.and_then(|s| s.template.spec).map(|p| p.containers).unwrap_or_default();
+        let container = containers.get(index).ok_or(ClusterError::ContainerIndex {
+            component: component.to_owned(),
+            index,
+            count: containers.len(),
+        })?;
+        // Strategic merge on the container's name changes that container's image only.
+        let patch = json!({ "spec": { "template": { "spec": { "containers": [
+            { "name": container.name, "image": image }
+        ] } } } });
+        self.deployments()
+            .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .map_err(ClusterError::api(format!("cannot upgrade Deployment {name}")))?;
+        Ok(container.image.clone().unwrap_or_default())
+    }
+}

@@ -25,6 +25,12 @@ pub enum Error {
     /// Formatting the output failed.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// A cluster operation failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// Writing the output failed.
     #[error("cannot write the output")]
     Write(#[source] std::io::Error),

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod error;
 pub mod objects;
 pub mod render;
+pub mod report;
 pub mod runtime;
 pub mod spec;
 

@@ -7,7 +7,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = berth::cli::Cli::parse();
     match berth::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(err) => {
             // One line, whatever the layers below put in their messages.
             let message = format!("{:#}", anyhow::Error::new(err));

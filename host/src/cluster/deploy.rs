@@ -2,6 +2,7 @@
 //! what this call created if any step fails; delete them again.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -10,7 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION, name_of};
+use super::{
+    COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION,
+    name_of,
+};
 use crate::objects::Rendered;
 
 /// What deploy did to one object.
@@ -25,6 +29,17 @@ pub enum Action {
     Updated,
     /// It existed but the spec no longer builds it, so it was deleted.
     Deleted,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Action::Created => "created",
+            Action::Unchanged => "unchanged",
+            Action::Updated => "updated",
+            Action::Deleted => "deleted",
+        })
+    }
 }
 
 /// The deployment description: what was deployed where, and what happened to each object.
@@ -57,7 +72,11 @@ impl Cluster {
     /// pod starts. Objects that exist already are left alone when unchanged and updated
     /// otherwise; Services the spec no longer builds are deleted. On failure, every object
     /// this call created is deleted again.
-    pub async fn deploy(&self, component: &str, mut rendered: Rendered) -> Result<DeployReport, ClusterError> {
+    pub async fn deploy(
+        &self,
+        component: &str,
+        mut rendered: Rendered,
+    ) -> Result<DeployReport, ClusterError> {
         let hash = rendered_hash(&rendered.deployment);
         stamp(&mut rendered.deployment.metadata, hash, component);
         for service in &mut rendered.services {
@@ -67,17 +86,35 @@ impl Cluster {
         let mut report = DeployReport {
             namespace: self.namespace.clone(),
             deployment: name_of(&rendered.deployment.metadata),
-            services: rendered.services.iter().map(|s| name_of(&s.metadata)).collect(),
+            services: rendered
+                .services
+                .iter()
+                .map(|s| name_of(&s.metadata))
+                .collect(),
             actions: Vec::new(),
         };
         let mut created = Vec::new();
         let outcome = async {
             for service in &rendered.services {
                 let action = self.put(&self.services(), service, component).await?;
-                note(&mut report, &mut created, "Service", &service.metadata, action);
+                note(
+                    &mut report,
+                    &mut created,
+                    "Service",
+                    &service.metadata,
+                    action,
+                );
             }
-            let action = self.put(&self.deployments(), &rendered.deployment, component).await?;
-            note(&mut report, &mut created, "Deployment", &rendered.deployment.metadata, action);
+            let action = self
+                .put(&self.deployments(), &rendered.deployment, component)
+                .await?;
+            note(
+                &mut report,
+                &mut created,
+                "Deployment",
+                &rendered.deployment.metadata,
+                action,
+            );
             if report.actions.iter().any(|(_, a)| *a != Action::Created) {
                 // A redeploy: Services an earlier spec built but this one does not must go.
                 for stale in self.find_services(component).await? {
@@ -86,8 +123,12 @@ impl Cluster {
                         self.services()
                             .delete(&name, &DeleteParams::default())
                             .await
-                            .map_err(ClusterError::api(format!("cannot delete stale Service {name}")))?;
-                        report.actions.push((format!("Service/{name}"), Action::Deleted));
+                            .map_err(ClusterError::api(format!(
+                                "cannot delete stale Service {name}"
+                            )))?;
+                        report
+                            .actions
+                            .push((format!("Service/{name}"), Action::Deleted));
                     }
                 }
             }
@@ -105,29 +146,42 @@ impl Cluster {
 
     /// Create `object`; if it exists, leave it when it carries the same rendered hash,
     /// or apply the rendered state over it (server-side apply, berth's fields only).
-    async fn put<K>(&self, api: &Api<K>, object: &K, component: &str) -> Result<Action, ClusterError>
+    async fn put<K>(
+        &self,
+        api: &Api<K>,
+        object: &K,
+        component: &str,
+    ) -> Result<Action, ClusterError>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     {
         let kind = K::kind(&()).into_owned();
         let name = name_of(object.meta());
-        match api.create(&PostParams::default(), object).await {
+        let create_error = match api.create(&PostParams::default(), object).await {
             Ok(_) => return Ok(Action::Created),
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(error) => {
+            Err(error) => error,
+        };
+        // Only a failed create pays for a read: the object may exist (409, or 422 when the
+        // API server checks a Service's node port before its name).
+        let existing = match api.get_opt(&name).await {
+            Ok(Some(existing)) => existing,
+            Ok(None) | Err(_) => {
                 return Err(ClusterError::Api {
                     action: format!("cannot create {kind} {name}"),
-                    error,
+                    error: create_error,
                 });
             }
-        }
-        let existing = api.get(&name).await.map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
+        };
         let labels = existing.meta().labels.clone().unwrap_or_default();
         if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
             || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
         {
             return Err(ClusterError::Foreign {
-                kind: if kind == "Service" { "Service" } else { "Deployment" },
+                kind: if kind == "Service" {
+                    "Service"
+                } else {
+                    "Deployment"
+                },
                 name,
                 namespace: self.namespace.clone(),
                 component: component.to_owned(),
@@ -136,9 +190,13 @@ impl Cluster {
         if hash_of(existing.meta()) == hash_of(object.meta()) {
             return Ok(Action::Unchanged);
         }
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
-            .await
-            .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
         Ok(Action::Updated)
     }
 
@@ -147,8 +205,16 @@ impl Cluster {
         let mut removed = Vec::new();
         for (kind, name) in created.iter().rev() {
             let deleted = match kind.as_str() {
-                "Deployment" => self.deployments().delete(name, &DeleteParams::background()).await.map(|_| ()),
-                _ => self.services().delete(name, &DeleteParams::default()).await.map(|_| ()),
+                "Deployment" => self
+                    .deployments()
+                    .delete(name, &DeleteParams::background())
+                    .await
+                    .map(|_| ()),
+                _ => self
+                    .services()
+                    .delete(name, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
             };
             if deleted.is_ok() {
                 removed.push(format!("{kind}/{name}"));
@@ -186,7 +252,9 @@ impl Cluster {
             self.deployments()
                 .delete(&name, &DeleteParams::foreground())
                 .await
-                .map_err(ClusterError::api(format!("cannot delete Deployment {name}")))?;
+                .map_err(ClusterError::api(format!(
+                    "cannot delete Deployment {name}"
+                )))?;
             deleted.push(format!("Deployment/{name}"));
         }
         Ok(UndeployReport {
@@ -196,8 +264,57 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Wait until the Deployment an undeploy deleted is gone (its pods and ReplicaSets go
+    /// first, with foreground deletion).
+    pub async fn wait_gone(
+        &self,
+        component: &str,
+        report: &UndeployReport,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        let Some(name) = report
+            .deleted
+            .iter()
+            .find_map(|d| d.strip_prefix("Deployment/"))
+        else {
+            return Ok(());
+        };
+        let api = self.deployments();
+        let polling = async {
+            loop {
+                match api.get_opt(name).await {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(error) => {
+                        return Err(ClusterError::Api {
+                            action: format!("cannot read Deployment {name}"),
+                            error,
+                        });
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(timeout, polling)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClusterError::Timeout {
+                    component: component.to_owned(),
+                    waited: timeout,
+                    last: format!("Deployment {name} is still being deleted"),
+                })
+            })
+    }
+}
+
 /// Record what happened to one object.
-fn note(report: &mut DeployReport, created: &mut Vec<(String, String)>, kind: &str, meta: &ObjectMeta, action: Action) {
+fn note(
+    report: &mut DeployReport,
+    created: &mut Vec<(String, String)>,
+    kind: &str,
+    meta: &ObjectMeta,
+    action: Action,
+) {
     let name = name_of(meta);
     if action == Action::Created {
         created.push((kind.to_owned(), name.clone()));

@@ -14,19 +14,42 @@ pub enum ClusterError {
     Api { action: String, error: kube::Error },
     /// No object carries the component's ownership labels.
     #[error("no component {component:?} deployed by berth in namespace {namespace:?}")]
-    NotFound { component: String, namespace: String },
+    NotFound {
+        component: String,
+        namespace: String,
+    },
     /// Several Deployments carry the component's ownership labels.
-    #[error("{count} Deployments in namespace {namespace:?} claim component {component:?}; remove the extra ones")]
-    Ambiguous { component: String, namespace: String, count: usize },
+    #[error(
+        "{count} Deployments in namespace {namespace:?} claim component {component:?}; remove the extra ones"
+    )]
+    Ambiguous {
+        component: String,
+        namespace: String,
+        count: usize,
+    },
     /// An object of the same name exists and belongs to something else.
-    #[error("{kind} {name:?} already exists in namespace {namespace:?} and is not berth's {component:?}; refusing to take it over")]
-    Foreign { kind: &'static str, name: String, namespace: String, component: String },
+    #[error(
+        "{kind} {name:?} already exists in namespace {namespace:?} and is not berth's {component:?}; refusing to take it over"
+    )]
+    Foreign {
+        kind: &'static str,
+        name: String,
+        namespace: String,
+        component: String,
+    },
     /// A deploy failed; what it had created was removed.
     #[error("{error} (rolled back: {})", if .removed.is_empty() { "nothing had been created".to_owned() } else { format!("removed {}", .removed.join(", ")) })]
-    RolledBack { error: Box<ClusterError>, removed: Vec<String> },
+    RolledBack {
+        error: Box<ClusterError>,
+        removed: Vec<String>,
+    },
     /// Waiting ran out of time.
     #[error("timed out after {waited:?} waiting for {component:?}: {last}")]
-    Timeout { component: String, waited: Duration, last: String },
+    Timeout {
+        component: String,
+        waited: Duration,
+        last: String,
+    },
     /// The rollout cannot finish.
     #[error("rollout of {component:?} failed: {reason}")]
     RolloutFailed { component: String, reason: String },
@@ -35,13 +58,21 @@ pub enum ClusterError {
     Deleted { component: String },
     /// No container at the index given.
     #[error("{component:?} has {count} container(s); there is no container index {index}")]
-    ContainerIndex { component: String, index: usize, count: usize },
+    ContainerIndex {
+        component: String,
+        index: usize,
+        count: usize,
+    },
     /// Rollback without history.
     #[error("{component:?} has no previous revision to roll back to")]
     NoHistory { component: String },
     /// Rollback to a revision that is not there.
     #[error("{component:?} has no revision {revision} (known: {known})")]
-    UnknownRevision { component: String, revision: i64, known: String },
+    UnknownRevision {
+        component: String,
+        revision: i64,
+        known: String,
+    },
     /// exec found no running pod.
     #[error("{component:?} has no running pods")]
     NoRunningPods { component: String },

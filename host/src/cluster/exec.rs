@@ -81,9 +81,16 @@ impl Cluster {
             .join(",");
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut names: Vec<String> = pods
-            .list(&ListParams::default().labels(&selector).fields("status.phase=Running"))
+            .list(
+                &ListParams::default()
+                    .labels(&selector)
+                    .fields("status.phase=Running"),
+            )
             .await
-            .map_err(ClusterError::api(format!("cannot list pods in namespace {}", self.namespace)))?
+            .map_err(ClusterError::api(format!(
+                "cannot list pods in namespace {}",
+                self.namespace
+            )))?
             .items
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -119,7 +126,10 @@ async fn exec_pod(
         stderr: String::new(),
         error: None,
     };
-    let params = AttachParams::default().container(container).stdout(true).stderr(true);
+    let params = AttachParams::default()
+        .container(container)
+        .stdout(true)
+        .stderr(true);
     let mut process = match pods.exec(pod, command.to_vec(), &params).await {
         Ok(process) => process,
         Err(kube::Error::Api(status)) if status.code == 404 => {
@@ -154,7 +164,9 @@ async fn exec_pod(
             Some(code) => outcome.exit_code = Some(code),
             None => outcome.error = Some(s.message.unwrap_or_else(|| "the command failed".into())),
         },
-        None if outcome.error.is_none() => outcome.error = Some("the command ended without an exit status".into()),
+        None if outcome.error.is_none() => {
+            outcome.error = Some("the command ended without an exit status".into())
+        }
         None => {}
     }
     outcome
@@ -191,7 +203,11 @@ async fn collect(
     let mut all = String::new();
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        on_line(ExecLine { pod, stream, line: &line });
+        on_line(ExecLine {
+            pod,
+            stream,
+            line: &line,
+        });
         all.push_str(&line);
         all.push('\n');
     }

@@ -50,28 +50,42 @@ impl Cluster {
         let name = name_of(&d.metadata);
         let current = revision_of(d.metadata.annotations.as_ref()).unwrap_or(0);
         let sets = self.replica_sets_of(&d).await?;
-        let with_revision = sets.iter().filter_map(|rs| Some((revision_of(rs.metadata.annotations.as_ref())?, rs)));
+        let with_revision = sets
+            .iter()
+            .filter_map(|rs| Some((revision_of(rs.metadata.annotations.as_ref())?, rs)));
         let target = if to == 0 {
-            with_revision.filter(|(r, _)| *r < current).max_by_key(|(r, _)| *r).ok_or_else(|| ClusterError::NoHistory {
-                component: component.to_owned(),
-            })?
+            with_revision
+                .filter(|(r, _)| *r < current)
+                .max_by_key(|(r, _)| *r)
+                .ok_or_else(|| ClusterError::NoHistory {
+                    component: component.to_owned(),
+                })?
         } else {
             let known: Vec<(i64, &ReplicaSet)> = with_revision.collect();
             match known.iter().find(|(r, _)| *r == to) {
                 Some(found) => *found,
                 None => {
-                    let mut numbers: Vec<String> = known.iter().map(|(r, _)| r.to_string()).collect();
+                    let mut numbers: Vec<String> =
+                        known.iter().map(|(r, _)| r.to_string()).collect();
                     numbers.sort();
                     return Err(ClusterError::UnknownRevision {
                         component: component.to_owned(),
                         revision: to,
-                        known: if numbers.is_empty() { "none".into() } else { numbers.join(", ") },
+                        known: if numbers.is_empty() {
+                            "none".into()
+                        } else {
+                            numbers.join(", ")
+                        },
                     });
                 }
             }
         };
         let (revision, rs) = target;
-        let mut template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+        let mut template = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.clone())
+            .unwrap_or_default();
         if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
             labels.remove(POD_TEMPLATE_HASH);
         }
@@ -88,7 +102,9 @@ impl Cluster {
         self.deployments()
             .replace(&name, &PostParams::default(), &d)
             .await
-            .map_err(ClusterError::api(format!("cannot roll back Deployment {name}")))?;
+            .map_err(ClusterError::api(format!(
+                "cannot roll back Deployment {name}"
+            )))?;
         Ok(restored)
     }
 
@@ -99,13 +115,22 @@ impl Cluster {
             .spec
             .as_ref()
             .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|labels| labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+            .map(|labels| {
+                labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default();
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut sets: Vec<ReplicaSet> = api
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(ClusterError::api(format!("cannot list ReplicaSets in namespace {}", self.namespace)))?
+            .map_err(ClusterError::api(format!(
+                "cannot list ReplicaSets in namespace {}",
+                self.namespace
+            )))?
             .items
             .into_iter()
             .filter(|rs| {

@@ -50,7 +50,9 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("namespace", &self.namespace).finish_non_exhaustive()
+        f.debug_struct("Cluster")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,15 +66,23 @@ impl Cluster {
         };
         let config = match &connection.kubeconfig {
             Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(e.to_string()))?;
-                Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| ClusterError::Config(e.to_string()))?
+                let kubeconfig =
+                    Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(e.to_string()))?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| ClusterError::Config(e.to_string()))?
             }
-            None if connection.context.is_some() => {
-                Config::from_kubeconfig(&options).await.map_err(|e| ClusterError::Config(e.to_string()))?
-            }
-            None => Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
+            None if connection.context.is_some() => Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| ClusterError::Config(e.to_string()))?,
+            None => Config::infer()
+                .await
+                .map_err(|e| ClusterError::Config(e.to_string()))?,
         };
-        let namespace = connection.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let namespace = connection
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
         let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
         Ok(Self::new(client, namespace))
     }
@@ -104,7 +114,10 @@ impl Cluster {
             .deployments()
             .list(&owned_by(component))
             .await
-            .map_err(ClusterError::api(format!("cannot list Deployments in namespace {}", self.namespace)))?
+            .map_err(ClusterError::api(format!(
+                "cannot list Deployments in namespace {}",
+                self.namespace
+            )))?
             .items;
         match found.len() {
             1 => Ok(found.remove(0)),
@@ -126,14 +139,19 @@ impl Cluster {
             .services()
             .list(&owned_by(component))
             .await
-            .map_err(ClusterError::api(format!("cannot list Services in namespace {}", self.namespace)))?
+            .map_err(ClusterError::api(format!(
+                "cannot list Services in namespace {}",
+                self.namespace
+            )))?
             .items)
     }
 }
 
 /// Selector of the objects berth manages for `component`.
 fn owned_by(component: &str) -> ListParams {
-    ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}={component}"))
+    ListParams::default().labels(&format!(
+        "{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}={component}"
+    ))
 }
 
 /// The name of an object, for messages.

@@ -55,17 +55,26 @@ impl RolloutState {
     }
 }
 
-/// Judge a Deployment's rollout the way `kubectl rollout status` does.
+/// Judge a Deployment's rollout the way `kubectl rollout status` does, and also wait for
+/// the surplus pods of a scale-down to go.
 pub fn rollout_state(d: &Deployment) -> RolloutState {
     let name = name_of(&d.metadata);
     let status = d.status.clone().unwrap_or_default();
     let generation = d.metadata.generation.unwrap_or(0);
     if generation > status.observed_generation.unwrap_or(0) {
-        return RolloutState::Progressing("waiting for the deployment spec update to be observed".into());
+        return RolloutState::Progressing(
+            "waiting for the deployment spec update to be observed".into(),
+        );
     }
-    let progressing = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing");
+    let progressing = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing");
     if progressing.is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
-        return RolloutState::Failed(format!("deployment {name:?} exceeded its progress deadline"));
+        return RolloutState::Failed(format!(
+            "deployment {name:?} exceeded its progress deadline"
+        ));
     }
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
@@ -74,9 +83,20 @@ pub fn rollout_state(d: &Deployment) -> RolloutState {
     if updated < desired {
         RolloutState::Progressing(format!("{updated} of {desired} new replicas updated"))
     } else if replicas > updated {
-        RolloutState::Progressing(format!("{} old replicas pending termination", replicas - updated))
+        RolloutState::Progressing(format!(
+            "{} old replicas pending termination",
+            replicas - updated
+        ))
+    } else if replicas > desired {
+        // A scale-down: kubectl would call this done while surplus pods still terminate.
+        RolloutState::Progressing(format!(
+            "{} surplus replicas pending termination",
+            replicas - desired
+        ))
     } else if available < updated {
-        RolloutState::Progressing(format!("{available} of {updated} updated replicas available"))
+        RolloutState::Progressing(format!(
+            "{available} of {updated} updated replicas available"
+        ))
     } else {
         RolloutState::Done(format!("deployment {name:?} successfully rolled out"))
     }
@@ -102,7 +122,11 @@ fn status_of(namespace: &str, d: &Deployment) -> Status {
             .flat_map(|p| p.containers.iter())
             .filter_map(|c| c.image.clone())
             .collect(),
-        revision: d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION_ANNOTATION).cloned()),
+        revision: d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION_ANNOTATION).cloned()),
         is_available: observed && available == desired && updated == desired,
         rollout: rollout_state(d),
     }
@@ -131,7 +155,10 @@ impl Cluster {
             return Ok(last);
         }
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let mut events = watcher(self.deployments(), config).default_backoff().applied_objects().boxed();
+        let mut events = watcher(self.deployments(), config)
+            .default_backoff()
+            .applied_objects()
+            .boxed();
         let watching = async {
             loop {
                 match events.next().await {
@@ -153,9 +180,15 @@ impl Cluster {
                         }
                     }
                     Some(Err(e)) => {
-                        return Err(ClusterError::Config(format!("watching Deployment {name}: {e}")));
+                        return Err(ClusterError::Config(format!(
+                            "watching Deployment {name}: {e}"
+                        )));
                     }
-                    None => return Err(ClusterError::Deleted { component: component.to_owned() }),
+                    None => {
+                        return Err(ClusterError::Deleted {
+                            component: component.to_owned(),
+                        });
+                    }
                 }
             }
         };
@@ -184,10 +217,19 @@ impl Cluster {
 
     /// Set the image of container `index` (0: the main container) of `component`; a rolling
     /// update follows. Returns the image it replaced.
-    pub async fn upgrade(&self, component: &str, image: &str, index: usize) -> Result<String, ClusterError> {
+    pub async fn upgrade(
+        &self,
+        component: &str,
+        image: &str,
+        index: usize,
+    ) -> Result<String, ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
-        let containers = d.spec.and_then(|s| s.template.spec).map(|p| p.containers).unwrap_or_default();
+        let containers = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers)
+            .unwrap_or_default();
         let container = containers.get(index).ok_or(ClusterError::ContainerIndex {
             component: component.to_owned(),
             index,
@@ -200,7 +242,9 @@ impl Cluster {
         self.deployments()
             .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await
-            .map_err(ClusterError::api(format!("cannot upgrade Deployment {name}")))?;
+            .map_err(ClusterError::api(format!(
+                "cannot upgrade Deployment {name}"
+            )))?;
         Ok(container.image.clone().unwrap_or_default())
     }
 }

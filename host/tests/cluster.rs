@@ -1,0 +1,586 @@
+//! berth's cluster operations end to end, on the local control plane (real kube-apiserver,
+//! etcd and controller-manager; simulated kubelet): each test in its own namespace.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use berth_e2e::{Check, cluster, unique_name, wait_for};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Run berth as a user would, against the test cluster's admin kubeconfig.
+fn berth(namespace: &str, args: &[&str]) -> Output {
+    berth_as(&cluster().admin_kubeconfig, namespace, args)
+}
+
+fn berth_as(kubeconfig: &Path, namespace: &str, args: &[&str]) -> Output {
+    // Global flags first: whatever follows `--` belongs to exec's command.
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-n", namespace, "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(args)
+        .current_dir(root())
+        .env(
+            "BERTH_CACHE_DIR",
+            std::env::temp_dir().join("berth-test-cache"),
+        )
+        .output()
+        .expect("run berth")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected failure:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn namespace(prefix: &str) -> (kube::Client, String) {
+    let client = cluster().admin_client().await;
+    let name = unique_name(prefix);
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    (client, name)
+}
+
+/// Every object berth or the controllers made for `component` in `ns`.
+async fn leftovers(client: &kube::Client, ns: &str) -> Vec<String> {
+    let lp = ListParams::default();
+    let mut found = Vec::new();
+    for d in Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!(
+            "Deployment/{}",
+            d.metadata.name.unwrap_or_default()
+        ));
+    }
+    for s in Api::<Service>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!("Service/{}", s.metadata.name.unwrap_or_default()));
+    }
+    for r in Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!(
+            "ReplicaSet/{}",
+            r.metadata.name.unwrap_or_default()
+        ));
+    }
+    for p in Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!("Pod/{}", p.metadata.name.unwrap_or_default()));
+    }
+    found
+}
+
+/// Node ports for one test; distinct across tests and, very likely, across runs on a
+/// reused cluster (node ports are cluster-wide).
+fn node_port(slot: u16) -> u16 {
+    30000 + (std::process::id() % 800) as u16 * 3 + slot
+}
+
+/// Assert that everything in `want` is in `live`: object keys recursively, arrays element
+/// by element with the same length, scalars equal.
+fn assert_subset(want: &Value, live: &Value, path: &str) {
+    match (want, live) {
+        (Value::Object(w), Value::Object(l)) => {
+            for (key, value) in w {
+                let here = format!("{path}.{key}");
+                assert!(l.contains_key(key), "{here} missing in the cluster");
+                assert_subset(value, &l[key], &here);
+            }
+        }
+        (Value::Array(w), Value::Array(l)) => {
+            assert_eq!(w.len(), l.len(), "{path}: length");
+            for (i, (a, b)) in w.iter().zip(l).enumerate() {
+                assert_subset(a, b, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(want, live, "{path}"),
+    }
+}
+
+/// The full example with its node port moved to one no other test uses (node ports are
+/// cluster-wide and tests run in parallel).
+fn full_example(dir: &tempfile::TempDir, node_port: u16) -> String {
+    let spec = std::fs::read_to_string(root().join("examples/full.yaml")).expect("example");
+    write_spec(dir, &spec.replace("30443", &node_port.to_string()))
+}
+
+fn write_spec(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, text).expect("write spec");
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_example_lifecycle() {
+    let (client, ns) = namespace("life").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = full_example(&dir, node_port(0));
+    let deploy = ["deploy", "--spec", &spec, "--config", "examples/site.yaml"];
+
+    let out = ok(&berth(
+        &ns,
+        &[&deploy[..], &["--wait", "--timeout", "60s"]].concat(),
+    ));
+    assert!(out.contains("Service/inventory created\nService/xinventory created\nDeployment/dep-inventory created\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "namespace: {ns}\ndeployment: dep-inventory\nservices: inventory, xinventory\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+
+    // The objects in the cluster are the rendered ones, plus berth's ownership stamp.
+    let rendered: Value = serde_json::from_slice(
+        &berth(
+            &ns,
+            &[
+                "render",
+                "--spec",
+                &spec,
+                "--config",
+                "examples/site.yaml",
+                "-o",
+                "json",
+            ],
+        )
+        .stdout,
+    )
+    .expect("render json");
+    let live = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("dep-inventory")
+        .await
+        .expect("deployment");
+    let live = serde_json::to_value(&live).expect("json");
+    // Every rendered field is in the cluster (the API server adds its defaults).
+    assert_subset(&rendered["items"][0], &live, "Deployment");
+    assert_eq!(
+        live["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "berth"
+    );
+    assert_eq!(
+        live["metadata"]["labels"]["berth.dev/component"],
+        "inventory"
+    );
+    let svc = Api::<Service>::namespaced(client.clone(), &ns)
+        .get("xinventory")
+        .await
+        .expect("service");
+    assert_eq!(
+        svc.spec.and_then(|s| s.ports).expect("ports")[0].node_port,
+        Some(i32::from(node_port(0)))
+    );
+
+    // Deploying the same spec again changes nothing.
+    let again = ok(&berth(&ns, &deploy));
+    assert!(again.contains("Service/inventory unchanged\nService/xinventory unchanged\nDeployment/dep-inventory unchanged\n"), "{again}");
+
+    let status: Value =
+        serde_json::from_str(&ok(&berth(&ns, &["status", "inventory", "-o", "json"])))
+            .expect("status json");
+    assert_eq!(
+        (status["desired"].as_i64(), status["available"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(status["is_available"], true);
+
+    // exec: output from every pod, prefixed, and each pod's real exit code.
+    let out = berth(
+        &ns,
+        &[
+            "exec",
+            "inventory",
+            "--",
+            "sh",
+            "-c",
+            "echo hello; echo warn >&2; exit 3",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failing command fails the exec"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("] hello\n").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches(": exit code 3\n").count(), 2, "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("] warn\n")
+            .count(),
+        2
+    );
+    let outcomes: Value = serde_json::from_str(&ok(&berth(
+        &ns,
+        &["exec", "inventory", "-o", "json", "--", "echo", "hi"],
+    )))
+    .expect("exec json");
+    let outcomes = outcomes.as_array().expect("array");
+    assert_eq!(outcomes.len(), 2);
+    for o in outcomes {
+        assert_eq!(
+            (o["exit_code"].as_i64(), o["stdout"].as_str()),
+            (Some(0), Some("hi\n")),
+            "{o}"
+        );
+    }
+
+    // Scale up and down.
+    ok(&berth(
+        &ns,
+        &["scale", "inventory", "4", "--wait", "--timeout", "60s"],
+    ));
+    let status: Value =
+        serde_json::from_str(&ok(&berth(&ns, &["status", "inventory", "-o", "json"])))
+            .expect("json");
+    assert_eq!(
+        (status["desired"].as_i64(), status["available"].as_i64()),
+        (Some(4), Some(4))
+    );
+    ok(&berth(
+        &ns,
+        &["scale", "inventory", "1", "--wait", "--timeout", "60s"],
+    ));
+    let status: Value =
+        serde_json::from_str(&ok(&berth(&ns, &["status", "inventory", "-o", "json"])))
+            .expect("json");
+    assert_eq!(
+        (status["desired"].as_i64(), status["available"].as_i64()),
+        (Some(1), Some(1))
+    );
+
+    // Upgrade, then roll back to the previous image.
+    let old = "registry.example.com/platform/inventory:2.4.1";
+    let new = "registry.example.com/platform/inventory:2.5.0";
+    ok(&berth(
+        &ns,
+        &["upgrade", "inventory", new, "--wait", "--timeout", "60s"],
+    ));
+    let status: Value =
+        serde_json::from_str(&ok(&berth(&ns, &["status", "inventory", "-o", "json"])))
+            .expect("json");
+    assert_eq!(status["images"][0], new);
+    let history: Value =
+        serde_json::from_str(&ok(&berth(&ns, &["history", "inventory", "-o", "json"])))
+            .expect("json");
+    assert_eq!(
+        history,
+        json!([
+            {"revision": 1, "images": [old, "docker.elastic.co/beats/filebeat:5.5.0"], "current": false},
+            {"revision": 2, "images": [new, "docker.elastic.co/beats/filebeat:5.5.0"], "current": true}
+        ])
+    );
+    let out = ok(&berth(
+        &ns,
+        &["rollback", "inventory", "--wait", "--timeout", "60s"],
+    ));
+    assert!(
+        out.starts_with("rolled back inventory to revision 1"),
+        "{out}"
+    );
+    let status: Value =
+        serde_json::from_str(&ok(&berth(&ns, &["status", "inventory", "-o", "json"])))
+            .expect("json");
+    assert_eq!(
+        (status["images"][0].as_str(), status["revision"].as_str()),
+        (Some(old), Some("3"))
+    );
+    let err = failed(&berth(
+        &ns,
+        &["rollback", "inventory", "--to-revision", "7"],
+    ));
+    assert!(
+        err.contains("\"inventory\" has no revision 7 (known: 2, 3)"),
+        "{err}"
+    );
+
+    // Undeploy leaves nothing: Services, Deployment, ReplicaSets and pods all gone.
+    let out = ok(&berth(
+        &ns,
+        &["undeploy", "inventory", "--wait", "--timeout", "60s"],
+    ));
+    assert!(out.contains("Deployment/dep-inventory deleted"), "{out}");
+    wait_for("everything deleted", WAIT, || async {
+        match leftovers(&client, &ns).await {
+            left if left.is_empty() => Check::Done(()),
+            left => Check::Pending(left.join(", ")),
+        }
+    })
+    .await;
+    let err = failed(&berth(&ns, &["undeploy", "inventory"]));
+    assert!(
+        err.contains(&format!(
+            "no component \"inventory\" deployed by berth in namespace \"{ns}\""
+        )),
+        "{err}"
+    );
+    let err = failed(&berth(&ns, &["status", "inventory"]));
+    assert!(err.contains("no component"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_whose_second_object_fails_leaves_nothing() {
+    let (client, ns) = namespace("half").await;
+    // Someone else's Service holds the node port the full example asks for.
+    let dir = tempfile::tempdir().expect("dir");
+    let port = node_port(1);
+    let squatter: Service = serde_json::from_value(json!({
+        "metadata": {"name": "squatter"},
+        "spec": {"type": "NodePort", "selector": {"x": "y"}, "ports": [{"port": 1, "nodePort": port}]}
+    }))
+    .expect("service");
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &squatter)
+        .await
+        .expect("squatter");
+
+    let err = failed(&berth(
+        &ns,
+        &[
+            "deploy",
+            "--spec",
+            &full_example(&dir, port),
+            "--config",
+            "examples/site.yaml",
+        ],
+    ));
+    assert!(err.contains("cannot create Service xinventory"), "{err}");
+    assert!(err.contains("already allocated"), "{err}");
+    assert!(
+        err.contains("(rolled back: removed Service/inventory)"),
+        "{err}"
+    );
+    assert_eq!(leftovers(&client, &ns).await, ["Service/squatter"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_times_out_on_pods_that_never_become_ready() {
+    let (_, ns) = namespace("stuck").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        "component_name: stuck\nimage: example/never-ready:1\n",
+    );
+    ok(&berth(&ns, &["deploy", "--spec", &spec]));
+    let err = failed(&berth(&ns, &["wait", "stuck", "--timeout", "3s"]));
+    assert!(
+        err.contains("timed out after 3s waiting for \"stuck\": 0 of 1 updated replicas available"),
+        "{err}"
+    );
+    let err = failed(&berth(&ns, &["status", "stuck"]));
+    assert!(
+        err.is_empty(),
+        "status of an unavailable component is exit 1, not an error: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_reports_a_pod_deleted_midway_and_carries_on() {
+    let (client, ns) = namespace("gone").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        "component_name: twins\nimage: example/app:1\nreplicas: 2\n",
+    );
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+    ));
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let mut names: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2);
+
+    // One pod at a time: the second pod is deleted while the first still runs.
+    let kubeconfig = cluster().admin_kubeconfig.clone();
+    let namespace = ns.clone();
+    let exec = std::thread::spawn(move || {
+        berth_as(
+            &kubeconfig,
+            &namespace,
+            &[
+                "exec",
+                "twins",
+                "--max-concurrency",
+                "1",
+                "--",
+                "sh",
+                "-c",
+                "sleep 3; echo done",
+            ],
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    pods.delete(
+        &names[1],
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .expect("delete pod");
+    let out = exec.join().expect("exec thread");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("[{}] done\n", names[0])),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{}: exit code 0\n", names[0])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{}: pod no longer exists\n", names[1])),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
+    // A user limited by RBAC to its own namespace.
+    let limited = cluster()
+        .limited_kubeconfig
+        .clone()
+        .expect("limited kubeconfig");
+    let err = failed(&berth_as(
+        &limited,
+        "default",
+        &["deploy", "--spec", "examples/minimal.yaml"],
+    ));
+    assert!(
+        err.contains("cannot create Deployment dep-hello: deployments.apps is forbidden: User \"limited-user\" cannot create resource \"deployments\""),
+        "{err}"
+    );
+    // A namespace that does not exist.
+    let err = failed(&berth(
+        &unique_name("missing"),
+        &["deploy", "--spec", "examples/minimal.yaml"],
+    ));
+    assert!(
+        err.contains("cannot create Deployment dep-hello: namespaces \"missing-"),
+        "{err}"
+    );
+    assert!(err.contains("not found"), "{err}");
+    // Rollback with no earlier revision.
+    let (_, ns) = namespace("nohist").await;
+    ok(&berth(
+        &ns,
+        &[
+            "deploy",
+            "--spec",
+            "examples/minimal.yaml",
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    ));
+    let err = failed(&berth(&ns, &["rollback", "hello"]));
+    assert!(
+        err.contains("\"hello\" has no previous revision to roll back to"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_deploy_makes_only_the_create_requests() {
+    let (_, ns) = namespace("count").await;
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&cluster().admin_kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("builder")
+        .with_layer(&tower::util::MapRequestLayer::new(move |req| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            req
+        }))
+        .build();
+    let cluster = berth::cluster::Cluster::new(client, ns.clone());
+    let dir = tempfile::tempdir().expect("dir");
+    let (component, rendered) = berth::cli::build_objects(
+        &berth::cli::BuildArgs {
+            spec: full_example(&dir, node_port(2)).into(),
+            config: Some(root().join("examples/site.yaml")),
+            rules: None,
+        },
+        &ns,
+    )
+    .expect("render");
+    cluster
+        .deploy(&component, rendered.clone())
+        .await
+        .expect("deploy");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        3,
+        "two Services and a Deployment, nothing else"
+    );
+    requests.store(0, Ordering::SeqCst);
+    cluster
+        .deploy(&component, rendered)
+        .await
+        .expect("redeploy");
+    // Each object: a create that fails, a read; then the list for stale Services.
+    assert_eq!(requests.load(Ordering::SeqCst), 7);
+}

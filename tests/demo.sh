@@ -1,24 +1,63 @@
 #!/usr/bin/env bash
-# The demo: what a user sees when berth turns the full example into Kubernetes objects.
+# The demo: berth's main job on the local control plane, as a user would see it.
+# Starts the control plane if it is not running (and stops it again at the end).
 set -euo pipefail
-berth=${1:-target/release/berth}
+berth=$(realpath "${1:-target/release/berth}")
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-step berth render --spec examples/full.yaml --config examples/site.yaml -n demo
-"$berth" render --spec examples/full.yaml --config examples/site.yaml -n demo
+state=${BERTH_CLUSTER_DIR:-$PWD/.cluster}
+started=0
+running_before=0
+[ -f "$state/admin.kubeconfig" ] && pgrep -f "kube-apiserver.*$state" >/dev/null 2>&1 && running_before=1
+echo "starting the local control plane (first time: builds Kubernetes 1.20 from Debian's source, ~10 min)..."
+KUBECONFIG=$(tests/cluster/up.sh 2>/dev/null | tail -n 1)
+export KUBECONFIG
+[ "$running_before" = 1 ] || started=1
+cleanup() {
+    "$berth" undeploy inventory >/dev/null 2>&1 || true
+    if [ "$started" = 1 ]; then tests/cluster/down.sh >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
 
-step berth render --spec examples/minimal.yaml -o json
-"$berth" render --spec examples/minimal.yaml -o json
+step berth render --spec examples/full.yaml --config examples/site.yaml '| head -20'
+"$berth" render --spec examples/full.yaml --config examples/site.yaml | head -20
 
-step 'berth render --spec bad-ports.yaml   # bad input: a clear error, non-zero exit'
+step berth deploy --spec examples/full.yaml --config examples/site.yaml --wait
+"$berth" deploy --spec examples/full.yaml --config examples/site.yaml --wait
+
+step berth status inventory
+"$berth" status inventory
+
+step berth exec inventory -- sh -c "'echo hello from \$PWD; exit 0'"
+"$berth" exec inventory -- sh -c 'echo hello from $PWD; exit 0'
+
+step berth scale inventory 5 --wait
+"$berth" scale inventory 5 --wait
+
+step berth upgrade inventory registry.example.com/platform/inventory:2.5.0 --wait
+"$berth" upgrade inventory registry.example.com/platform/inventory:2.5.0 --wait
+
+step berth history inventory
+"$berth" history inventory
+
+step berth rollback inventory --wait
+"$berth" rollback inventory --wait
+
+step berth status inventory
+"$berth" status inventory
+
+step berth undeploy inventory --wait
+"$berth" undeploy inventory --wait
+
+step 'berth deploy --spec bad-ports.yaml   # bad input: a clear error, nothing created'
 bad=$(mktemp --suffix=.yaml)
-trap 'rm -f "$bad"' EXIT
 printf 'component_name: web\nimage: nginx:1.27\nports: ["8080:0", "9101:"]\n' > "$bad"
-if "$berth" render --spec "$bad"; then
+if "$berth" deploy --spec "$bad"; then
     echo "expected a refusal" >&2
     exit 1
 else
     echo "(exit code $?)"
 fi
+rm -f "$bad"

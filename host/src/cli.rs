@@ -329,8 +329,15 @@ async fn settle(cluster: &Cluster, component: &str, args: &WaitArgs) -> Result<b
         return Ok(true);
     }
     let live = std::io::stderr().is_terminal();
+    let mut shown = String::new();
     let status = cluster
-        .wait(component, args.timeout, |s| report::progress(s, live))
+        .wait(component, args.timeout, |s| {
+            let line = report::progress_line(s);
+            if line != shown {
+                report::show_progress(&line, live);
+                shown = line;
+            }
+        })
         .await;
     if live {
         eprintln!();

@@ -77,9 +77,9 @@ pub fn history(revisions: &[Revision], output: Output) -> String {
     text
 }
 
-/// One progress line while waiting: rewritten in place on a terminal.
-pub fn progress(s: &Status, live: bool) {
-    let line = format!(
+/// One progress line while waiting.
+pub fn progress_line(s: &Status) -> String {
+    format!(
         "{}: {} ({}/{} updated, {}/{} available)",
         s.deployment,
         s.rollout.message(),
@@ -87,13 +87,13 @@ pub fn progress(s: &Status, live: bool) {
         s.desired,
         s.available,
         s.desired
-    );
+    )
+}
+
+/// Show a progress line: rewritten in place on a terminal, one per line otherwise.
+pub fn show_progress(line: &str, live: bool) {
     let mut err = std::io::stderr().lock();
-    let _ = if live {
-        write!(err, "\r\x1b[2K{line}")
-    } else {
-        writeln!(err, "{line}")
-    };
+    let _ = if live { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
     let _ = err.flush();
 }
 

@@ -72,6 +72,11 @@ async fn namespace(prefix: &str) -> (kube::Client, String) {
     (client, name)
 }
 
+/// Delete a test's namespace (the namespace controller removes what is left in it).
+async fn drop_namespace(client: &kube::Client, ns: &str) {
+    Api::<Namespace>::all(client.clone()).delete(ns, &DeleteParams::default()).await.expect("delete namespace");
+}
+
 /// Every object berth or the controllers made for `component` in `ns`.
 async fn leftovers(client: &kube::Client, ns: &str) -> Vec<String> {
     let lp = ListParams::default();
@@ -363,6 +368,7 @@ async fn full_example_lifecycle() {
     );
     let err = failed(&berth(&ns, &["status", "inventory"]));
     assert!(err.contains("no component"), "{err}");
+    drop_namespace(&client, &ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -398,11 +404,12 @@ async fn a_deploy_whose_second_object_fails_leaves_nothing() {
         "{err}"
     );
     assert_eq!(leftovers(&client, &ns).await, ["Service/squatter"]);
+    drop_namespace(&client, &ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wait_times_out_on_pods_that_never_become_ready() {
-    let (_, ns) = namespace("stuck").await;
+    let (client, ns) = namespace("stuck").await;
     let dir = tempfile::tempdir().expect("dir");
     let spec = write_spec(
         &dir,
@@ -419,6 +426,7 @@ async fn wait_times_out_on_pods_that_never_become_ready() {
         err.is_empty(),
         "status of an unavailable component is exit 1, not an error: {err}"
     );
+    drop_namespace(&client, &ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -490,6 +498,7 @@ async fn exec_reports_a_pod_deleted_midway_and_carries_on() {
         stdout.contains(&format!("{}: pod no longer exists\n", names[1])),
         "{stdout}"
     );
+    drop_namespace(&client, &ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -519,7 +528,7 @@ async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
     );
     assert!(err.contains("not found"), "{err}");
     // Rollback with no earlier revision.
-    let (_, ns) = namespace("nohist").await;
+    let (client, ns) = namespace("nohist").await;
     ok(&berth(
         &ns,
         &[
@@ -536,11 +545,12 @@ async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
         err.contains("\"hello\" has no previous revision to roll back to"),
         "{err}"
     );
+    drop_namespace(&client, &ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_deploy_makes_only_the_create_requests() {
-    let (_, ns) = namespace("count").await;
+    let (admin, ns) = namespace("count").await;
     let requests = Arc::new(AtomicUsize::new(0));
     let counter = requests.clone();
     let config = kube::Config::from_custom_kubeconfig(
@@ -583,4 +593,5 @@ async fn a_fresh_deploy_makes_only_the_create_requests() {
         .expect("redeploy");
     // Each object: a create that fails, a read; then the list for stale Services.
     assert_eq!(requests.load(Ordering::SeqCst), 7);
+    drop_namespace(&admin, &ns).await;
 }

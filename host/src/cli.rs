@@ -184,18 +184,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Run the command `cli` names; the exit code tells success (0) from failure (1).
 pub fn run(cli: Cli) -> Result<bool, Error> {
-    if let Command::Render { build, output } = &cli.command {
-        let namespace = cli.namespace.as_deref().unwrap_or("default");
-        let (_, rendered) = build_objects(build, namespace)?;
-        let text = render::format(std::slice::from_ref(&rendered), *output)?;
-        write_stdout(&text)?;
-        return Ok(true);
+    let connection = Connection {
+        kubeconfig: cli.kubeconfig,
+        context: cli.context,
+        namespace: cli.namespace,
+    };
+    match cli.command {
+        // Rendering needs no cluster and no async runtime.
+        Command::Render { build, output } => render_command(
+            &build,
+            output,
+            connection.namespace.as_deref().unwrap_or("default"),
+        ),
+        command => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?
+            .block_on(operate(&connection, command)),
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    runtime.block_on(operate(cli))
+}
+
+fn render_command(build: &BuildArgs, output: Format, namespace: &str) -> Result<bool, Error> {
+    let (_, rendered) = build_objects(build, namespace)?;
+    write_stdout(&render::format(std::slice::from_ref(&rendered), output)?)?;
+    Ok(true)
 }
 
 /// Load the rules and inputs named by `args` and build the component's objects; returns
@@ -215,15 +227,10 @@ pub fn build_objects(args: &BuildArgs, namespace: &str) -> Result<(String, Rende
     Ok((spec.component_name, rendered))
 }
 
-async fn operate(cli: Cli) -> Result<bool, Error> {
-    let connection = Connection {
-        kubeconfig: cli.kubeconfig,
-        context: cli.context,
-        namespace: cli.namespace,
-    };
-    let cluster = Cluster::connect(&connection).await?;
-    match cli.command {
-        Command::Render { .. } => unreachable!("handled without a cluster"),
+async fn operate(connection: &Connection, command: Command) -> Result<bool, Error> {
+    let cluster = Cluster::connect(connection).await?;
+    match command {
+        Command::Render { build, output } => render_command(&build, output, cluster.namespace()),
         Command::Deploy {
             build,
             wait,

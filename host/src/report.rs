@@ -93,7 +93,11 @@ pub fn progress_line(s: &Status) -> String {
 /// Show a progress line: rewritten in place on a terminal, one per line otherwise.
 pub fn show_progress(line: &str, live: bool) {
     let mut err = std::io::stderr().lock();
-    let _ = if live { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
+    let _ = if live {
+        write!(err, "\r\x1b[2K{line}")
+    } else {
+        writeln!(err, "{line}")
+    };
     let _ = err.flush();
 }
 

@@ -43,6 +43,9 @@ pub enum ClusterError {
         error: Box<ClusterError>,
         removed: Vec<String>,
     },
+    /// Watching a Deployment failed.
+    #[error("cannot watch Deployment {name}: {error}")]
+    Watch { name: String, error: String },
     /// Waiting ran out of time.
     #[error("timed out after {waited:?} waiting for {component:?}: {last}")]
     Timeout {

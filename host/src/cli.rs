@@ -121,7 +121,7 @@ pub enum Command {
         /// Component name.
         name: String,
         /// Pods to run in at once.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 32)]
         max_concurrency: usize,
         #[arg(short, long, value_enum, default_value_t)]
         output: Output,

@@ -74,7 +74,10 @@ async fn namespace(prefix: &str) -> (kube::Client, String) {
 
 /// Delete a test's namespace (the namespace controller removes what is left in it).
 async fn drop_namespace(client: &kube::Client, ns: &str) {
-    Api::<Namespace>::all(client.clone()).delete(ns, &DeleteParams::default()).await.expect("delete namespace");
+    Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
 }
 
 /// Every object berth or the controllers made for `component` in `ns`.
@@ -594,4 +597,37 @@ async fn a_fresh_deploy_makes_only_the_create_requests() {
     // Each object: a create that fails, a read; then the list for stale Services.
     assert_eq!(requests.load(Ordering::SeqCst), 7);
     drop_namespace(&admin, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_fails_when_the_progress_deadline_passes() {
+    let (client, ns) = namespace("deadline").await;
+    // A Deployment carrying berth's labels, with a 1 s progress deadline and pods that never
+    // become ready: the deployment controller marks it ProgressDeadlineExceeded.
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "dep-late", "labels": {
+            "app.kubernetes.io/managed-by": "berth", "berth.dev/component": "late"}},
+        "spec": {
+            "replicas": 1,
+            "progressDeadlineSeconds": 1,
+            "selector": {"matchLabels": {"app": "late"}},
+            "template": {
+                "metadata": {"labels": {"app": "late"}},
+                "spec": {"containers": [{"name": "late", "image": "example/never-ready:1"}]}
+            }
+        }
+    }))
+    .expect("deployment");
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create");
+    let err = failed(&berth(&ns, &["wait", "late", "--timeout", "60s"]));
+    assert!(
+        err.contains(
+            "rollout of \"late\" failed: deployment \"dep-late\" exceeded its progress deadline"
+        ),
+        "{err}"
+    );
+    drop_namespace(&client, &ns).await;
 }

@@ -30,6 +30,7 @@ test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo clippy -p berth-rules --target wasm32-wasip2 --quiet -- -D warnings
+    cargo clippy -p site-rules -p berth-hostile-rules -p berth-other-world --target wasm32-wasip2 --quiet -- -D warnings
     kubeconfig=$(tests/cluster/up.sh | tail -n 1)
     trap tests/cluster/down.sh EXIT
     BERTH_KUBECONFIG="$kubeconfig" cargo test --workspace
@@ -42,3 +43,11 @@ bench:
 bench-cli:
     cargo build --release --quiet
     tests/bench-cli.sh target/release/berth
+
+# Build the example site rules: target/wasm32-wasip2/release/site_rules.wasm.
+site-rules:
+    cargo build --release -p site-rules --target wasm32-wasip2
+
+# Property tests beyond CI's 256 cases per property, e.g. `just fuzz 250000`.
+fuzz cases="20000":
+    PROPTEST_CASES={{cases}} cargo test -p berth-fuzz --release

@@ -1,10 +1,18 @@
-//! The one binding site of the rules component: the WIT types, and the `build` export
-//! that hands them to the plain-Rust rules.
+//! The one binding site of the rules component: the WIT types, and the export macros that
+//! hand them to plain-Rust rules, the default ones or a site's own.
 
-mod bindings {
+/// The bindings of the world `berth:rules/rules@0.1.0`. Public only so that
+/// [`export_rules!`](crate::export_rules) can reach it from a site's crate.
+#[doc(hidden)]
+pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit/berth-rules@0.1.0",
         world: "rules",
+        // A site's crate exports through this crate's bindings instead of generating its
+        // own: the export macro must be callable from there, and it carries the world's
+        // export description with it (a crate that does not export carries none).
+        pub_export_macro: true,
+        export_macro_name: "export_world",
     });
 }
 
@@ -20,23 +28,63 @@ impl From<crate::FieldError> for SpecError {
     }
 }
 
-#[cfg(all(feature = "component", target_arch = "wasm32"))]
-mod export {
-    use super::bindings::{Guest, export};
-    use super::{K8sObject, SiteConfig, Spec, SpecError};
+/// Export rules as the component's `build` function, in the crate root of a `cdylib`
+/// built for `wasm32-wasip2`.
+///
+/// - `export_rules!(MyRules)`: a value implementing [`Rules`](crate::Rules); the default
+///   logic ([`build`](crate::build)) runs with its naming and labels.
+/// - `export_rules!(build = my_build)`: a function with the signature of
+///   [`build`](crate::build) minus the rules, for a site that post-processes or replaces
+///   the default objects.
+///
+/// The crate depends on `berth-rules` with `default-features = false`: the default
+/// feature `component` exports the default rules, and a component has one `build`.
+/// On other targets the macro only type-checks its argument, so the crate also builds
+/// (and tests) natively.
+#[macro_export]
+macro_rules! export_rules {
+    (build = $build:path) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct Export;
 
-    /// The default rules, as the component's export.
-    struct DefaultComponent;
+            type Objects = ::std::vec::Vec<$crate::K8sObject>;
 
-    impl Guest for DefaultComponent {
-        fn build(
-            spec: Spec,
-            site: SiteConfig,
-            namespace: String,
-        ) -> Result<Vec<K8sObject>, SpecError> {
-            crate::build(&crate::DefaultRules, &spec, &site, &namespace).map_err(Into::into)
+            impl $crate::__bindings::Guest for Export {
+                fn build(
+                    spec: $crate::Spec,
+                    site: $crate::SiteConfig,
+                    namespace: ::std::string::String,
+                ) -> ::std::result::Result<Objects, $crate::SpecError> {
+                    $build(&spec, &site, &namespace).map_err(::std::convert::Into::into)
+                }
+            }
+
+            // Braces, so that rustfmt leaves this call (not an expression) as written.
+            $crate::__bindings::export_world! { Export with_types_in $crate::__bindings }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(
+            &$crate::Spec,
+            &$crate::SiteConfig,
+            &str,
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<$crate::K8sObject>,
+            $crate::FieldError,
+        > = $build;
+    };
+    ($rules:expr) => {
+        fn __berth_rules_build(
+            spec: &$crate::Spec,
+            site: &$crate::SiteConfig,
+            namespace: &str,
+        ) -> ::std::result::Result<::std::vec::Vec<$crate::K8sObject>, $crate::FieldError> {
+            $crate::build(&$rules, spec, site, namespace)
         }
-    }
-
-    export!(DefaultComponent with_types_in super::bindings);
+        $crate::export_rules!(build = __berth_rules_build);
+    };
 }
+
+// The default rules, unless a site's crate turned the feature off to export its own.
+#[cfg(feature = "component")]
+crate::export_rules!(crate::DefaultRules);

@@ -1,8 +1,8 @@
 //! berth's default rules: one component spec and the site config in, Kubernetes objects out.
 //!
 //! The logic is plain Rust over the WIT records, so it is unit-tested natively and a site
-//! can reuse it as a library: implement [`Rules`] to change naming or labelling and keep
-//! the rest. The wasm export glue lives in `component`.
+//! can reuse it as a library: implement [`Rules`] to change naming or labelling, keep the
+//! rest, and export it with [`export_rules!`]. The wasm export glue lives in `component`.
 
 mod component;
 mod container;
@@ -19,6 +19,8 @@ mod service;
 mod sidecars;
 mod volumes;
 
+#[doc(hidden)]
+pub use component::bindings as __bindings;
 pub use component::{K8sObject, SiteConfig, Spec, SpecError, types};
 pub use error::FieldError;
 pub use labels::Labels;

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::objects::Rendered;
 use crate::render::{self, Format};
 use crate::report;
-use crate::runtime::{Options, Rules};
+use crate::runtime::{Limits, Options, Rules};
 use crate::spec;
 
 /// Deploy and operate service components on Kubernetes, with house rules in a sandboxed
@@ -143,6 +143,12 @@ pub struct BuildArgs {
     /// Rules component to use instead of the built-in default rules.
     #[arg(long, value_name = "FILE.wasm")]
     pub rules: Option<PathBuf>,
+    /// Wall time the rules may take for one component: 500ms, 2s, 1m (10ms to 10m).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::runtime::parse_deadline)]
+    pub rules_deadline: Duration,
+    /// Memory the rules may use: 64Mi, 1Gi, or bytes (1Mi to 4Gi).
+    #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = crate::runtime::parse_memory)]
+    pub rules_memory: usize,
 }
 
 /// Waiting after a change.
@@ -218,7 +224,14 @@ pub fn build_objects(args: &BuildArgs, namespace: &str) -> Result<(String, Rende
         Some(path) => spec::load_site(path)?,
         None => spec::empty_site(),
     };
-    let options = Options::default();
+    let options = Options {
+        limits: Limits {
+            deadline: args.rules_deadline,
+            memory: args.rules_memory,
+            ..Limits::default()
+        },
+        ..Options::default()
+    };
     let mut rules = match &args.rules {
         Some(path) => Rules::from_file(path, &options)?,
         None => Rules::default_rules(&options)?,

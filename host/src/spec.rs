@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use serde_json::Value;
 
 use crate::runtime::wit;
 
@@ -39,23 +40,23 @@ pub enum InputError {
 /// Read the component spec at `path`.
 pub fn load_spec(path: &Path) -> Result<wit::Spec, InputError> {
     let text = read(path)?;
-    parse::<SpecFile>(path, &text).map(Into::into)
+    parse_spec(path, &text)
 }
 
 /// Read the site config at `path`.
 pub fn load_site(path: &Path) -> Result<wit::SiteConfig, InputError> {
     let text = read(path)?;
-    parse::<SiteFile>(path, &text).map(Into::into)
+    parse_site(path, &text)
 }
 
 /// Parse one spec from text; `origin` names it in errors.
 pub fn parse_spec(origin: &Path, text: &str) -> Result<wit::Spec, InputError> {
-    parse::<SpecFile>(origin, text).map(Into::into)
+    parse::<SpecFile>(origin, text, SPEC_RECORDS).map(Into::into)
 }
 
 /// Parse one site config from text; `origin` names it in errors.
 pub fn parse_site(origin: &Path, text: &str) -> Result<wit::SiteConfig, InputError> {
-    parse::<SiteFile>(origin, text).map(Into::into)
+    parse::<SiteFile>(origin, text, SITE_RECORDS).map(Into::into)
 }
 
 fn read(path: &Path) -> Result<String, InputError> {
@@ -65,9 +66,60 @@ fn read(path: &Path) -> Result<String, InputError> {
     })
 }
 
+/// Where a spec holds records (`[]`: each item of a list). serde would also take a record
+/// written as the list of its fields in order; berth's files are mappings only.
+const SPEC_RECORDS: &[&str] = &[
+    "",
+    "volumes[]",
+    "volumes[].host",
+    "volumes[].container",
+    "readiness",
+    "resources",
+    "resources.limits",
+    "resources.requests",
+    "resource_config",
+    "resource_config.limits",
+    "resource_config.requests",
+    "log_info",
+    "tls_info",
+    "msb_list[]",
+];
+/// Where a site config holds records.
+const SITE_RECORDS: &[&str] = &["", "filebeat", "tls"];
+
+/// The path of the first list standing where `records` expects a record.
+fn list_for_record(value: &Value, records: &[&str], pattern: &str, path: &str) -> Option<String> {
+    let join = |base: &str, key: &str| {
+        if base.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{base}.{key}")
+        }
+    };
+    match value {
+        Value::Array(_) if records.contains(&pattern) => Some(path.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            list_for_record(
+                item,
+                records,
+                &format!("{pattern}[]"),
+                &format!("{path}[{i}]"),
+            )
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            list_for_record(item, records, &join(pattern, key), &join(path, key))
+        }),
+        _ => None,
+    }
+}
+
 /// JSON when the file says so by extension or by its first character, YAML otherwise.
 /// Both go through one JSON value so that errors name fields the same way.
-fn parse<T: de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, InputError> {
+fn parse<T: de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    records: &[&str],
+) -> Result<T, InputError> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
@@ -77,9 +129,21 @@ fn parse<T: de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, InputErr
     } else {
         serde_saphyr::from_str(text).map_err(|e| syntax(path, "YAML", e))?
     };
+    if let Some(at) = list_for_record(&value, records, "", "") {
+        return Err(InputError::Field {
+            path: path.to_owned(),
+            field: if at.is_empty() {
+                "(top level)".into()
+            } else {
+                at
+            },
+            message: "invalid type: sequence, expected a mapping".into(),
+        });
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let field = match err.path().to_string() {
             dot if dot == "." => "(top level)".to_owned(),
+            empty if empty.is_empty() => "\"\"".to_owned(),
             path => path,
         };
         InputError::Field {
@@ -435,6 +499,46 @@ mod tests {
         );
         let err = spec("component_name: [\n").unwrap_err().to_string();
         assert!(err.starts_with("spec.yaml: not valid YAML"), "{err}");
+    }
+
+    #[test]
+    fn a_list_is_not_a_record() {
+        let err = spec("[web, nginx]\n").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "spec.yaml: (top level): invalid type: sequence, expected a mapping"
+        );
+        let err = spec("component_name: web\nimage: x\nreadiness: [http, /]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "spec.yaml: readiness: invalid type: sequence, expected a mapping"
+        );
+        let err =
+            spec("component_name: web\nimage: x\nvolumes: [{host: [/a], container: {bind: /b}}]\n")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            "spec.yaml: volumes[0].host: invalid type: sequence, expected a mapping"
+        );
+        // Lists where the spec has lists are fine.
+        assert!(
+            spec("component_name: web\nimage: x\nports: ['80:0']\nmsb_list: [{port: 80}]\n")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_empty_key_is_named() {
+        let err = spec("component_name: web\nimage: x\n\"\": y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("spec.yaml: \"\": unknown field ``"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+#[path = "support/components.rs"]
+mod components;
+
 use berth_e2e::{Check, cluster, unique_name, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
@@ -576,6 +579,8 @@ async fn a_fresh_deploy_makes_only_the_create_requests() {
             spec: full_example(&dir, node_port(2)).into(),
             config: Some(root().join("examples/site.yaml")),
             rules: None,
+            rules_deadline: Duration::from_secs(1),
+            rules_memory: 64 << 20,
         },
         &ns,
     )
@@ -629,5 +634,85 @@ async fn wait_fails_when_the_progress_deadline_passes() {
         ),
         "{err}"
     );
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn site_rules_work_end_to_end_because_objects_are_found_by_ownership_labels() {
+    let (client, ns) = namespace("site").await;
+    let rules = components::component("site-rules");
+    let rules = rules.to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        &format!(
+            "component_name: shop\nimage: example/shop:1\nreplicas: 2\nports: ['8080:{}']\nlabels: {{team: payments}}\n",
+            node_port(3)
+        ),
+    );
+
+    let out = ok(&berth(
+        &ns,
+        &[
+            "deploy",
+            "--spec",
+            &spec,
+            "--rules",
+            rules,
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    ));
+    assert!(
+        out.contains("deployment: acme-shop\nservices: acme-shop, acme-shop-ext\n"),
+        "{out}"
+    );
+    let d = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("acme-shop")
+        .await
+        .expect("site-named Deployment");
+    let labels = d.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(
+        labels.get("cost-center").map(String::as_str),
+        Some("cc-2040")
+    );
+    assert_eq!(
+        labels.get("berth.dev/component").map(String::as_str),
+        Some("shop")
+    );
+
+    let status: Value =
+        serde_json::from_str(&ok(&berth(&ns, &["status", "shop", "-o", "json"]))).expect("json");
+    assert_eq!(
+        (status["deployment"].as_str(), status["available"].as_i64()),
+        (Some("acme-shop"), Some(2))
+    );
+    ok(&berth(
+        &ns,
+        &["scale", "shop", "3", "--wait", "--timeout", "60s"],
+    ));
+    let outcomes: Value = serde_json::from_str(&ok(&berth(
+        &ns,
+        &["exec", "shop", "-o", "json", "--", "echo", "acme"],
+    )))
+    .expect("json");
+    assert_eq!(outcomes.as_array().map(Vec::len), Some(3));
+    let out = ok(&berth(
+        &ns,
+        &["undeploy", "shop", "--wait", "--timeout", "60s"],
+    ));
+    assert!(
+        out.contains("Service/acme-shop deleted") && out.contains("Deployment/acme-shop deleted"),
+        "{out}"
+    );
+    wait_for("everything deleted", WAIT, || async {
+        match leftovers(&client, &ns).await {
+            left if left.is_empty() => Check::Done(()),
+            left => Check::Pending(left.join(", ")),
+        }
+    })
+    .await;
     drop_namespace(&client, &ns).await;
 }

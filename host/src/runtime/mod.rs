@@ -3,7 +3,9 @@
 
 mod bindings;
 mod cache;
+mod limits;
 mod sandbox;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -13,7 +15,13 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store, Trap};
 
 pub use bindings::wit;
+pub use limits::{
+    LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY, parse_deadline,
+    parse_memory,
+};
+pub use sandbox::MemoryExceeded;
 use sandbox::Sandbox;
+pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds};
 
 /// The default rules, built from `guest/` and embedded in the binary.
 pub static DEFAULT_RULES: &[u8] = include_bytes!(env!("BERTH_DEFAULT_RULES"));
@@ -21,31 +29,10 @@ pub static DEFAULT_RULES: &[u8] = include_bytes!(env!("BERTH_DEFAULT_RULES"));
 /// How often the deadline clock ticks.
 const TICK: Duration = Duration::from_millis(10);
 
-/// What a rules component may use per call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Wall time one `build` call may take.
-    pub deadline: Duration,
-    /// Linear memory the component may grow to, in bytes.
-    pub memory: usize,
-    /// Total JSON the component may return, in bytes.
-    pub output: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_secs(1),
-            memory: 64 << 20,
-            output: 4 << 20,
-        }
-    }
-}
-
 /// How rules are loaded and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// What one call may use.
+    /// What one call may use: `--rules-deadline`, `--rules-memory`.
     pub limits: Limits,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
@@ -99,16 +86,43 @@ pub enum RulesError {
         #[source]
         source: wasmtime::Error,
     },
-    /// The component does not implement the `berth:rules/rules@0.1.0` world.
+    /// The component was built for another version of `berth:rules`.
     #[error(
-        "{source_name}: does not implement berth:rules/rules@0.1.0 (the only version this berth supports)"
+        "{source_name}: built for {}@{found}; this berth supports {}",
+        world::PACKAGE,
+        supported_worlds()
+    )]
+    OtherVersion { source_name: Source, found: String },
+    /// The component does not export the function `build`.
+    #[error(
+        "{source_name}: does not export the function `build` (its exports: {}); this berth supports {}",
+        describe_exports(.exports),
+        supported_worlds()
+    )]
+    MissingExport {
+        source_name: Source,
+        exports: Vec<String>,
+    },
+    /// The component's `build` has another type than the world's.
+    #[error(
+        "{source_name}: its `build` does not match the one of {} (the only world this berth supports)",
+        supported_worlds()
     )]
     World {
         source_name: Source,
         #[source]
         source: wasmtime::Error,
     },
-    /// Instantiation failed (imports beyond what the sandbox offers, start trap).
+    /// The component imports something the sandbox does not provide.
+    #[error(
+        "{source_name}: imports something the rules sandbox does not provide (it offers WASI 0.2 with no capabilities)"
+    )]
+    Imports {
+        source_name: Source,
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// Instantiation failed (a trap in a start function).
     #[error("{source_name}: cannot be instantiated")]
     Instantiate {
         source_name: Source,
@@ -121,13 +135,32 @@ pub enum RulesError {
         source_name: Source,
         deadline: Duration,
     },
-    /// The component trapped (a panic, an out-of-memory abort).
-    #[error("{source_name}: build failed inside the component{}", describe_stderr(.stderr))]
+    /// The component tried to grow its memory past the cap.
+    #[error(
+        "{source_name}: build needed more than the memory limit of {} MiB and was stopped",
+        limit >> 20
+    )]
+    Memory {
+        source_name: Source,
+        limit: usize,
+        #[source]
+        source: MemoryExceeded,
+    },
+    /// The component called `exit`.
+    #[error("{source_name}: build called exit({code}) instead of returning")]
+    Exit { source_name: Source, code: i32 },
+    /// The component trapped (a panic, an abort). The message gives the trap and what the
+    /// component wrote to stderr; the wasm backtrace is in `trap`, for the component's
+    /// author, not in the message.
+    #[error(
+        "{source_name}: build failed inside the component ({}){}",
+        trap.root_cause(),
+        describe_stderr(.stderr)
+    )]
     Trap {
         source_name: Source,
         stderr: String,
-        #[source]
-        source: wasmtime::Error,
+        trap: wasmtime::Error,
     },
     /// The component returned more than the output limit.
     #[error("{source_name}: returned {size} bytes of objects, more than the limit of {limit}")]
@@ -138,7 +171,22 @@ pub enum RulesError {
     },
 }
 
+fn describe_exports(exports: &[String]) -> String {
+    if exports.is_empty() {
+        "none".into()
+    } else {
+        exports.join(", ")
+    }
+}
+
 fn describe_stderr(stderr: &str) -> String {
+    // Rust's hint about backtraces is for the component's author at a terminal, not for
+    // berth's user: the component has no environment to set.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
+        .collect();
+    let stderr = lines.join("\n");
     let stderr = stderr.trim();
     if stderr.is_empty() {
         String::new()
@@ -206,15 +254,24 @@ impl Rules {
                 source_name: source.clone(),
                 source: source_err,
             })?;
+        world::check(&engine, &component).map_err(|mismatch| match mismatch {
+            world::Mismatch::Version(found) => RulesError::OtherVersion {
+                source_name: source.clone(),
+                found,
+            },
+            world::Mismatch::MissingExport(exports) => RulesError::MissingExport {
+                source_name: source.clone(),
+                exports,
+            },
+        })?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RulesError::Engine)?;
-        let instance_pre =
-            linker
-                .instantiate_pre(&component)
-                .map_err(|e| RulesError::Instantiate {
-                    source_name: source.clone(),
-                    source: e,
-                })?;
+        sandbox::add_to_linker(&mut linker).map_err(RulesError::Engine)?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| RulesError::Imports {
+                source_name: source.clone(),
+                source: e,
+            })?;
         let pre = bindings::RulesPre::new(instance_pre).map_err(|e| RulesError::World {
             source_name: source.clone(),
             source: e,
@@ -269,17 +326,38 @@ impl Rules {
                 Ok(Ok(objects))
             }
             // The instance is dropped here: after a trap its state is not to be trusted.
-            Err(err) if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                Err(RulesError::Deadline {
-                    source_name: self.source.clone(),
-                    deadline: self.limits.deadline,
-                })
+            Err(err) => {
+                let stderr = store.data().stderr_since(stderr_before);
+                Err(self.failure(err, stderr))
             }
-            Err(err) => Err(RulesError::Trap {
-                source_name: self.source.clone(),
-                stderr: store.data().stderr_since(stderr_before),
-                source: err,
-            }),
+        }
+    }
+
+    /// The error for a call that did not return: which limit stopped it, or the trap.
+    fn failure(&self, err: wasmtime::Error, stderr: String) -> RulesError {
+        let source_name = self.source.clone();
+        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            RulesError::Deadline {
+                source_name,
+                deadline: self.limits.deadline,
+            }
+        } else if let Some(exceeded) = err.downcast_ref::<MemoryExceeded>() {
+            RulesError::Memory {
+                source_name,
+                limit: self.limits.memory,
+                source: *exceeded,
+            }
+        } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            RulesError::Exit {
+                source_name,
+                code: exit.0,
+            }
+        } else {
+            RulesError::Trap {
+                source_name,
+                stderr,
+                trap: err,
+            }
         }
     }
 
@@ -287,13 +365,19 @@ impl Rules {
         let mut store = Store::new(self.pre.engine(), Sandbox::new(self.limits.memory));
         store.limiter(|sandbox| sandbox.limiter());
         store.set_epoch_deadline(ticks(self.limits.deadline));
-        let rules = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| RulesError::Instantiate {
-                source_name: self.source.clone(),
-                source: e,
-            })?;
+        let rules = match self.pre.instantiate(&mut store) {
+            Ok(rules) => rules,
+            Err(err) => {
+                let stderr = store.data().stderr_since(0);
+                return Err(match self.failure(err, stderr) {
+                    RulesError::Trap { trap, .. } => RulesError::Instantiate {
+                        source_name: self.source.clone(),
+                        source: trap,
+                    },
+                    limit => limit,
+                });
+            }
+        };
         Ok((store, rules))
     }
 }

@@ -1,0 +1,1 @@
+//! Property tests of berth live in `tests/`; this crate has no code of its own.

@@ -1,0 +1,427 @@
+//! Hostile rules components against the sandbox: every misbehaviour ends in its own clear
+//! error within the limits, and the host keeps working afterwards (the same `Rules` and the
+//! default rules both render again).
+//!
+//! The components come from `tests/hostile/` (built here with cargo): `berth-hostile-rules`
+//! misbehaves as the spec's `component_name` says, `berth-other-world` implements
+//! `berth:rules@0.2.0`. Times and memory are printed, not asserted: run with
+//! `cargo test -p berth --test sandbox -- --nocapture` to see them.
+
+#[path = "support/components.rs"]
+mod components;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use berth::objects::{Problem, Rendered};
+use berth::runtime::{Limits, Options, Rules, RulesError, Source, wit};
+use berth::spec;
+
+/// The tests run one at a time: the memory figures are the process's, and a deadline is
+/// only meaningful without other tests competing for the two cores.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Compiled code shared by every test of this process: only the first load compiles.
+fn options() -> Options {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    Options {
+        cache_dir: Some(cache.path().to_owned()),
+        ..Options::default()
+    }
+}
+
+fn hostile_path() -> PathBuf {
+    components::component("berth-hostile-rules")
+}
+
+fn hostile(options: &Options) -> Rules {
+    Rules::from_file(&hostile_path(), options).expect("the hostile component loads")
+}
+
+/// A spec whose name picks the misbehaviour; with a port, so Services are built too.
+fn spec(name: &str) -> wit::Spec {
+    let text = format!("component_name: {name}\nimage: nginx:1.27\nports: ['80:30080']\n");
+    spec::parse_spec(Path::new("spec.yaml"), &text).expect("valid spec")
+}
+
+/// Build with `rules` and check the objects as `berth render` does.
+fn render(rules: &mut Rules, name: &str) -> Result<Rendered, String> {
+    let objects = rules
+        .build(&spec(name), &spec::empty_site(), "team")
+        .map_err(|e| e.to_string())?
+        .map_err(|refusal| refusal.to_string())?;
+    Rendered::from_objects(rules.source(), objects, "team").map_err(|e| e.to_string())
+}
+
+/// The host is still usable: the same rules render a well-behaved spec, and so do the
+/// default rules.
+fn still_works(rules: &mut Rules) {
+    let rendered = render(rules, "web").expect("the same rules work after the failure");
+    assert_eq!(
+        rendered.deployment.metadata.name.as_deref(),
+        Some("dep-web")
+    );
+    let mut default = Rules::default_rules(&options()).expect("default rules load");
+    render(&mut default, "web").expect("the default rules work after the failure");
+}
+
+/// A build that must fail in the runtime; returns the error and how long it took.
+fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
+    let start = Instant::now();
+    let result = rules.build(&spec(name), &spec::empty_site(), "team");
+    let elapsed = start.elapsed();
+    match result {
+        Err(err) => (err, elapsed),
+        Ok(outcome) => panic!("{name}: expected a runtime error, got {outcome:?}"),
+    }
+}
+
+/// A build that succeeds in the runtime but whose objects the host refuses.
+fn refused(rules: &mut Rules, name: &str) -> berth::objects::InvalidObject {
+    let objects = rules
+        .build(&spec(name), &spec::empty_site(), "team")
+        .expect("runs")
+        .expect("objects");
+    Rendered::from_objects(rules.source(), objects, "team").expect_err("refused by the host")
+}
+
+fn is_source(source: &Source) -> bool {
+    *source == Source::File(hostile_path())
+}
+
+#[test]
+fn infinite_loop_is_stopped_at_the_deadline() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    render(&mut rules, "web").expect("warm instance");
+    let (err, took) = fails(&mut rules, "loop");
+    eprintln!("infinite loop: stopped after {took:?} (deadline 1s)");
+    assert!(
+        matches!(&err, RulesError::Deadline { source_name, deadline }
+            if is_source(source_name) && *deadline == Duration::from_secs(1)),
+        "{err}"
+    );
+    assert!(
+        err.to_string().ends_with(
+            "berth_hostile_rules.wasm: build ran past its deadline of 1s and was stopped"
+        ),
+        "{err}"
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn the_deadline_is_configurable() {
+    let _serial = serial();
+    let options = Options {
+        limits: Limits {
+            deadline: Duration::from_millis(100),
+            ..Limits::default()
+        },
+        ..options()
+    };
+    let mut rules = hostile(&options);
+    let (err, took) = fails(&mut rules, "loop");
+    eprintln!("infinite loop: stopped after {took:?} (deadline 100ms)");
+    assert!(
+        matches!(err, RulesError::Deadline { deadline, .. } if deadline == Duration::from_millis(100)),
+        "{err}"
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn sleeping_does_not_hold_the_host() {
+    let _serial = serial();
+    // Each `sleep(60s)` returns at once (time is stopped), so the loop meets the deadline
+    // like any other; a real timer would hold the host thread where epochs cannot reach.
+    let mut rules = hostile(&options());
+    let (err, took) = fails(&mut rules, "sleep-loop");
+    eprintln!("sleep loop: stopped after {took:?} (deadline 1s)");
+    assert!(matches!(err, RulesError::Deadline { .. }), "{err}");
+    still_works(&mut rules);
+}
+
+#[test]
+fn memory_bomb_is_stopped_at_the_cap() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    render(&mut rules, "web").expect("warm instance");
+    let before = proc_status("VmRSS");
+    reset_peak_rss();
+    let (err, took) = fails(&mut rules, "bomb");
+    let peak = proc_status("VmHWM");
+    eprintln!(
+        "memory bomb: stopped after {took:?}; host RSS {} before, peak {} during (cap 64 MiB)",
+        kib(before),
+        kib(peak)
+    );
+    let limit = 64 << 20;
+    assert!(
+        matches!(&err, RulesError::Memory { limit: l, source, .. }
+            if *l == limit && source.limit == limit && source.wanted > limit),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("build needed more than the memory limit of 64 MiB and was stopped"),
+        "{err}"
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn the_memory_cap_is_configurable() {
+    let _serial = serial();
+    let options = Options {
+        limits: Limits {
+            memory: 16 << 20,
+            ..Limits::default()
+        },
+        ..options()
+    };
+    let mut rules = hostile(&options);
+    let (err, _) = fails(&mut rules, "bomb");
+    assert!(
+        matches!(&err, RulesError::Memory { limit, .. } if *limit == 16 << 20),
+        "{err}"
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn a_panic_is_a_clear_error() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    render(&mut rules, "web").expect("warm instance");
+    let (err, _) = fails(&mut rules, "panic");
+    let RulesError::Trap { stderr, .. } = &err else {
+        panic!("expected a trap, got {err}");
+    };
+    assert!(
+        stderr.contains("hostile rules panic on purpose"),
+        "{stderr}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("build failed inside the component (wasm trap: wasm `unreachable` instruction executed): thread '<unnamed>' (1) panicked at tests/hostile/rules/src/lib.rs:"),
+        "{message}"
+    );
+    assert!(!message.contains("RUST_BACKTRACE"), "{message}");
+    assert!(
+        message.contains("hostile rules panic on purpose"),
+        "{message}"
+    );
+    still_works(&mut rules);
+    // The stderr of one failure is not repeated in the next.
+    let (again, _) = fails(&mut rules, "panic");
+    let RulesError::Trap { stderr, .. } = &again else {
+        panic!("expected a trap, got {again}");
+    };
+    assert_eq!(stderr.matches("panicked at").count(), 1, "{stderr}");
+}
+
+#[test]
+fn exit_is_a_clear_error() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    let (err, _) = fails(&mut rules, "exit");
+    // WASI 0.2 knows only success and failure: exit(3) arrives as 1.
+    assert!(matches!(err, RulesError::Exit { code: 1, .. }), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("build called exit(1) instead of returning"),
+        "{err}"
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn huge_output_is_refused() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    let (err, _) = fails(&mut rules, "huge");
+    assert!(
+        matches!(err, RulesError::OutputTooLarge { size, limit, .. }
+            if size > 8 << 20 && limit == 4 << 20),
+        "{err}"
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn an_object_in_another_namespace_is_refused() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    let err = refused(&mut rules, "other-ns");
+    assert!(is_source(&err.source_name));
+    assert_eq!(err.object, "apps/v1 Deployment/dep-other-ns");
+    assert_eq!(
+        err.problem,
+        Problem::Namespace {
+            found: "kube-system".into(),
+            target: "team".into()
+        }
+    );
+    assert!(
+        err.to_string().ends_with(
+            "berth_hostile_rules.wasm: returned apps/v1 Deployment/dep-other-ns: namespace \"kube-system\" is not the target namespace \"team\""
+        ),
+        "{err}"
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn a_cluster_role_binding_is_refused() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    let err = refused(&mut rules, "crb");
+    assert_eq!(
+        err.object,
+        "rbac.authorization.k8s.io/v1 ClusterRoleBinding/crb-admin"
+    );
+    assert_eq!(err.problem, Problem::Kind);
+    still_works(&mut rules);
+}
+
+#[test]
+fn two_deployments_are_refused() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    let err = refused(&mut rules, "two-deps");
+    assert_eq!(err.object, "output");
+    assert_eq!(err.problem, Problem::DeploymentCount(2));
+    still_works(&mut rules);
+}
+
+#[test]
+fn invalid_names_a_foreign_selector_and_unknown_fields_are_refused() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    let err = refused(&mut rules, "bad-name");
+    assert_eq!(err.object, "apps/v1 Deployment/Dep_Bad");
+    assert!(matches!(err.problem, Problem::InvalidName { .. }), "{err}");
+    let err = refused(&mut rules, "bad-service-name");
+    assert_eq!(err.object, "v1 Service/9svc");
+    assert!(matches!(err.problem, Problem::InvalidName { .. }), "{err}");
+    let err = refused(&mut rules, "selector");
+    assert_eq!(
+        err.problem,
+        Problem::Selector(
+            "requires app=someone-else, which the pod template labels do not have".into()
+        )
+    );
+    let err = refused(&mut rules, "unknown-field");
+    assert_eq!(
+        err.problem,
+        Problem::UnknownField {
+            kind: "Deployment",
+            path: "spec.template.spec.containers[0].privileged".into()
+        }
+    );
+    still_works(&mut rules);
+}
+
+#[test]
+fn the_sandbox_gives_no_capabilities() {
+    let _serial = serial();
+    let report = |rules: &mut Rules| -> serde_json::Value {
+        let refusal = rules
+            .build(&spec("sandbox"), &spec::empty_site(), "team")
+            .expect("runs")
+            .expect_err("the report comes back as a refusal");
+        assert_eq!(refusal.field, "sandbox");
+        serde_json::from_str(&refusal.message).expect("a JSON report")
+    };
+    let mut rules = hostile(&options());
+    let seen = report(&mut rules);
+    eprintln!("what a rules component sees: {seen:#}");
+    assert_eq!(seen["wall_clock_ns"], "0", "the wall clock is stopped");
+    assert_eq!(seen["slept_ns"], "0", "sleep(1h) took no time");
+    assert_eq!(seen["env"], serde_json::json!([]));
+    assert_eq!(seen["args"], serde_json::json!([]));
+    assert_eq!(seen["stdin"], "0", "stdin is empty");
+    // wasi-libc's own idea of a working directory, with no host directory behind it.
+    assert_eq!(seen["cwd"], "ok: /");
+    for denied in [
+        "read_root",
+        "read_passwd",
+        "write_tmp",
+        "tcp_connect",
+        "udp_bind",
+        "resolve",
+    ] {
+        let outcome = seen[denied].as_str().unwrap_or_default();
+        assert!(outcome.starts_with("err: "), "{denied}: {outcome}");
+    }
+    // Randomness is a fixed sequence: a fresh instance sees exactly the same.
+    let mut fresh = hostile(&options());
+    assert_eq!(report(&mut fresh), seen);
+    assert!(!Path::new("/tmp/berth-hostile").exists());
+    still_works(&mut rules);
+}
+
+#[test]
+fn a_component_for_another_version_is_refused_at_load() {
+    let _serial = serial();
+    let path = components::component("berth-other-world");
+    let err = Rules::from_file(&path, &options()).expect_err("refused at load");
+    assert!(
+        matches!(&err, RulesError::OtherVersion { found, .. } if found == "0.2.0"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().ends_with(
+            "berth_other_world.wasm: built for berth:rules@0.2.0; this berth supports berth:rules/rules@0.1.0"
+        ),
+        "{err}"
+    );
+    let mut default = Rules::default_rules(&options()).expect("default rules load");
+    render(&mut default, "web").expect("the default rules still work");
+}
+
+#[test]
+fn a_component_without_build_is_refused_at_load() {
+    let _serial = serial();
+    let source = Source::File("empty.wasm".into());
+    // The smallest component: magic, component-model version 0xd, layer 1; no exports.
+    let err = Rules::from_bytes(source.clone(), b"\0asm\x0d\0\x01\0", &options())
+        .expect_err("refused at load");
+    assert_eq!(
+        err.to_string(),
+        "rules component empty.wasm: does not export the function `build` (its exports: none); this berth supports berth:rules/rules@0.1.0"
+    );
+    // A core module, not a component.
+    let err = Rules::from_bytes(source, b"\0asm\x01\0\0\0", &options()).expect_err("refused");
+    assert!(matches!(err, RulesError::Compile { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "rules component empty.wasm: not a valid wasm component"
+    );
+}
+
+/// A field of /proc/self/status, in KiB.
+fn proc_status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or(0)
+}
+
+/// Start VmHWM afresh from the current RSS (Linux ≥ 4.0), so it shows the bomb's peak
+/// rather than compilation's.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn kib(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / 1024.0)
+}

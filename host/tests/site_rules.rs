@@ -1,0 +1,189 @@
+//! A site's own rules (`examples/site-rules`, built here with cargo): Acme's names and
+//! labels on objects that are otherwise exactly the default rules' ones.
+
+#[path = "support/components.rs"]
+mod components;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth::objects::Rendered;
+use berth::runtime::{Options, Rules, Source, wit};
+use berth::{render, spec};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn options(cache: &Path) -> Options {
+    Options {
+        cache_dir: Some(cache.to_owned()),
+        ..Options::default()
+    }
+}
+
+fn full_spec() -> (wit::Spec, wit::SiteConfig) {
+    (
+        spec::load_spec(&root().join("examples/full.yaml")).expect("full example"),
+        spec::load_site(&root().join("examples/site.yaml")).expect("site example"),
+    )
+}
+
+fn render_with(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> Rendered {
+    render::render(rules, Path::new("full.yaml"), spec, site, "shop").expect("renders")
+}
+
+fn labels(
+    meta: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+) -> Vec<(&str, &str)> {
+    meta.and_then(|m| m.labels.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[test]
+fn site_rules_rename_and_label_and_keep_the_rest() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let path = components::component("site-rules");
+    let mut site_rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
+    assert_eq!(site_rules.source(), &Source::File(path));
+    let mut default = Rules::default_rules(&options(cache.path())).expect("default rules");
+    let (spec, site) = full_spec();
+    let acme = render_with(&mut site_rules, &spec, &site);
+    let reference = render_with(&mut default, &spec, &site);
+
+    let d = &acme.deployment;
+    assert_eq!(d.metadata.name.as_deref(), Some("acme-inventory"));
+    assert_eq!(d.metadata.namespace.as_deref(), Some("shop"));
+    let names: Vec<_> = acme
+        .services
+        .iter()
+        .map(|s| s.metadata.name.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["acme-inventory", "acme-inventory-ext"]);
+
+    // examples/full.yaml says team: platform, whose cost center is cc-1001.
+    let object_labels = [
+        ("app", "inventory"),
+        ("cost-center", "cc-1001"),
+        ("team", "platform"),
+        ("tier", "backend"),
+    ];
+    assert_eq!(labels(Some(&d.metadata)), object_labels);
+    let spec_d = d.spec.as_ref().expect("deployment spec");
+    let pod_labels = labels(spec_d.template.metadata.as_ref());
+    assert_eq!(
+        pod_labels,
+        [
+            ("app", "inventory"),
+            ("cost-center", "cc-1001"),
+            ("k8sdeployment", "acme-inventory"),
+            ("team", "platform"),
+            ("tier", "backend"),
+        ]
+    );
+    for service in &acme.services {
+        assert_eq!(labels(Some(&service.metadata)), pod_labels);
+    }
+
+    // Everything else is the default rules' work, unchanged.
+    let reference_spec = reference.deployment.spec.as_ref().expect("deployment spec");
+    assert_eq!(spec_d.template.spec, reference_spec.template.spec);
+    assert_eq!(spec_d.replicas, reference_spec.replicas);
+    for (a, r) in acme.services.iter().zip(&reference.services) {
+        assert_eq!(a.spec, r.spec);
+        assert_eq!(a.metadata.annotations, r.metadata.annotations);
+    }
+}
+
+#[test]
+fn cost_center_follows_the_team() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let path = components::component("site-rules");
+    let mut rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
+    let site = spec::empty_site();
+    let cost_center = |rules: &mut Rules, extra: &str| {
+        let text = format!("component_name: web\nimage: nginx\n{extra}");
+        let spec = spec::parse_spec(Path::new("web.yaml"), &text).expect("spec");
+        let rendered = render_with(rules, &spec, &site);
+        let meta = Some(&rendered.deployment.metadata);
+        let found = labels(meta);
+        let get = |key: &str| {
+            found
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        };
+        (get("team"), get("cost-center"))
+    };
+    let some = |team: &str, cc: &str| (Some(team.to_owned()), Some(cc.to_owned()));
+    assert_eq!(cost_center(&mut rules, ""), some("platform", "cc-1001"));
+    assert_eq!(
+        cost_center(&mut rules, "labels: {team: payments}\n"),
+        some("payments", "cc-2040")
+    );
+    assert_eq!(
+        cost_center(&mut rules, "labels: {team: research}\n"),
+        some("research", "cc-unassigned")
+    );
+    // The default rules' refusals come through unchanged.
+    let spec = spec::parse_spec(
+        Path::new("web.yaml"),
+        "component_name: web\nimage: nginx\nports: ['80:']\n",
+    )
+    .expect("spec");
+    let refusal = rules
+        .build(&spec, &site, "shop")
+        .expect("runs")
+        .expect_err("refused");
+    assert_eq!(refusal.field, "ports[0]");
+}
+
+#[test]
+fn berth_render_takes_the_site_rules() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let path = components::component("site-rules");
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .current_dir(root())
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args([
+            "render",
+            "--spec",
+            "examples/full.yaml",
+            "--config",
+            "examples/site.yaml",
+        ])
+        .arg("--rules")
+        .arg(&path)
+        .args(["-o", "json"])
+        .output()
+        .expect("run berth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let names: Vec<_> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["kind"].as_str().unwrap_or_default(),
+                i["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Deployment/acme-inventory",
+            "Service/acme-inventory",
+            "Service/acme-inventory-ext"
+        ]
+    );
+}

@@ -1,0 +1,60 @@
+//! Test components built from the workspace (wasm32-wasip2, release) once per test process,
+//! with cargo, into a target directory of their own under cargo's test scratch space.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The component of the workspace package `package`, built if out of date.
+pub fn component(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    // One build at a time: parallel tests would only queue on cargo's lock anyway.
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    built
+        .entry(package.to_owned())
+        .or_insert_with(|| build(package))
+        .clone()
+}
+
+fn build(package: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Beside the host's own build, not in it, like host/build.rs does: this build never
+    // waits on the outer cargo's lock.
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-components");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .args(["--package", package])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The outer build's flags and wrappers are not for wasm.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .status()
+        .expect("run cargo to build a test component");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip2 failed (`rustup target add wasm32-wasip2`?)"
+    );
+    let wasm = target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    assert!(wasm.is_file(), "{} was not built", wasm.display());
+    wasm
+}

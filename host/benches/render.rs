@@ -1,0 +1,523 @@
+//! Render benchmarks: the default rules natively vs through the wasm component, instance costs, N components.
+//!
+//! Run with `just bench` (or `cargo bench -p berth --bench render`). Every figure of one run is
+//! measured side by side in one process; the summary printed at the end gives the ratios of
+//! that run. BENCHMARKS.md explains each figure. `BERTH_BENCH_RULES=FILE.wasm` adds that
+//! component (a site's rules, or the default rules built differently) beside the default one.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use berth::objects::Rendered;
+use berth::render::{self, Format};
+use berth::runtime::{DEFAULT_RULES, Options, Rules, Source, wit};
+use berth::spec;
+use berth_rules::types as native;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{Deterministic, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+const NAMESPACE: &str = "default";
+/// Component counts of the scaling benchmark.
+const COUNTS: [usize; 4] = [1, 10, 100, 1000];
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(examples().join(name)).expect("example file")
+}
+
+/// The full example and the example site config, as the host reads them.
+fn inputs() -> (wit::Spec, wit::SiteConfig) {
+    let dir = examples();
+    (
+        spec::load_spec(&dir.join("full.yaml")).expect("full example"),
+        spec::load_site(&dir.join("site.yaml")).expect("site example"),
+    )
+}
+
+/// `count` distinct specs: the full example under names `inventory-0` …
+fn many(spec: &wit::Spec, count: usize) -> Vec<wit::Spec> {
+    (0..count)
+        .map(|i| wit::Spec {
+            component_name: format!("{}-{i}", spec.component_name),
+            ..spec.clone()
+        })
+        .collect()
+}
+
+/// A cache directory holding the compiled default rules, and options using it.
+fn warm_cache() -> (tempfile::TempDir, Options) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..Options::default()
+    };
+    drop(Rules::default_rules(&options).expect("compile the default rules"));
+    let again = Rules::default_rules(&options).expect("load the default rules");
+    assert!(again.from_cache, "the cache must be warm");
+    (dir, options)
+}
+
+fn wasm_build(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> usize {
+    rules
+        .build(spec, site, NAMESPACE)
+        .expect("run")
+        .expect("objects")
+        .len()
+}
+
+fn wasm_render(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> Rendered {
+    render::render(rules, Path::new("full.yaml"), spec, site, NAMESPACE).expect("render")
+}
+
+fn native_build(spec: &native::Spec, site: &native::SiteConfig) -> usize {
+    berth_rules::build(&berth_rules::DefaultRules, spec, site, NAMESPACE)
+        .expect("objects")
+        .len()
+}
+
+/// The full example: the same rules natively, through wasm (warm instance), and through wasm
+/// plus the host's checks of what came back (what `berth render` does per component).
+fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
+    let (spec, site) = inputs();
+    let (native_spec, native_site) = (to_native_spec(&spec), to_native_site(&site));
+    let (_cache, options) = warm_cache();
+    let mut rules = Rules::default_rules(&options).expect("rules");
+
+    // The comparison is only meaningful if both produce the same objects.
+    let from_wasm = rules
+        .build(&spec, &site, NAMESPACE)
+        .expect("run")
+        .expect("objects");
+    let from_native = berth_rules::build(
+        &berth_rules::DefaultRules,
+        &native_spec,
+        &native_site,
+        NAMESPACE,
+    )
+    .expect("objects");
+    assert_eq!(
+        from_wasm.iter().map(|o| &o.json).collect::<Vec<_>>(),
+        from_native.iter().map(|o| &o.json).collect::<Vec<_>>(),
+        "native and wasm rules disagree"
+    );
+
+    let mut group = c.benchmark_group("full");
+    group.bench_function("native_build", |b| {
+        b.iter(|| native_build(black_box(&native_spec), black_box(&native_site)))
+    });
+    group.bench_function("wasm_build", |b| {
+        b.iter(|| wasm_build(&mut rules, black_box(&spec), black_box(&site)))
+    });
+    group.bench_function("wasm_render", |b| {
+        b.iter(|| wasm_render(&mut rules, black_box(&spec), black_box(&site)))
+    });
+    // The same call without berth's runtime around it: a reused raw instance, with and
+    // without epoch interruption (the deadline's cost inside the guest's loops).
+    for (id, raw) in [("raw_build", raw), ("raw_build_no_epoch", raw_no_epoch)] {
+        let (mut store, instance) = raw.instance();
+        group.bench_function(id, |b| {
+            b.iter(|| raw.build(&mut store, &instance, black_box(&spec), black_box(&site)))
+        });
+    }
+    if let Some(path) = std::env::var_os("BERTH_BENCH_RULES") {
+        let mut alt = Rules::from_file(Path::new(&path), &options).expect("BERTH_BENCH_RULES");
+        group.bench_function("wasm_build_alt", |b| {
+            b.iter(|| wasm_build(&mut alt, black_box(&spec), black_box(&site)))
+        });
+    }
+    group.finish();
+}
+
+/// The parts of a `berth render` process around the build: reading the inputs, printing.
+fn process_parts(c: &mut Criterion) {
+    let (spec_text, site_text) = (read("full.yaml"), read("site.yaml"));
+    let (spec, site) = inputs();
+    let (_cache, options) = warm_cache();
+    let mut rules = Rules::default_rules(&options).expect("rules");
+    let rendered = [wasm_render(&mut rules, &spec, &site)];
+
+    let mut group = c.benchmark_group("process");
+    group.bench_function("parse_inputs", |b| {
+        b.iter(|| {
+            (
+                spec::parse_spec(Path::new("full.yaml"), black_box(&spec_text)).expect("spec"),
+                spec::parse_site(Path::new("site.yaml"), black_box(&site_text)).expect("site"),
+            )
+        })
+    });
+    group.bench_function("format_yaml", |b| {
+        b.iter(|| render::format(black_box(&rendered), Format::Yaml).expect("yaml"))
+    });
+    group.bench_function("format_json", |b| {
+        b.iter(|| render::format(black_box(&rendered), Format::Json).expect("json"))
+    });
+    group.finish();
+}
+
+/// What a fresh instance costs, against the warm call.
+fn instance(c: &mut Criterion, raw: &RawRules) {
+    let (spec, site) = inputs();
+    let (_cache, options) = warm_cache();
+
+    let mut group = c.benchmark_group("instance");
+    // Per process: engine (already up), cache lookup (SHA-256 of the component), deserialize,
+    // linker with WASI, type-check of the imports. No instance yet.
+    group.bench_function("load_cached", |b| {
+        b.iter(|| {
+            Rules::from_bytes(Source::Default, black_box(DEFAULT_RULES), &options).expect("load")
+        })
+    });
+    // A fresh `Rules` per call: load_cached + instantiate + the first (cold) call.
+    group.bench_function("load_cached_and_build", |b| {
+        b.iter(|| {
+            let mut rules =
+                Rules::from_bytes(Source::Default, DEFAULT_RULES, &options).expect("load");
+            wasm_build(&mut rules, black_box(&spec), black_box(&site))
+        })
+    });
+    // Instantiation alone, from a ready `InstancePre`, with a store like the runtime's.
+    group.bench_function("instantiate", |b| b.iter(|| raw.instance()));
+    // The other instance strategy: a fresh store and instance for every call.
+    group.bench_function("fresh_instance_build", |b| {
+        b.iter(|| {
+            let (mut store, instance) = raw.instance();
+            raw.build(&mut store, &instance, black_box(&spec), black_box(&site))
+        })
+    });
+    group.finish();
+}
+
+/// N distinct components in one process: linear if the per-element time stays flat.
+fn components(c: &mut Criterion) {
+    let (spec, site) = inputs();
+    let native_site = to_native_site(&site);
+    let (_cache, options) = warm_cache();
+    let mut rules = Rules::default_rules(&options).expect("rules");
+
+    let mut group = c.benchmark_group("components");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for count in COUNTS {
+        let specs = many(&spec, count);
+        let native_specs: Vec<_> = specs.iter().map(to_native_spec).collect();
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_with_input(
+            BenchmarkId::new("native_build", count),
+            &native_specs,
+            |b, specs| {
+                b.iter(|| {
+                    specs
+                        .iter()
+                        .map(|s| native_build(s, &native_site))
+                        .sum::<usize>()
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("wasm_render", count),
+            &specs,
+            |b, specs| {
+                b.iter(|| {
+                    specs
+                        .iter()
+                        .map(|s| wasm_render(&mut rules, s, &site))
+                        .collect::<Vec<_>>()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Bindings of the same world, sharing berth's record types, to run the component without
+/// berth's runtime around it: instance strategies and engine settings berth does not expose.
+mod raw {
+    wasmtime::component::bindgen!({
+        path: "../wit/berth-rules@0.1.0",
+        world: "rules",
+        with: { "berth:rules/types": ::berth::runtime::wit },
+    });
+}
+
+/// The default rules, compiled by an engine of their own, ready to instantiate into a store
+/// like the runtime's sandbox (WASI without capabilities, memory limit, captured stderr).
+struct RawRules {
+    pre: raw::RulesPre<Bare>,
+}
+
+struct Bare {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for Bare {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl RawRules {
+    /// Compile with berth's engine settings, epoch interruption on or off.
+    fn new(epoch: bool) -> Self {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(epoch);
+        let engine = Engine::new(&config).expect("engine");
+        let component = Component::new(&engine, DEFAULT_RULES).expect("compile");
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+        let pre = linker.instantiate_pre(&component).expect("pre");
+        Self {
+            pre: raw::RulesPre::new(pre).expect("the rules world"),
+        }
+    }
+
+    fn instance(&self) -> (Store<Bare>, raw::Rules) {
+        let wasi = WasiCtxBuilder::new()
+            .stderr(MemoryOutputPipe::new(64 << 10))
+            .secure_random(Deterministic::new(vec![0x5a]))
+            .insecure_random(Deterministic::new(vec![0xa5]))
+            .insecure_random_seed(0)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(64 << 20)
+            .instances(16)
+            .tables(16)
+            .memories(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            self.pre.engine(),
+            Bare {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+            },
+        );
+        store.limiter(|bare| &mut bare.limits);
+        // Never reached: no epoch ticks in these engines.
+        store.set_epoch_deadline(u64::MAX);
+        let instance = self.pre.instantiate(&mut store).expect("instantiate");
+        (store, instance)
+    }
+
+    fn build(
+        &self,
+        store: &mut Store<Bare>,
+        instance: &raw::Rules,
+        spec: &wit::Spec,
+        site: &wit::SiteConfig,
+    ) -> usize {
+        instance
+            .call_build(store, spec, site, NAMESPACE)
+            .expect("run")
+            .expect("objects")
+            .len()
+    }
+}
+
+/// The host's spec record as the guest crate's own (separately generated) record.
+fn to_native_spec(spec: &wit::Spec) -> native::Spec {
+    native::Spec {
+        component_name: spec.component_name.clone(),
+        image: spec.image.clone(),
+        replicas: spec.replicas,
+        always_pull: spec.always_pull,
+        ports: spec.ports.clone(),
+        env: spec.env.clone(),
+        volumes: spec
+            .volumes
+            .iter()
+            .map(|v| native::Volume {
+                host_path: v.host_path.clone(),
+                container_path: v.container_path.clone(),
+                mode: v.mode.clone(),
+            })
+            .collect(),
+        labels: spec.labels.clone(),
+        readiness: spec.readiness.as_ref().map(|r| native::Readiness {
+            kind: r.kind.clone(),
+            endpoint: r.endpoint.clone(),
+            script: r.script.clone(),
+            interval: r.interval.clone(),
+            timeout: r.timeout.clone(),
+        }),
+        resources: spec.resources.as_ref().map(|r| native::Resources {
+            limits: r.limits.as_ref().map(to_native_amounts),
+            requests: r.requests.as_ref().map(to_native_amounts),
+        }),
+        log_info: spec.log_info.as_ref().map(|l| native::LogInfo {
+            log_directory: l.log_directory.clone(),
+            alternate_fb_path: l.alternate_fb_path.clone(),
+        }),
+        tls_info: spec.tls_info.as_ref().map(|t| native::TlsInfo {
+            use_tls: t.use_tls,
+            cert_directory: t.cert_directory.clone(),
+        }),
+        msb_list: spec
+            .msb_list
+            .iter()
+            .map(|m| native::MsbService {
+                service_name: m.service_name.clone(),
+                port: m.port.clone(),
+                version: m.version.clone(),
+                url: m.url.clone(),
+                protocol: m.protocol.clone(),
+                enable_ssl: m.enable_ssl,
+                visual_range: m.visual_range.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn to_native_amounts(a: &wit::ResourceAmounts) -> native::ResourceAmounts {
+    native::ResourceAmounts {
+        cpu: a.cpu.clone(),
+        memory: a.memory.clone(),
+    }
+}
+
+fn to_native_site(site: &wit::SiteConfig) -> native::SiteConfig {
+    native::SiteConfig {
+        image_pull_secrets: site.image_pull_secrets.clone(),
+        filebeat: site.filebeat.as_ref().map(|f| native::Filebeat {
+            log_path: f.log_path.clone(),
+            data_path: f.data_path.clone(),
+            config_path: f.config_path.clone(),
+            config_subpath: f.config_subpath.clone(),
+            config_map: f.config_map.clone(),
+            image: f.image.clone(),
+        }),
+        tls: site.tls.as_ref().map(|t| native::Tls {
+            cert_path: t.cert_path.clone(),
+            image: t.image.clone(),
+        }),
+    }
+}
+
+/// Mean time of one benchmark of this run, in nanoseconds, from criterion's estimates.
+fn mean_ns(id: &str, since: SystemTime) -> Option<f64> {
+    criterion_dirs().into_iter().find_map(|root| {
+        let path = root.join(id).join("new/estimates.json");
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        if modified < since {
+            return None; // from an earlier run, or filtered out of this one
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        value["mean"]["point_estimate"].as_f64()
+    })
+}
+
+/// Where criterion may have written: `$CRITERION_HOME`, the cargo target directory (under
+/// `cargo bench`), or `target/` of the working directory (the bench binary run by hand).
+fn criterion_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        dirs.push(Path::new(&target).join("criterion"));
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion"));
+    dirs.push(PathBuf::from("target/criterion"));
+    dirs
+}
+
+/// The figures of this run against issue 6's targets.
+fn summary(since: SystemTime) {
+    let get = |id: &str| mean_ns(id, since);
+    let us = |ns: f64| format!("{:.2} µs", ns / 1e3);
+    println!("\n== summary of this run (means) ==");
+    if let (Some(native), Some(build), Some(render)) = (
+        get("full/native_build"),
+        get("full/wasm_build"),
+        get("full/wasm_render"),
+    ) {
+        println!("full example, native build:          {}", us(native));
+        println!(
+            "full example, wasm build (warm):     {}  = {:.2}x native  (target <= 2x, < 25 µs)",
+            us(build),
+            build / native
+        );
+        println!(
+            "full example, wasm render (checked): {}  = {:.2}x native",
+            us(render),
+            render / native
+        );
+        for (id, what) in [
+            ("full/raw_build", "raw instance, epoch on: "),
+            ("full/raw_build_no_epoch", "raw instance, epoch off:"),
+            ("full/wasm_build_alt", "BERTH_BENCH_RULES build:"),
+        ] {
+            if let Some(ns) = get(id) {
+                println!(
+                    "full example, {what}  {}  = {:.2}x native",
+                    us(ns),
+                    ns / native
+                );
+            }
+        }
+    }
+    for (id, what) in [
+        ("instance/load_cached", "load from warm cache:             "),
+        (
+            "instance/load_cached_and_build",
+            "load + instantiate + first build: ",
+        ),
+        ("instance/instantiate", "instantiate alone:                "),
+        (
+            "instance/fresh_instance_build",
+            "fresh instance per call (+build):",
+        ),
+    ] {
+        if let Some(ns) = get(id) {
+            println!("{what}   {}", us(ns));
+        }
+    }
+    for count in COUNTS {
+        if let (Some(native), Some(wasm)) = (
+            get(&format!("components/native_build/{count}")),
+            get(&format!("components/wasm_render/{count}")),
+        ) {
+            let n = count as f64;
+            println!(
+                "{count:>5} components: native {:>10}/component, wasm render {:>10}/component ({:.2}x)",
+                us(native / n),
+                us(wasm / n),
+                wasm / native
+            );
+        }
+    }
+}
+
+fn main() {
+    let since = SystemTime::now();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let raw = RawRules::new(true);
+    let raw_no_epoch = RawRules::new(false);
+    full_example(&mut c, &raw, &raw_no_epoch);
+    process_parts(&mut c);
+    instance(&mut c, &raw);
+    components(&mut c);
+    c.final_summary();
+    summary(since);
+}

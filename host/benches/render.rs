@@ -2,8 +2,9 @@
 //!
 //! Run with `just bench` (or `cargo bench -p berth --bench render`). Every figure of one run is
 //! measured side by side in one process; the summary printed at the end gives the ratios of
-//! that run. BENCHMARKS.md explains each figure. `BERTH_BENCH_RULES=FILE.wasm` adds that
-//! component (a site's rules, or the default rules built differently) beside the default one.
+//! that run. BENCHMARKS.md explains each figure. `BERTH_BENCH_RULES=A.wasm:B.wasm` (absolute
+//! paths) adds those components (a site's rules, or the default rules built differently)
+//! beside the default one.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use berth::runtime::{DEFAULT_RULES, Options, Rules, Source, wit};
 use berth::spec;
 use berth_rules::types as native;
 use criterion::{BenchmarkId, Criterion, Throughput};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -126,13 +129,26 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
             b.iter(|| raw.build(&mut store, &instance, black_box(&spec), black_box(&site)))
         });
     }
-    if let Some(path) = std::env::var_os("BERTH_BENCH_RULES") {
-        let mut alt = Rules::from_file(Path::new(&path), &options).expect("BERTH_BENCH_RULES");
-        group.bench_function("wasm_build_alt", |b| {
+    for path in alternative_rules() {
+        let mut alt = Rules::from_file(&path, &options).expect("BERTH_BENCH_RULES");
+        let id = BenchmarkId::new("wasm_build_alt", stem(&path));
+        group.bench_function(id, |b| {
             b.iter(|| wasm_build(&mut alt, black_box(&spec), black_box(&site)))
         });
     }
     group.finish();
+}
+
+/// The components named by `BERTH_BENCH_RULES`, a `:`-separated list of `.wasm` files.
+fn alternative_rules() -> Vec<PathBuf> {
+    std::env::var_os("BERTH_BENCH_RULES")
+        .map(|list| std::env::split_paths(&list).collect())
+        .unwrap_or_default()
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "alt".into(), |s| s.to_string_lossy().into_owned())
 }
 
 /// The parts of a `berth render` process around the build: reading the inputs, printing.
@@ -157,6 +173,43 @@ fn process_parts(c: &mut Criterion) {
     });
     group.bench_function("format_json", |b| {
         b.iter(|| render::format(black_box(&rendered), Format::Json).expect("json"))
+    });
+    group.finish();
+}
+
+/// The host's checks of what the rules returned (`Rendered::from_objects`: parse into the
+/// Kubernetes types, refuse unknown fields, names, labels, selector), against parsing alone.
+fn host_checks(c: &mut Criterion) {
+    let (spec, site) = inputs();
+    let (_cache, options) = warm_cache();
+    let mut rules = Rules::default_rules(&options).expect("rules");
+    let objects = rules
+        .build(&spec, &site, NAMESPACE)
+        .expect("run")
+        .expect("objects");
+
+    let mut group = c.benchmark_group("check");
+    group.bench_function("from_objects", |b| {
+        b.iter(|| {
+            Rendered::from_objects(&Source::Default, black_box(objects.clone()), NAMESPACE)
+                .expect("valid objects")
+        })
+    });
+    // The floor of any check: one typed parse per object, straight from the JSON text.
+    group.bench_function("typed_parse", |b| {
+        b.iter(|| {
+            let mut services = Vec::new();
+            let mut deployment = None;
+            for object in black_box(&objects) {
+                if object.kind == "Deployment" {
+                    deployment =
+                        Some(serde_json::from_str::<Deployment>(&object.json).expect("Deployment"));
+                } else {
+                    services.push(serde_json::from_str::<Service>(&object.json).expect("Service"));
+                }
+            }
+            (deployment, services)
+        })
     });
     group.finish();
 }
@@ -410,8 +463,9 @@ fn to_native_site(site: &wit::SiteConfig) -> native::SiteConfig {
     }
 }
 
-/// Mean time of one benchmark of this run, in nanoseconds, from criterion's estimates.
-fn mean_ns(id: &str, since: SystemTime) -> Option<f64> {
+/// Time of one benchmark of this run, in nanoseconds, from criterion's estimates: the slope
+/// where criterion fitted one (the figure it prints), the mean otherwise.
+fn estimate_ns(id: &str, since: SystemTime) -> Option<f64> {
     criterion_dirs().into_iter().find_map(|root| {
         let path = root.join(id).join("new/estimates.json");
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
@@ -420,7 +474,9 @@ fn mean_ns(id: &str, since: SystemTime) -> Option<f64> {
         }
         let text = std::fs::read_to_string(path).ok()?;
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-        value["mean"]["point_estimate"].as_f64()
+        value["slope"]["point_estimate"]
+            .as_f64()
+            .or_else(|| value["mean"]["point_estimate"].as_f64())
     })
 }
 
@@ -441,9 +497,9 @@ fn criterion_dirs() -> Vec<PathBuf> {
 
 /// The figures of this run against issue 6's targets.
 fn summary(since: SystemTime) {
-    let get = |id: &str| mean_ns(id, since);
+    let get = |id: &str| estimate_ns(id, since);
     let us = |ns: f64| format!("{:.2} µs", ns / 1e3);
-    println!("\n== summary of this run (means) ==");
+    println!("\n== summary of this run ==");
     if let (Some(native), Some(build), Some(render)) = (
         get("full/native_build"),
         get("full/wasm_build"),
@@ -463,7 +519,6 @@ fn summary(since: SystemTime) {
         for (id, what) in [
             ("full/raw_build", "raw instance, epoch on: "),
             ("full/raw_build_no_epoch", "raw instance, epoch off:"),
-            ("full/wasm_build_alt", "BERTH_BENCH_RULES build:"),
         ] {
             if let Some(ns) = get(id) {
                 println!(
@@ -473,8 +528,22 @@ fn summary(since: SystemTime) {
                 );
             }
         }
+        for path in alternative_rules() {
+            if let Some(ns) = get(&format!("full/wasm_build_alt/{}", stem(&path))) {
+                println!(
+                    "full example, {:<24} {}  = {:.2}x native",
+                    format!("{}.wasm build:", stem(&path)),
+                    us(ns),
+                    ns / native
+                );
+            }
+        }
     }
     for (id, what) in [
+        ("check/from_objects", "host checks of the objects:       "),
+        ("check/typed_parse", "typed parse alone (floor):        "),
+        ("process/parse_inputs", "parse spec + site (YAML):         "),
+        ("process/format_yaml", "print the objects as YAML:        "),
         ("instance/load_cached", "load from warm cache:             "),
         (
             "instance/load_cached_and_build",
@@ -516,6 +585,7 @@ fn main() {
     let raw_no_epoch = RawRules::new(false);
     full_example(&mut c, &raw, &raw_no_epoch);
     process_parts(&mut c);
+    host_checks(&mut c);
     instance(&mut c, &raw);
     components(&mut c);
     c.final_summary();

@@ -87,11 +87,6 @@ impl ClusterError {
         let action = action.into();
         move |error| ClusterError::Api { action, error }
     }
-
-    /// Whether the API server answered 404.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, ClusterError::Api { error: kube::Error::Api(s), .. } if s.code == 404)
-    }
 }
 
 /// The API server's message for API errors; the client's for the rest.

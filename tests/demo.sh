@@ -12,7 +12,14 @@ started=0
 running_before=0
 [ -f "$state/admin.kubeconfig" ] && pgrep -f "kube-apiserver.*$state" >/dev/null 2>&1 && running_before=1
 echo "starting the local control plane (first time: builds Kubernetes 1.20 from Debian's source, ~10 min)..."
-KUBECONFIG=$(tests/cluster/up.sh 2>/dev/null | tail -n 1)
+up_log=$(mktemp)
+if ! tests/cluster/up.sh >"$up_log.out" 2>"$up_log"; then
+    cat "$up_log" >&2
+    echo "the local control plane did not start (log above)" >&2
+    exit 1
+fi
+KUBECONFIG=$(tail -n 1 "$up_log.out")
+rm -f "$up_log" "$up_log.out"
 export KUBECONFIG
 [ "$running_before" = 1 ] || started=1
 cleanup() {

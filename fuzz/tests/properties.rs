@@ -8,6 +8,9 @@
 
 use std::path::Path;
 
+#[path = "../../host/tests/support/guest_records.rs"]
+mod guest_records;
+
 use berth::objects::Rendered;
 use berth::runtime::{Source, wit};
 use berth::spec::{self, InputError};
@@ -260,7 +263,7 @@ proptest! {
             ("spec.json", doc.to_string())
         };
         if let Some(spec) = check_parse(spec::parse_spec(Path::new(path), &text))? {
-            check_build(&to_guest(&spec), &empty_site())?;
+            check_build(&guest_records::spec(&spec), &empty_site())?;
         }
     }
 
@@ -276,7 +279,7 @@ proptest! {
             text = mangle(&text, at, what, with);
         }
         if let Some(spec) = check_parse(spec::parse_spec(Path::new(example), &text))? {
-            check_build(&to_guest(&spec), &example_site())?;
+            check_build(&guest_records::spec(&spec), &example_site())?;
         }
     }
 
@@ -296,81 +299,7 @@ fn empty_site() -> g::SiteConfig {
 
 fn example_site() -> g::SiteConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/site.yaml");
-    let site = spec::load_site(&path).expect("site example");
-    g::SiteConfig {
-        image_pull_secrets: site.image_pull_secrets,
-        filebeat: site.filebeat.map(|f| g::Filebeat {
-            log_path: f.log_path,
-            data_path: f.data_path,
-            config_path: f.config_path,
-            config_subpath: f.config_subpath,
-            config_map: f.config_map,
-            image: f.image,
-        }),
-        tls: site.tls.map(|t| g::Tls {
-            cert_path: t.cert_path,
-            image: t.image,
-        }),
-    }
-}
-
-/// The host's records (wasmtime bindings) as the guest's (wit-bindgen bindings): the same
-/// WIT, two generators.
-fn to_guest(s: &wit::Spec) -> g::Spec {
-    let amounts = |a: &wit::ResourceAmounts| g::ResourceAmounts {
-        cpu: a.cpu.clone(),
-        memory: a.memory.clone(),
-    };
-    g::Spec {
-        component_name: s.component_name.clone(),
-        image: s.image.clone(),
-        replicas: s.replicas,
-        always_pull: s.always_pull,
-        ports: s.ports.clone(),
-        env: s.env.clone(),
-        volumes: s
-            .volumes
-            .iter()
-            .map(|v| g::Volume {
-                host_path: v.host_path.clone(),
-                container_path: v.container_path.clone(),
-                mode: v.mode.clone(),
-            })
-            .collect(),
-        labels: s.labels.clone(),
-        readiness: s.readiness.as_ref().map(|r| g::Readiness {
-            kind: r.kind.clone(),
-            endpoint: r.endpoint.clone(),
-            script: r.script.clone(),
-            interval: r.interval.clone(),
-            timeout: r.timeout.clone(),
-        }),
-        resources: s.resources.as_ref().map(|r| g::Resources {
-            limits: r.limits.as_ref().map(amounts),
-            requests: r.requests.as_ref().map(amounts),
-        }),
-        log_info: s.log_info.as_ref().map(|l| g::LogInfo {
-            log_directory: l.log_directory.clone(),
-            alternate_fb_path: l.alternate_fb_path.clone(),
-        }),
-        tls_info: s.tls_info.as_ref().map(|t| g::TlsInfo {
-            use_tls: t.use_tls,
-            cert_directory: t.cert_directory.clone(),
-        }),
-        msb_list: s
-            .msb_list
-            .iter()
-            .map(|m| g::MsbService {
-                service_name: m.service_name.clone(),
-                port: m.port.clone(),
-                version: m.version.clone(),
-                url: m.url.clone(),
-                protocol: m.protocol.clone(),
-                enable_ssl: m.enable_ssl,
-                visual_range: m.visual_range.clone(),
-            })
-            .collect(),
-    }
+    guest_records::site(&spec::load_site(&path).expect("site example"))
 }
 
 /// Mostly well-formed text of one kind, sometimes a tricky value or anything: with some

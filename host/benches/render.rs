@@ -15,6 +15,9 @@ use berth::render::{self, Format};
 use berth::runtime::{DEFAULT_RULES, Options, Rules, Source, wit};
 use berth::spec;
 use berth_rules::types as native;
+
+#[path = "../tests/support/guest_records.rs"]
+mod guest_records;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -89,7 +92,7 @@ fn native_build(spec: &native::Spec, site: &native::SiteConfig) -> usize {
 /// plus the host's checks of what came back (what `berth render` does per component).
 fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
     let (spec, site) = inputs();
-    let (native_spec, native_site) = (to_native_spec(&spec), to_native_site(&site));
+    let (native_spec, native_site) = (guest_records::spec(&spec), guest_records::site(&site));
     let (_cache, options) = warm_cache();
     let mut rules = Rules::default_rules(&options).expect("rules");
 
@@ -250,7 +253,7 @@ fn instance(c: &mut Criterion, raw: &RawRules) {
 /// N distinct components in one process: linear if the per-element time stays flat.
 fn components(c: &mut Criterion) {
     let (spec, site) = inputs();
-    let native_site = to_native_site(&site);
+    let native_site = guest_records::site(&site);
     let (_cache, options) = warm_cache();
     let mut rules = Rules::default_rules(&options).expect("rules");
 
@@ -261,7 +264,7 @@ fn components(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     for count in COUNTS {
         let specs = many(&spec, count);
-        let native_specs: Vec<_> = specs.iter().map(to_native_spec).collect();
+        let native_specs: Vec<_> = specs.iter().map(guest_records::spec).collect();
         group.throughput(Throughput::Elements(count as u64));
         group.bench_with_input(
             BenchmarkId::new("native_build", count),
@@ -381,85 +384,6 @@ impl RawRules {
             .expect("run")
             .expect("objects")
             .len()
-    }
-}
-
-/// The host's spec record as the guest crate's own (separately generated) record.
-fn to_native_spec(spec: &wit::Spec) -> native::Spec {
-    native::Spec {
-        component_name: spec.component_name.clone(),
-        image: spec.image.clone(),
-        replicas: spec.replicas,
-        always_pull: spec.always_pull,
-        ports: spec.ports.clone(),
-        env: spec.env.clone(),
-        volumes: spec
-            .volumes
-            .iter()
-            .map(|v| native::Volume {
-                host_path: v.host_path.clone(),
-                container_path: v.container_path.clone(),
-                mode: v.mode.clone(),
-            })
-            .collect(),
-        labels: spec.labels.clone(),
-        readiness: spec.readiness.as_ref().map(|r| native::Readiness {
-            kind: r.kind.clone(),
-            endpoint: r.endpoint.clone(),
-            script: r.script.clone(),
-            interval: r.interval.clone(),
-            timeout: r.timeout.clone(),
-        }),
-        resources: spec.resources.as_ref().map(|r| native::Resources {
-            limits: r.limits.as_ref().map(to_native_amounts),
-            requests: r.requests.as_ref().map(to_native_amounts),
-        }),
-        log_info: spec.log_info.as_ref().map(|l| native::LogInfo {
-            log_directory: l.log_directory.clone(),
-            alternate_fb_path: l.alternate_fb_path.clone(),
-        }),
-        tls_info: spec.tls_info.as_ref().map(|t| native::TlsInfo {
-            use_tls: t.use_tls,
-            cert_directory: t.cert_directory.clone(),
-        }),
-        msb_list: spec
-            .msb_list
-            .iter()
-            .map(|m| native::MsbService {
-                service_name: m.service_name.clone(),
-                port: m.port.clone(),
-                version: m.version.clone(),
-                url: m.url.clone(),
-                protocol: m.protocol.clone(),
-                enable_ssl: m.enable_ssl,
-                visual_range: m.visual_range.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn to_native_amounts(a: &wit::ResourceAmounts) -> native::ResourceAmounts {
-    native::ResourceAmounts {
-        cpu: a.cpu.clone(),
-        memory: a.memory.clone(),
-    }
-}
-
-fn to_native_site(site: &wit::SiteConfig) -> native::SiteConfig {
-    native::SiteConfig {
-        image_pull_secrets: site.image_pull_secrets.clone(),
-        filebeat: site.filebeat.as_ref().map(|f| native::Filebeat {
-            log_path: f.log_path.clone(),
-            data_path: f.data_path.clone(),
-            config_path: f.config_path.clone(),
-            config_subpath: f.config_subpath.clone(),
-            config_map: f.config_map.clone(),
-            image: f.image.clone(),
-        }),
-        tls: site.tls.as_ref().map(|t| native::Tls {
-            cert_path: t.cert_path.clone(),
-            image: t.image.clone(),
-        }),
     }
 }
 

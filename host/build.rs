@@ -5,12 +5,14 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 fn main() {
     println!("cargo::rerun-if-env-changed=BERTH_RULES_WASM");
     // A prebuilt component (CI builds it once for clippy and tests) skips the nested build.
     if let Ok(prebuilt) = env::var("BERTH_RULES_WASM") {
         println!("cargo::rerun-if-changed={prebuilt}");
-        println!("cargo::rustc-env=BERTH_DEFAULT_RULES={prebuilt}");
+        embed(Path::new(&prebuilt));
         return;
     }
     let manifest =
@@ -56,5 +58,17 @@ fn main() {
         "{} was not built",
         wasm.display()
     );
+    embed(&wasm);
+}
+
+/// Hand the component's path and SHA-256 to the crate: the hash keys the compiled-code
+/// cache, and computing it here spares every run of berth hashing the embedded bytes.
+fn embed(wasm: &Path) {
+    let bytes = std::fs::read(wasm)
+        .unwrap_or_else(|e| panic!("cannot read the rules component {}: {e}", wasm.display()));
     println!("cargo::rustc-env=BERTH_DEFAULT_RULES={}", wasm.display());
+    println!(
+        "cargo::rustc-env=BERTH_DEFAULT_RULES_SHA256={}",
+        hex::encode(Sha256::digest(&bytes))
+    );
 }

@@ -6,8 +6,11 @@
 #   - warm:  compiled-code cache warm (BERTH_CACHE_DIR in a temp dir, filled once first);
 #   - first: cache emptied before every run, so each run compiles the component;
 #   - floor: `berth --version`, the process without any rules work, and `true`, any process;
+#   - many:  one process rendering N = 1, 10, 100, 1000 copies of the full example (distinct
+#            names) from one multi-document file, and 1000 from a directory of files;
 # then peak RSS of a warm and of a first run. Prints the figures against issue 6's targets
-# (warm < 15 ms wall, < 30 MiB peak); it reports, it never fails on a figure.
+# (warm < 15 ms wall, < 30 MiB peak, N components linear); it reports, it never fails on a
+# figure.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,6 +70,32 @@ hyperfine -N --style basic --runs "$first_runs" \
     --command-name "first: berth render (cache emptied before each run)" \
     "env BERTH_CACHE_DIR=$cold_cache ${render[*]}"
 
+# N copies of the full example, `inventory-0` …, as one YAML stream and as a directory.
+counts=(1 10 100 1000)
+mkdir -p "$tmp/dir"
+for n in "${counts[@]}"; do
+    for ((i = 0; i < n; i++)); do
+        echo ---
+        sed "s/^component_name: inventory$/component_name: inventory-$i/" "$spec"
+    done >"$tmp/many-$n.yaml"
+done
+for ((i = 0; i < 1000; i++)); do
+    sed "s/^component_name: inventory$/component_name: inventory-$i/" "$spec" >"$tmp/dir/c$i.yaml"
+done
+many=()
+for n in "${counts[@]}"; do
+    many+=(--command-name "many: $n" "env BERTH_CACHE_DIR=$warm_cache ${render[*]/$spec/$tmp/many-$n.yaml} -o json")
+done
+many+=(--command-name "many: dir 1000" "env BERTH_CACHE_DIR=$warm_cache ${render[*]/$spec/$tmp/dir} -o json")
+echo
+hyperfine -N --style basic --warmup 3 --min-runs 10 --export-csv "$tmp/many.csv" "${many[@]}"
+"$berth" render --spec "$tmp/many-1000.yaml" --config "$site" -o json >"$tmp/many.json"
+deployments=$(grep -c '"kind": "Deployment"' "$tmp/many.json")
+[[ $deployments == 1000 ]] || {
+    echo "bench-cli: 1000 specs rendered $deployments Deployments" >&2
+    exit 1
+}
+
 # Peak resident set, largest of a few runs, in KiB.
 peak_kib() {
     local max=0 kib
@@ -93,6 +122,11 @@ first_sd=$(field "$tmp/first.csv" '^first' 3)
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN {print (v < t) ? "met" : "NOT met"}'; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
+many_1=$(field "$tmp/many.csv" '^many: 1$' 2)
+many_1000=$(field "$tmp/many.csv" '^many: 1000$' 2)
+dir_1000=$(field "$tmp/many.csv" '^many: dir 1000$' 2)
+per() { awk -v t="$1" -v base="$many_1" -v n="$2" 'BEGIN {printf "%.1f", (t - base) * 1000 / (n - 1)}'; }
+
 echo
 echo "== summary"
 printf '%-38s %s\n' \
@@ -101,4 +135,6 @@ printf '%-38s %s\n' \
     "first run (compiles), wall:" "$first_mean ± $first_sd ms" \
     "first run, peak RSS:" "$(mib "$first_kib") MiB" \
     "process floor (berth --version):" "$floor_mean ms" \
-    "any process (true):" "$true_mean ms"
+    "any process (true):" "$true_mean ms" \
+    "N components, one process (-o json):" "$(for n in "${counts[@]}"; do printf '%s: %s ms  ' "$n" "$(field "$tmp/many.csv" "^many: $n\$" 2)"; done)" \
+    "each component beyond the first:" "$(per "$many_1000" 1000) µs (multi-document file), $(per "$dir_1000" 1000) µs (directory of 1000 files)"

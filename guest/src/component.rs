@@ -41,9 +41,17 @@ impl From<crate::FieldError> for SpecError {
 /// feature `component` exports the default rules, and a component has one `build`.
 /// On other targets the macro only type-checks its argument, so the crate also builds
 /// (and tests) natively.
+///
+/// In wasm the macro also installs [`FreeLists`](crate::FreeLists) as the component's
+/// global allocator.
 #[macro_export]
 macro_rules! export_rules {
     (build = $build:path) => {
+        #[cfg(target_arch = "wasm32")]
+        #[global_allocator]
+        static __BERTH_ALLOCATOR: $crate::FreeLists<::std::alloc::System> =
+            $crate::FreeLists::new(::std::alloc::System);
+
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct Export;

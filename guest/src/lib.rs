@@ -4,6 +4,7 @@
 //! can reuse it as a library: implement [`Rules`] to change naming or labelling, keep the
 //! rest, and export it with [`export_rules!`]. The wasm export glue lives in `component`.
 
+mod alloc;
 mod component;
 mod container;
 mod deployment;
@@ -19,6 +20,7 @@ mod service;
 mod sidecars;
 mod volumes;
 
+pub use alloc::FreeLists;
 #[doc(hidden)]
 pub use component::bindings as __bindings;
 pub use component::{K8sObject, SiteConfig, Spec, SpecError, types};

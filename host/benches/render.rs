@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use berth::objects::Rendered;
 use berth::render::{self, Format};
@@ -47,12 +47,20 @@ fn inputs() -> (wit::Spec, wit::SiteConfig) {
     )
 }
 
-/// `count` distinct specs: the full example under names `inventory-0` …
-fn many(spec: &wit::Spec, count: usize) -> Vec<wit::Spec> {
+/// `count` distinct specs: the full example under names `inventory-0` …, as documents of
+/// one file.
+fn many(spec: &wit::Spec, count: usize) -> Vec<(spec::Origin, wit::Spec)> {
     (0..count)
-        .map(|i| wit::Spec {
-            component_name: format!("{}-{i}", spec.component_name),
-            ..spec.clone()
+        .map(|i| {
+            let origin = spec::Origin {
+                path: "many.yaml".into(),
+                document: Some(i + 1),
+            };
+            let spec = wit::Spec {
+                component_name: format!("{}-{i}", spec.component_name),
+                ..spec.clone()
+            };
+            (origin, spec)
         })
         .collect()
 }
@@ -79,7 +87,14 @@ fn wasm_build(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> us
 }
 
 fn wasm_render(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> Rendered {
-    render::render(rules, Path::new("full.yaml"), spec, site, NAMESPACE).expect("render")
+    render::render(
+        rules,
+        &spec::Origin::file(Path::new("full.yaml")),
+        spec,
+        site,
+        NAMESPACE,
+    )
+    .expect("render")
 }
 
 fn native_build(spec: &native::Spec, site: &native::SiteConfig) -> usize {
@@ -264,7 +279,7 @@ fn components(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     for count in COUNTS {
         let specs = many(&spec, count);
-        let native_specs: Vec<_> = specs.iter().map(guest_records::spec).collect();
+        let native_specs: Vec<_> = specs.iter().map(|(_, s)| guest_records::spec(s)).collect();
         group.throughput(Throughput::Elements(count as u64));
         group.bench_with_input(
             BenchmarkId::new("native_build", count),
@@ -282,12 +297,8 @@ fn components(c: &mut Criterion) {
             BenchmarkId::new("wasm_render", count),
             &specs,
             |b, specs| {
-                b.iter(|| {
-                    specs
-                        .iter()
-                        .map(|s| wasm_render(&mut rules, s, &site))
-                        .collect::<Vec<_>>()
-                })
+                // What `berth render --spec many.yaml` does between reading and printing.
+                b.iter(|| render::render_all(&mut rules, specs, &site, NAMESPACE).expect("render"))
             },
         );
     }
@@ -419,6 +430,48 @@ fn criterion_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// Native and wasm builds of the full example timed in alternation, round after round, so
+/// that both see the same machine: the median and range of the per-round ratio. Criterion
+/// times one benchmark after the other, and on a shared VM the speed drifts between them.
+fn interleaved_ratio() -> (f64, f64, f64) {
+    const ROUNDS: usize = 31;
+    const CALLS: u32 = 2000;
+    let (spec, site) = inputs();
+    let (native_spec, native_site) = (guest_records::spec(&spec), guest_records::site(&site));
+    let (_cache, options) = warm_cache();
+    let mut rules = Rules::default_rules(&options).expect("rules");
+    let mut time = |wasm: bool| {
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            if wasm {
+                black_box(wasm_build(&mut rules, black_box(&spec), black_box(&site)));
+            } else {
+                black_box(native_build(
+                    black_box(&native_spec),
+                    black_box(&native_site),
+                ));
+            }
+        }
+        start.elapsed().as_secs_f64()
+    };
+    time(true);
+    time(false);
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|round| {
+            // Alternate which goes first, in case going second is faster or slower.
+            if round % 2 == 0 {
+                let native = time(false);
+                time(true) / native
+            } else {
+                let wasm = time(true);
+                wasm / time(false)
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    (ratios[ROUNDS / 2], ratios[0], ratios[ROUNDS - 1])
+}
+
 /// The figures of this run against issue 6's targets.
 fn summary(since: SystemTime) {
     let get = |id: &str| estimate_ns(id, since);
@@ -439,6 +492,11 @@ fn summary(since: SystemTime) {
             "full example, wasm render (checked): {}  = {:.2}x native",
             us(render),
             render / native
+        );
+        let (median, low, high) = interleaved_ratio();
+        println!(
+            "full example, wasm / native build timed in alternation (31 rounds of 2000 calls): \
+             median {median:.2}x (range {low:.2}x - {high:.2}x)"
         );
         for (id, what) in [
             ("full/raw_build", "raw instance, epoch on: "),

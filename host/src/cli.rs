@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::objects::Rendered;
 use crate::render::{self, Format};
 use crate::report;
-use crate::runtime::{Limits, Options, Rules};
+use crate::runtime::{Limits, Options, Rules, wit};
 use crate::spec;
 
 /// Deploy and operate service components on Kubernetes, with house rules in a sandboxed
@@ -134,7 +134,8 @@ pub enum Command {
 /// Which spec, site config and rules to build with.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Component spec (YAML or JSON).
+    /// Component spec (YAML or JSON). `render` also takes a file of several YAML documents
+    /// or a directory of spec files (*.yaml, *.yml, *.json).
     #[arg(long, value_name = "FILE")]
     pub spec: PathBuf,
     /// Site config (YAML or JSON): image pull secrets, logging sidecar, TLS init container.
@@ -211,15 +212,29 @@ pub fn run(cli: Cli) -> Result<bool, Error> {
 }
 
 fn render_command(build: &BuildArgs, output: Format, namespace: &str) -> Result<bool, Error> {
-    let (_, rendered) = build_objects(build, namespace)?;
-    write_stdout(&render::format(std::slice::from_ref(&rendered), output)?)?;
+    let specs = spec::load_specs(&build.spec)?;
+    let (site, mut rules) = site_and_rules(build)?;
+    let rendered = render::render_all(&mut rules, &specs, &site, namespace)?;
+    write_stdout(&render::format(&rendered, output)?)?;
     Ok(true)
 }
 
-/// Load the rules and inputs named by `args` and build the component's objects; returns
-/// the component name with them.
+/// Load the rules and inputs named by `args` and build the one component's objects;
+/// returns the component name with them.
 pub fn build_objects(args: &BuildArgs, namespace: &str) -> Result<(String, Rendered), Error> {
-    let spec = spec::load_spec(&args.spec)?;
+    let specs = spec::load_specs(&args.spec)?;
+    let [(origin, spec)] = <[_; 1]>::try_from(specs).map_err(|specs| Error::NotOne {
+        path: args.spec.clone(),
+        count: specs.len(),
+        command: "deploy",
+    })?;
+    let (site, mut rules) = site_and_rules(args)?;
+    let rendered = render::render(&mut rules, &origin, &spec, &site, namespace)?;
+    Ok((spec.component_name, rendered))
+}
+
+/// The site config and the rules component `args` name.
+fn site_and_rules(args: &BuildArgs) -> Result<(wit::SiteConfig, Rules), Error> {
     let site = match &args.config {
         Some(path) => spec::load_site(path)?,
         None => spec::empty_site(),
@@ -232,12 +247,11 @@ pub fn build_objects(args: &BuildArgs, namespace: &str) -> Result<(String, Rende
         },
         ..Options::default()
     };
-    let mut rules = match &args.rules {
+    let rules = match &args.rules {
         Some(path) => Rules::from_file(path, &options)?,
         None => Rules::default_rules(&options)?,
     };
-    let rendered = render::render(&mut rules, &args.spec, &spec, &site, namespace)?;
-    Ok((spec.component_name, rendered))
+    Ok((site, rules))
 }
 
 async fn operate(connection: &Connection, command: Command) -> Result<bool, Error> {

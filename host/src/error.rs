@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::objects::InvalidObject;
 use crate::render::FormatError;
 use crate::runtime::{Refusal, RulesError};
-use crate::spec::InputError;
+use crate::spec::{InputError, Origin};
 
 /// Why a berth command failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +17,22 @@ pub enum Error {
     #[error(transparent)]
     Rules(#[from] RulesError),
     /// The rules refused the spec.
-    #[error("{}: {refusal}", spec.display())]
-    Refused { spec: PathBuf, refusal: Refusal },
+    #[error("{spec}: {refusal}")]
+    Refused { spec: Origin, refusal: Refusal },
+    /// Two specs build an object of the same kind and name: one would replace the other.
+    #[error("{second}: builds {object}, which {first} builds too")]
+    Collision {
+        object: String,
+        first: Origin,
+        second: Origin,
+    },
+    /// A command that works on one component was given several.
+    #[error("{}: holds {count} component specs; {command} takes one", path.display())]
+    NotOne {
+        path: PathBuf,
+        count: usize,
+        command: &'static str,
+    },
     /// The rules returned objects the host refuses.
     #[error(transparent)]
     InvalidObject(#[from] InvalidObject),

@@ -125,6 +125,16 @@ impl Rendered {
         })
     }
 
+    /// `Kind/name` of every object, Deployment first.
+    pub fn object_names(&self) -> impl Iterator<Item = String> + '_ {
+        let name = |meta: &ObjectMeta| meta.name.clone().unwrap_or_default();
+        std::iter::once(format!("Deployment/{}", name(&self.deployment.metadata))).chain(
+            self.services
+                .iter()
+                .map(move |s| format!("Service/{}", name(&s.metadata))),
+        )
+    }
+
     /// Every object as a JSON value, Deployment first.
     pub fn to_values(&self) -> Vec<serde_json::Value> {
         std::iter::once(value(&self.deployment))
@@ -136,6 +146,26 @@ impl Rendered {
 /// Parse `json` into a Kubernetes type, refusing fields the type does not know: serde
 /// would drop them without a word, and the object applied would not be the one built.
 fn parse<T: DeserializeOwned + Serialize>(json: &str, kind: &'static str) -> Result<T, Problem> {
+    // One typed pass that notes any field the type skips: what valid objects take. Only
+    // when it fails or skips something does the slower pass below run, for the error's
+    // field path and its rule that an unknown field set to null is absent, not unknown.
+    let mut skipped = false;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let parsed = serde_ignored::deserialize(&mut de, |_| skipped = true).and_then(|parsed| {
+        de.end()?;
+        Ok(parsed)
+    });
+    match parsed {
+        Ok(parsed) if !skipped => Ok(parsed),
+        _ => parse_with_paths(json, kind),
+    }
+}
+
+/// [`parse`] through a JSON tree: slower, but it names the field at fault.
+fn parse_with_paths<T: DeserializeOwned + Serialize>(
+    json: &str,
+    kind: &'static str,
+) -> Result<T, Problem> {
     let malformed = |message: String| Problem::Malformed { kind, message };
     let original: Value = serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
     let parsed: T = serde_path_to_error::deserialize(&original).map_err(|e| {
@@ -581,6 +611,26 @@ mod tests {
                    "spec": {"type": "NodePort", "selector": {"app": "a"},
                             "ports": [{"name": "xport-t-8443", "port": 8443, "protocol": "TCP", "nodePort": 30443}]}}),
         );
-        check(vec![d, s]).unwrap();
+        check(vec![d.clone(), s.clone()]).unwrap();
+        // The one-pass parse and the tree parse read the same object.
+        let fast: Deployment = parse(&d.json, "Deployment").unwrap();
+        let tree: Deployment = parse_with_paths(&d.json, "Deployment").unwrap();
+        assert_eq!(fast, tree);
+        let fast: Service = parse(&s.json, "Service").unwrap();
+        assert_eq!(
+            fast,
+            parse_with_paths::<Service>(&s.json, "Service").unwrap()
+        );
+    }
+
+    #[test]
+    fn text_after_the_object_is_refused() {
+        let mut d = deployment("dep-a", None);
+        d.json.push_str(" {}");
+        let p = problem(vec![d]);
+        assert!(
+            matches!(&p, Problem::Malformed { message, .. } if message.contains("trailing characters")),
+            "{p}"
+        );
     }
 }

@@ -1,12 +1,13 @@
-//! `berth render`: the objects of a component, as YAML documents or a JSON `List`.
+//! `berth render`: the objects of one or more components, as YAML documents or a JSON `List`.
 
-use std::path::Path;
+use std::collections::HashMap;
 
 use serde_json::json;
 
 use crate::error::Error;
 use crate::objects::Rendered;
 use crate::runtime::{Rules, wit};
+use crate::spec::Origin;
 
 /// Output format of objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -36,10 +37,36 @@ pub fn format(rendered: &[Rendered], format: Format) -> Result<String, FormatErr
     }
 }
 
+/// Build and check the objects of every spec, in order. Fails on the first spec that
+/// fails, and when two specs build an object of one kind and name.
+pub fn render_all(
+    rules: &mut Rules,
+    specs: &[(Origin, wit::Spec)],
+    site: &wit::SiteConfig,
+    namespace: &str,
+) -> Result<Vec<Rendered>, Error> {
+    let mut built_by: HashMap<String, &Origin> = HashMap::new();
+    let mut all = Vec::with_capacity(specs.len());
+    for (origin, spec) in specs {
+        let rendered = render(rules, origin, spec, site, namespace)?;
+        for object in rendered.object_names() {
+            if let Some(first) = built_by.insert(object.clone(), origin) {
+                return Err(Error::Collision {
+                    object,
+                    first: first.clone(),
+                    second: origin.clone(),
+                });
+            }
+        }
+        all.push(rendered);
+    }
+    Ok(all)
+}
+
 /// Build and check the objects of one spec; `origin` names the spec in errors.
 pub fn render(
     rules: &mut Rules,
-    origin: &Path,
+    origin: &Origin,
     spec: &wit::Spec,
     site: &wit::SiteConfig,
     namespace: &str,
@@ -47,7 +74,7 @@ pub fn render(
     let objects = rules
         .build(spec, site, namespace)?
         .map_err(|refusal| Error::Refused {
-            spec: origin.to_owned(),
+            spec: origin.clone(),
             refusal,
         })?;
     Ok(Rendered::from_objects(rules.source(), objects, namespace)?)

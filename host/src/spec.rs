@@ -29,18 +29,118 @@ pub enum InputError {
         message: String,
     },
     /// A field is missing, unknown or of the wrong type.
-    #[error("{}: {field}: {message}", path.display())]
+    #[error("{origin}: {field}: {message}")]
     Field {
-        path: PathBuf,
+        origin: Origin,
         field: String,
         message: String,
     },
+    /// A spec file or directory holds no spec.
+    #[error("{}: no component spec in it (a directory's *.yaml, *.yml and *.json files are read)", path.display())]
+    Empty { path: PathBuf },
+}
+
+/// Where a spec came from: its file, and its place in the file when the file holds several
+/// YAML documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file.
+    pub path: PathBuf,
+    /// 1 for the file's first document, …; `None` when the file holds one.
+    pub document: Option<usize>,
+}
+
+impl Origin {
+    /// A file holding one spec.
+    pub fn file(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            document: None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.document {
+            None => write!(f, "{}", self.path.display()),
+            Some(n) => write!(f, "{} (document {n})", self.path.display()),
+        }
+    }
 }
 
 /// Read the component spec at `path`.
 pub fn load_spec(path: &Path) -> Result<wit::Spec, InputError> {
     let text = read(path)?;
     parse_spec(path, &text)
+}
+
+/// Read every spec at `path`: a file of one or more YAML documents (or one JSON object),
+/// or a directory, whose `*.yaml`, `*.yml` and `*.json` files are read in name order.
+pub fn load_specs(path: &Path) -> Result<Vec<(Origin, wit::Spec)>, InputError> {
+    let files = if path.is_dir() {
+        spec_files(path)?
+    } else {
+        vec![path.to_owned()]
+    };
+    let mut specs = Vec::new();
+    for file in &files {
+        specs.extend(parse_specs(file, &read(file)?)?);
+    }
+    if specs.is_empty() {
+        return Err(InputError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(specs)
+}
+
+/// Parse every spec in `text`, the content of the file at `path`: the documents of a YAML
+/// stream (empty ones skipped), or one JSON object.
+pub fn parse_specs(path: &Path, text: &str) -> Result<Vec<(Origin, wit::Spec)>, InputError> {
+    let documents: Vec<Value> = if is_json(path, text) {
+        vec![serde_json::from_str(text).map_err(|e| syntax(path, "JSON", e))?]
+    } else {
+        serde_saphyr::from_multiple(text).map_err(|e| syntax(path, "YAML", e))?
+    };
+    let several = documents.len() > 1;
+    documents
+        .into_iter()
+        .enumerate()
+        .map(|(i, document)| {
+            let origin = Origin {
+                path: path.to_owned(),
+                document: several.then_some(i + 1),
+            };
+            let spec = typed::<SpecFile>(&origin, document, SPEC_RECORDS)?.into();
+            Ok((origin, spec))
+        })
+        .collect()
+}
+
+/// The spec files of a directory, by name; not its subdirectories.
+fn spec_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let unreadable = |source| InputError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        let is_spec = path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["yaml", "yml", "json"]
+                .iter()
+                .any(|known| e.eq_ignore_ascii_case(known))
+        });
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if is_spec && !hidden && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Read the site config at `path`.
@@ -114,24 +214,36 @@ fn list_for_record(value: &Value, records: &[&str], pattern: &str, path: &str) -
 }
 
 /// JSON when the file says so by extension or by its first character, YAML otherwise.
-/// Both go through one JSON value so that errors name fields the same way.
+fn is_json(path: &Path, text: &str) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('{')
+}
+
+/// Parse one document, YAML or JSON. Both go through one JSON value so that errors name
+/// fields the same way.
 fn parse<T: de::DeserializeOwned>(
     path: &Path,
     text: &str,
     records: &[&str],
 ) -> Result<T, InputError> {
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with('{');
-    let value: serde_json::Value = if is_json {
+    let value: serde_json::Value = if is_json(path, text) {
         serde_json::from_str(text).map_err(|e| syntax(path, "JSON", e))?
     } else {
         serde_saphyr::from_str(text).map_err(|e| syntax(path, "YAML", e))?
     };
+    typed(&Origin::file(path), value, records)
+}
+
+/// The record a parsed document holds, or the field at fault.
+fn typed<T: de::DeserializeOwned>(
+    origin: &Origin,
+    value: Value,
+    records: &[&str],
+) -> Result<T, InputError> {
     if let Some(at) = list_for_record(&value, records, "", "") {
         return Err(InputError::Field {
-            path: path.to_owned(),
+            origin: origin.clone(),
             field: if at.is_empty() {
                 "(top level)".into()
             } else {
@@ -147,7 +259,7 @@ fn parse<T: de::DeserializeOwned>(
             path => path,
         };
         InputError::Field {
-            path: path.to_owned(),
+            origin: origin.clone(),
             field,
             message: err.into_inner().to_string(),
         }
@@ -538,6 +650,38 @@ mod tests {
         assert!(
             err.starts_with("spec.yaml: \"\": unknown field ``"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_yaml_stream_holds_several_specs_and_names_each() {
+        let path = Path::new("set.yaml");
+        let specs = parse_specs(
+            path,
+            "component_name: a\nimage: x\n---\n---\ncomponent_name: b\nimage: y\n",
+        )
+        .unwrap();
+        let found: Vec<_> = specs
+            .iter()
+            .map(|(o, s)| (o.to_string(), s.component_name.as_str()))
+            .collect();
+        // The empty document is skipped.
+        assert_eq!(
+            found,
+            [
+                ("set.yaml (document 1)".to_owned(), "a"),
+                ("set.yaml (document 2)".to_owned(), "b")
+            ]
+        );
+        let one = parse_specs(path, "component_name: a\nimage: x\n").unwrap();
+        assert_eq!(one[0].0, Origin::file(path));
+        assert!(parse_specs(path, "").unwrap().is_empty());
+        let err = parse_specs(path, "component_name: a\nimage: x\n---\nimage: y\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "set.yaml (document 2): (top level): missing field `component_name`"
         );
     }
 

@@ -290,3 +290,153 @@ fn bad_arguments_exit_2() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A directory of spec files, one of them holding two YAML documents.
+fn spec_set() -> tempfile::TempDir {
+    let dir = scratch();
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write(
+        "a.yaml",
+        "component_name: web-a\nimage: nginx\nports: ['80:0']\n---\n\
+         component_name: web-b\nimage: nginx\nports: ['81:30081']\n",
+    );
+    write("b.json", r#"{"component_name": "web-c", "image": "nginx"}"#);
+    write(
+        "c.yml",
+        "component_name: web-d\nimage: nginx\nreplicas: 3\n",
+    );
+    // Not specs: other extensions, hidden files, subdirectories.
+    write("notes.txt", "component_name: no\n");
+    write(".draft.yaml", "component_name: no\n");
+    std::fs::create_dir(dir.path().join("old")).expect("mkdir");
+    std::fs::write(dir.path().join("old/d.yaml"), "component_name: no\n").expect("write");
+    dir
+}
+
+fn items(list: &Value) -> Vec<Value> {
+    list["items"].as_array().expect("items").clone()
+}
+
+#[test]
+fn a_directory_or_a_multi_document_file_renders_every_component_in_order() {
+    let dir = spec_set();
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let all = items(&render_json(&["--spec", &path("")]));
+    // The same objects, in file-name and document order, as rendering each spec alone.
+    let mut one_by_one = Vec::new();
+    for doc in [
+        "component_name: web-a\nimage: nginx\nports: ['80:0']\n",
+        "component_name: web-b\nimage: nginx\nports: ['81:30081']\n",
+    ] {
+        std::fs::write(dir.path().join("old/one.yaml"), doc).expect("write");
+        one_by_one.extend(items(&render_json(&["--spec", &path("old/one.yaml")])));
+    }
+    one_by_one.extend(items(&render_json(&["--spec", &path("b.json")])));
+    one_by_one.extend(items(&render_json(&["--spec", &path("c.yml")])));
+    assert_eq!(all, one_by_one);
+    let names: Vec<&str> = all
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "dep-web-a",
+            "web-a",
+            "dep-web-b",
+            "web-b",
+            "xweb-b",
+            "dep-web-c",
+            "dep-web-d"
+        ]
+    );
+    // The file of two documents alone gives its two components.
+    assert_eq!(items(&render_json(&["--spec", &path("a.yaml")])).len(), 5);
+}
+
+#[test]
+fn a_bad_spec_in_a_set_is_named_by_file_and_document_and_nothing_is_printed() {
+    let dir = spec_set();
+    let file = dir.path().join("a.yaml");
+    std::fs::write(
+        &file,
+        "component_name: web-a\nimage: nginx\n---\ncomponent_name: web-b\nimage: nginx\nports: ['9101:']\n",
+    )
+    .expect("write");
+    let out = berth(
+        &["render", "--spec", dir.path().to_str().expect("utf-8")],
+        shared_cache(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "berth: {} (document 2): ports[0]: \"9101:\" is not CONTAINER_PORT[/tcp|udp]:NODE_PORT",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn two_specs_building_the_same_object_are_refused() {
+    let dir = scratch();
+    let file = dir.path().join("twice.yaml");
+    std::fs::write(
+        &file,
+        "component_name: web\nimage: nginx:1\n---\ncomponent_name: web\nimage: nginx:2\n",
+    )
+    .expect("write");
+    let out = berth(
+        &["render", "--spec", file.to_str().expect("utf-8")],
+        shared_cache(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let f = file.display();
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "berth: {f} (document 2): builds Deployment/dep-web, which {f} (document 1) builds too"
+        )
+    );
+}
+
+#[test]
+fn an_empty_spec_directory_is_an_error() {
+    let dir = scratch();
+    std::fs::write(dir.path().join("README.md"), "no specs here").expect("write");
+    let out = berth(
+        &["render", "--spec", dir.path().to_str().expect("utf-8")],
+        shared_cache(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no component spec in it"), "{stderr}");
+}
+
+#[test]
+fn deploy_takes_exactly_one_spec() {
+    use clap::Parser;
+    let dir = spec_set();
+    let args = berth::cli::Cli::try_parse_from([
+        "berth",
+        "deploy",
+        "--spec",
+        dir.path().join("a.yaml").to_str().expect("utf-8"),
+    ])
+    .expect("arguments");
+    let berth::cli::Command::Deploy { build, .. } = args.command else {
+        panic!("not deploy");
+    };
+    let err = berth::cli::build_objects(&build, "default").expect_err("two specs");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: holds 2 component specs; deploy takes one",
+            dir.path().join("a.yaml").display()
+        )
+    );
+}

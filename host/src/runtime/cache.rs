@@ -21,18 +21,24 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(|base| base.join("berth"))
 }
 
-/// The compiled component for `bytes`, from `dir` when it holds a usable copy; compiled
-/// and stored there otherwise. Returns whether it came from the cache. Cache trouble
-/// (unwritable directory, stale file) only costs a compilation.
+/// The SHA-256 of a component, in hex: the first half of its cache key.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The compiled component for `bytes` (whose [`digest`] is `digest`), from `dir` when it
+/// holds a usable copy; compiled and stored there otherwise. Returns whether it came from
+/// the cache. Cache trouble (unwritable directory, stale file) only costs a compilation.
 pub fn load(
     engine: &Engine,
     bytes: &[u8],
+    digest: &str,
     dir: Option<&Path>,
 ) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = dir else {
         return Ok((Component::new(engine, bytes)?, false));
     };
-    let path = dir.join(key(engine, bytes));
+    let path = dir.join(key(engine, digest));
     if path.is_file() {
         // SAFETY: the file was written by `Component::serialize` of this berth under a
         // name that binds it to these component bytes and this engine's settings, in a
@@ -49,14 +55,10 @@ pub fn load(
 }
 
 /// File name of a compiled component: content hash, then engine hash.
-fn key(engine: &Engine, bytes: &[u8]) -> String {
+fn key(engine: &Engine, digest: &str) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    format!(
-        "{}-{:016x}.cwasm",
-        hex::encode(Sha256::digest(bytes)),
-        hasher.finish()
-    )
+    format!("{digest}-{:016x}.cwasm", hasher.finish())
 }
 
 /// Write atomically: a reader never sees half a file.

@@ -25,6 +25,8 @@ pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds};
 
 /// The default rules, built from `guest/` and embedded in the binary.
 pub static DEFAULT_RULES: &[u8] = include_bytes!(env!("BERTH_DEFAULT_RULES"));
+/// Their SHA-256, computed at build time.
+const DEFAULT_RULES_SHA256: &str = env!("BERTH_DEFAULT_RULES_SHA256");
 
 /// How often the deadline clock ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -234,7 +236,12 @@ impl std::fmt::Debug for Rules {
 impl Rules {
     /// Load the embedded default rules.
     pub fn default_rules(options: &Options) -> Result<Self, RulesError> {
-        Self::from_bytes(Source::Default, DEFAULT_RULES, options)
+        Self::load(
+            Source::Default,
+            DEFAULT_RULES,
+            DEFAULT_RULES_SHA256,
+            options,
+        )
     }
 
     /// Load the component at `path`.
@@ -248,12 +255,23 @@ impl Rules {
 
     /// Load a component from its bytes.
     pub fn from_bytes(source: Source, bytes: &[u8], options: &Options) -> Result<Self, RulesError> {
+        Self::load(source, bytes, &cache::digest(bytes), options)
+    }
+
+    fn load(
+        source: Source,
+        bytes: &[u8],
+        digest: &str,
+        options: &Options,
+    ) -> Result<Self, RulesError> {
         let engine = engine()?;
-        let (component, from_cache) = cache::load(&engine, bytes, options.cache_dir.as_deref())
-            .map_err(|source_err| RulesError::Compile {
-                source_name: source.clone(),
-                source: source_err,
-            })?;
+        let (component, from_cache) =
+            cache::load(&engine, bytes, digest, options.cache_dir.as_deref()).map_err(
+                |source_err| RulesError::Compile {
+                    source_name: source.clone(),
+                    source: source_err,
+                },
+            )?;
         world::check(&engine, &component).map_err(|mismatch| match mismatch {
             world::Mismatch::Version(found) => RulesError::OtherVersion {
                 source_name: source.clone(),
@@ -408,4 +426,15 @@ fn engine() -> Result<Engine, RulesError> {
         })
         .map_err(|e| RulesError::Engine(e.into()))?;
     Ok(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_time_hash_is_the_hash_of_the_embedded_rules() {
+        // A stale hash would load another component's compiled code from the cache.
+        assert_eq!(DEFAULT_RULES_SHA256, cache::digest(DEFAULT_RULES));
+    }
 }

@@ -135,12 +135,21 @@ impl Rendered {
         )
     }
 
-    /// Every object as a JSON value, Deployment first.
-    pub fn to_values(&self) -> Vec<serde_json::Value> {
-        std::iter::once(value(&self.deployment))
-            .chain(self.services.iter().map(value))
-            .collect()
+    /// Every object, Deployment first.
+    pub fn objects(&self) -> impl Iterator<Item = Object<'_>> {
+        std::iter::once(Object::Deployment(&self.deployment))
+            .chain(self.services.iter().map(Object::Service))
     }
+}
+
+/// One object of a [`Rendered`] set; serializes as the object itself.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Object<'a> {
+    /// The Deployment.
+    Deployment(&'a Deployment),
+    /// A Service.
+    Service(&'a Service),
 }
 
 /// Parse `json` into a Kubernetes type, refusing fields the type does not know: serde

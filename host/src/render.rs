@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::Error;
-use crate::objects::Rendered;
+use crate::objects::{Object, Rendered};
 use crate::runtime::{Rules, wit};
 use crate::spec::Origin;
 
@@ -26,15 +26,29 @@ pub struct FormatError(#[source] serde_saphyr::SerializeError);
 
 /// Format the objects of one or more components.
 pub fn format(rendered: &[Rendered], format: Format) -> Result<String, FormatError> {
-    let items: Vec<serde_json::Value> = rendered.iter().flat_map(Rendered::to_values).collect();
+    // Straight from the typed objects: a JSON tree in between would double the work.
+    let items: Vec<Object<'_>> = rendered.iter().flat_map(Rendered::objects).collect();
     match format {
         Format::Yaml => serde_saphyr::to_string_multiple(&items).map_err(FormatError),
         Format::Json => {
-            let list = json!({ "apiVersion": "v1", "kind": "List", "items": items });
-            // A tree of JSON values always serializes.
+            let list = List {
+                api_version: "v1",
+                kind: "List",
+                items,
+            };
+            // Kubernetes objects always serialize to JSON.
             Ok(serde_json::to_string_pretty(&list).unwrap_or_default() + "\n")
         }
     }
+}
+
+/// A `v1` `List` of objects, as `kubectl get -o json` prints several.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct List<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    items: Vec<Object<'a>>,
 }
 
 /// Build and check the objects of every spec, in order. Fails on the first spec that

@@ -101,7 +101,11 @@ pub fn parse_specs(path: &Path, text: &str) -> Result<Vec<(Origin, wit::Spec)>, 
     let documents: Vec<Value> = if is_json(path, text) {
         vec![serde_json::from_str(text).map_err(|e| syntax(path, "JSON", e))?]
     } else {
-        serde_saphyr::from_multiple(text).map_err(|e| syntax(path, "YAML", e))?
+        // Streaming, one document at a time: `from_multiple` takes time quadratic in the
+        // number of documents (76 µs more per spec at 1,000 specs than at 1).
+        serde_saphyr::read(&mut text.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| syntax(path, "YAML", e))?
     };
     let several = documents.len() > 1;
     documents

@@ -30,7 +30,14 @@ fn full_spec() -> (wit::Spec, wit::SiteConfig) {
 }
 
 fn render_with(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> Rendered {
-    render::render(rules, &spec::Origin::file(Path::new("full.yaml")), spec, site, "shop").expect("renders")
+    render::render(
+        rules,
+        &spec::Origin::file(Path::new("full.yaml")),
+        spec,
+        site,
+        "shop",
+    )
+    .expect("renders")
 }
 
 fn labels(

@@ -44,11 +44,15 @@ PKI="$STATE/pki"
 ADMIN_KUBECONFIG="$STATE/admin.kubeconfig"
 LIMITED_KUBECONFIG="$STATE/limited.kubeconfig"
 
-alive() { # name -> true if its recorded pid is running (a zombie has an empty cmdline)
-    local f="$STATE/$1.pid" pid
+alive() { # name -> true if its recorded pid is running and not a zombie
+    local f="$STATE/$1.pid" pid state
     [ -f "$f" ] || return 1
     pid="$(cat "$f")"
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && [ -n "$(tr -d '\0' <"/proc/$pid/cmdline" 2>/dev/null)" ]
+    [ -n "$pid" ] || return 1
+    # The state letter after the command name in /proc/PID/stat. Not the cmdline: it reads
+    # empty while the process is in execve, which made a starting sim-node look dead.
+    state="$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$pid/stat" 2>/dev/null)" || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
 api() { # method path [curl args...] -> body on stdout, fails on HTTP >= 400

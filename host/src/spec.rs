@@ -662,7 +662,7 @@ mod tests {
         let path = Path::new("set.yaml");
         let specs = parse_specs(
             path,
-            "component_name: a\nimage: x\n---\n---\ncomponent_name: b\nimage: y\n",
+            "component_name: a\nimage: x\n---\n---\ncomponent_name: b\nimage: nginx\n",
         )
         .unwrap();
         let found: Vec<_> = specs
@@ -680,7 +680,7 @@ mod tests {
         let one = parse_specs(path, "component_name: a\nimage: x\n").unwrap();
         assert_eq!(one[0].0, Origin::file(path));
         assert!(parse_specs(path, "").unwrap().is_empty());
-        let err = parse_specs(path, "component_name: a\nimage: x\n---\nimage: y\n")
+        let err = parse_specs(path, "component_name: a\nimage: x\n---\nimage: nginx\n")
             .unwrap_err()
             .to_string();
         assert_eq!(

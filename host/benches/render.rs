@@ -431,45 +431,67 @@ fn criterion_dirs() -> Vec<PathBuf> {
 }
 
 /// Native and wasm builds of the full example timed in alternation, round after round, so
-/// that both see the same machine: the median and range of the per-round ratio. Criterion
+/// that all see the same machine: per wasm component (the default rules, then those of
+/// `BERTH_BENCH_RULES`), the median and range of its per-round ratio to native. Criterion
 /// times one benchmark after the other, and on a shared VM the speed drifts between them.
-fn interleaved_ratio() -> (f64, f64, f64) {
+fn interleaved_ratios() -> Vec<(String, [f64; 3])> {
     const ROUNDS: usize = 31;
     const CALLS: u32 = 2000;
     let (spec, site) = inputs();
     let (native_spec, native_site) = (guest_records::spec(&spec), guest_records::site(&site));
     let (_cache, options) = warm_cache();
-    let mut rules = Rules::default_rules(&options).expect("rules");
-    let mut time = |wasm: bool| {
+    let mut contenders = vec![(
+        "default rules".to_owned(),
+        Rules::default_rules(&options).expect("rules"),
+    )];
+    for path in alternative_rules() {
+        let rules = Rules::from_file(&path, &options).expect("BERTH_BENCH_RULES");
+        contenders.push((format!("{}.wasm", stem(&path)), rules));
+    }
+    let native = || {
         let start = Instant::now();
         for _ in 0..CALLS {
-            if wasm {
-                black_box(wasm_build(&mut rules, black_box(&spec), black_box(&site)));
-            } else {
-                black_box(native_build(
-                    black_box(&native_spec),
-                    black_box(&native_site),
-                ));
-            }
+            black_box(native_build(
+                black_box(&native_spec),
+                black_box(&native_site),
+            ));
         }
         start.elapsed().as_secs_f64()
     };
-    time(true);
-    time(false);
-    let mut ratios: Vec<f64> = (0..ROUNDS)
-        .map(|round| {
-            // Alternate which goes first, in case going second is faster or slower.
-            if round % 2 == 0 {
-                let native = time(false);
-                time(true) / native
-            } else {
-                let wasm = time(true);
-                wasm / time(false)
+    let wasm = |rules: &mut Rules| {
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            black_box(wasm_build(rules, black_box(&spec), black_box(&site)));
+        }
+        start.elapsed().as_secs_f64()
+    };
+    let mut ratios = vec![Vec::new(); contenders.len()];
+    for round in 0..=ROUNDS {
+        // Native first in even rounds, last in odd ones; the first round only warms up.
+        let native_first = round % 2 == 0;
+        let first = if native_first { native() } else { 0.0 };
+        // The components in turn, starting with another one each round.
+        let count = contenders.len();
+        let mut times = vec![0.0; count];
+        for k in 0..count {
+            let i = (k + round) % count;
+            times[i] = wasm(&mut contenders[i].1);
+        }
+        let native_time = if native_first { first } else { native() };
+        if round > 0 {
+            for (list, time) in ratios.iter_mut().zip(times) {
+                list.push(time / native_time);
             }
+        }
+    }
+    contenders
+        .into_iter()
+        .zip(ratios)
+        .map(|((name, _), mut list)| {
+            list.sort_by(f64::total_cmp);
+            (name, [list[ROUNDS / 2], list[0], list[ROUNDS - 1]])
         })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    (ratios[ROUNDS / 2], ratios[0], ratios[ROUNDS - 1])
+        .collect()
 }
 
 /// The figures of this run against issue 6's targets.
@@ -493,11 +515,12 @@ fn summary(since: SystemTime) {
             us(render),
             render / native
         );
-        let (median, low, high) = interleaved_ratio();
         println!(
-            "full example, wasm / native build timed in alternation (31 rounds of 2000 calls): \
-             median {median:.2}x (range {low:.2}x - {high:.2}x)"
+            "wasm / native build of the full example, timed in alternation (31 rounds of 2000 calls):"
         );
+        for (name, [median, low, high]) in interleaved_ratios() {
+            println!("  {name:<24} median {median:.2}x (range {low:.2}x - {high:.2}x)");
+        }
         for (id, what) in [
             ("full/raw_build", "raw instance, epoch on: "),
             ("full/raw_build_no_epoch", "raw instance, epoch off:"),

@@ -31,6 +31,12 @@ trap cleanup EXIT
 step berth render --spec examples/full.yaml --config examples/site.yaml '| head -20'
 "$berth" render --spec examples/full.yaml --config examples/site.yaml | head -20
 
+specs=$(mktemp -d)
+cp examples/full.yaml examples/minimal.yaml "$specs"
+step "berth render --spec specs/ --config examples/site.yaml | grep -E '^kind:|^  name:'   # a directory: every spec in it"
+"$berth" render --spec "$specs" --config examples/site.yaml | grep -E '^kind:|^  name:'
+rm -rf "$specs"
+
 step berth deploy --spec examples/full.yaml --config examples/site.yaml --wait
 "$berth" deploy --spec examples/full.yaml --config examples/site.yaml --wait
 

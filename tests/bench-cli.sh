@@ -70,17 +70,17 @@ hyperfine -N --style basic --runs "$first_runs" \
     --command-name "first: berth render (cache emptied before each run)" \
     "env BERTH_CACHE_DIR=$cold_cache ${render[*]}"
 
-# N copies of the full example, `inventory-0` …, as one YAML stream and as a directory.
+# N copies of the full example, `inventory-0` …, as a directory and as one YAML stream.
 counts=(1 10 100 1000)
 mkdir -p "$tmp/dir"
+for ((i = 0; i < 1000; i++)); do
+    sed "s/^component_name: inventory$/component_name: inventory-$i/" "$spec" >"$tmp/dir/c$i.yaml"
+done
 for n in "${counts[@]}"; do
     for ((i = 0; i < n; i++)); do
         echo ---
-        sed "s/^component_name: inventory$/component_name: inventory-$i/" "$spec"
+        cat "$tmp/dir/c$i.yaml"
     done >"$tmp/many-$n.yaml"
-done
-for ((i = 0; i < 1000; i++)); do
-    sed "s/^component_name: inventory$/component_name: inventory-$i/" "$spec" >"$tmp/dir/c$i.yaml"
 done
 many=()
 for n in "${counts[@]}"; do

@@ -125,16 +125,6 @@ impl Rendered {
         })
     }
 
-    /// `Kind/name` of every object, Deployment first.
-    pub fn object_names(&self) -> impl Iterator<Item = String> + '_ {
-        let name = |meta: &ObjectMeta| meta.name.clone().unwrap_or_default();
-        std::iter::once(format!("Deployment/{}", name(&self.deployment.metadata))).chain(
-            self.services
-                .iter()
-                .map(move |s| format!("Service/{}", name(&s.metadata))),
-        )
-    }
-
     /// Every object, Deployment first.
     pub fn objects(&self) -> impl Iterator<Item = Object<'_>> {
         std::iter::once(Object::Deployment(&self.deployment))
@@ -150,6 +140,17 @@ pub enum Object<'a> {
     Deployment(&'a Deployment),
     /// A Service.
     Service(&'a Service),
+}
+
+impl Object<'_> {
+    /// `Kind/name`.
+    pub fn id(&self) -> String {
+        let (kind, meta) = match self {
+            Object::Deployment(d) => ("Deployment", &d.metadata),
+            Object::Service(s) => ("Service", &s.metadata),
+        };
+        format!("{kind}/{}", meta.name.as_deref().unwrap_or_default())
+    }
 }
 
 /// Parse `json` into a Kubernetes type, refusing fields the type does not know: serde

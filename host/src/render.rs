@@ -1,6 +1,7 @@
 //! `berth render`: the objects of one or more components, as YAML documents or a JSON `List`.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use serde::Serialize;
 
@@ -63,13 +64,18 @@ pub fn render_all(
     let mut all = Vec::with_capacity(specs.len());
     for (origin, spec) in specs {
         let rendered = render(rules, origin, spec, site, namespace)?;
-        for object in rendered.object_names() {
-            if let Some(first) = built_by.insert(object.clone(), origin) {
-                return Err(Error::Collision {
-                    object,
-                    first: first.clone(),
-                    second: origin.clone(),
-                });
+        for object in rendered.objects() {
+            match built_by.entry(object.id()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(origin);
+                }
+                Entry::Occupied(built) => {
+                    return Err(Error::Collision {
+                        object: built.key().clone(),
+                        first: (*built.get()).clone(),
+                        second: origin.clone(),
+                    });
+                }
             }
         }
         all.push(rendered);

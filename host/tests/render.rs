@@ -48,6 +48,12 @@ fn refuse(spec: &str) -> (i32, String) {
     let dir = scratch();
     let path = dir.path().join("spec.yaml");
     std::fs::write(&path, spec).expect("write spec");
+    refuse_path(&path)
+}
+
+/// Render the spec file or directory at `path`, which must fail with nothing printed on
+/// stdout; returns (exit code, stderr).
+fn refuse_path(path: &Path) -> (i32, String) {
     let out = berth(
         &["render", "--spec", path.to_str().expect("utf-8 path")],
         shared_cache(),
@@ -364,13 +370,8 @@ fn a_bad_spec_in_a_set_is_named_by_file_and_document_and_nothing_is_printed() {
         "component_name: web-a\nimage: nginx\n---\ncomponent_name: web-b\nimage: nginx\nports: ['9101:']\n",
     )
     .expect("write");
-    let out = berth(
-        &["render", "--spec", dir.path().to_str().expect("utf-8")],
-        shared_cache(),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(out.stdout.is_empty());
+    let (code, stderr) = refuse_path(dir.path());
+    assert_eq!(code, 1, "{stderr}");
     assert_eq!(
         stderr.trim_end(),
         format!(
@@ -389,12 +390,8 @@ fn two_specs_building_the_same_object_are_refused() {
         "component_name: web\nimage: nginx:1\n---\ncomponent_name: web\nimage: nginx:2\n",
     )
     .expect("write");
-    let out = berth(
-        &["render", "--spec", file.to_str().expect("utf-8")],
-        shared_cache(),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = refuse_path(&file);
+    assert_eq!(code, 1, "{stderr}");
     let f = file.display();
     assert_eq!(
         stderr.trim_end(),
@@ -408,12 +405,8 @@ fn two_specs_building_the_same_object_are_refused() {
 fn an_empty_spec_directory_is_an_error() {
     let dir = scratch();
     std::fs::write(dir.path().join("README.md"), "no specs here").expect("write");
-    let out = berth(
-        &["render", "--spec", dir.path().to_str().expect("utf-8")],
-        shared_cache(),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = refuse_path(dir.path());
+    assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no component spec in it"), "{stderr}");
 }
 

@@ -1,4 +1,5 @@
-# berth — the commands. `just` lists them.
+# berth — the developers' commands. `just` lists them. `just` is optional (`cargo install
+# --locked just`): the README's two commands are `cargo xtask demo` and `cargo xtask test`.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -18,22 +19,17 @@ cluster-down:
 test-cluster:
     cargo test -p berth-e2e --test control_plane
 
-# The demo: berth's main job on the local control plane.
+# The demo: berth's main job on the local control plane (= `cargo xtask demo`; sets up what it needs).
 demo:
-    cargo build --release --quiet
-    tests/demo.sh target/release/berth
+    cargo xtask demo
 
-# Every test: formatting, lints (native and guest), unit, CLI and cluster tests.
+# Every test: formatting, lints (native and guest), docs, unit, CLI and cluster tests (= `cargo xtask test`).
 test:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy -p berth-rules --target wasm32-wasip2 --quiet -- -D warnings
-    cargo clippy -p site-rules -p berth-hostile-rules -p berth-other-world --target wasm32-wasip2 --quiet -- -D warnings
-    kubeconfig=$(tests/cluster/up.sh | tail -n 1)
-    trap tests/cluster/down.sh EXIT
-    BERTH_KUBECONFIG="$kubeconfig" cargo test --workspace
+    cargo xtask test
+
+# The README's two commands on a clean clone, wasm target removed, no cargo-installed tools.
+test-fresh-machine:
+    tests/fresh-machine.sh
 
 # Benchmarks (criterion).
 bench:
@@ -41,8 +37,7 @@ bench:
 
 # Whole-process timing of `berth render` (hyperfine): warm cache, first run, peak memory.
 bench-cli:
-    cargo build --release --quiet
-    tests/bench-cli.sh target/release/berth
+    cargo xtask bench-cli
 
 # Build the example site rules: target/wasm32-wasip2/release/site_rules.wasm.
 site-rules:

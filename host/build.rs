@@ -28,6 +28,12 @@ fn main() {
         .nth(4)
         .unwrap_or(&out_dir)
         .join("rules-component");
+    if !wasm_target_installed() {
+        fail(
+            "the wasm32-wasip2 target is not installed: run `rustup target add wasm32-wasip2` \
+             (`cargo xtask demo` and `cargo xtask test` add it themselves)",
+        );
+    }
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
@@ -46,29 +52,55 @@ fn main() {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("run cargo to build the rules component");
-    assert!(
-        status.success(),
-        "building the default rules component failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)"
-    );
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => fail(&format!(
+            "building the default rules component (berth-rules for wasm32-wasip2) failed ({status}); its errors are above"
+        )),
+        Err(e) => fail(&format!(
+            "cannot run cargo to build the default rules component: {e}"
+        )),
+    }
     let wasm = target_dir.join("wasm32-wasip2/release/berth_rules.wasm");
-    assert!(
-        Path::new(&wasm).exists(),
-        "{} was not built",
-        wasm.display()
-    );
+    if !wasm.exists() {
+        fail(&format!("{} was not built", wasm.display()));
+    }
     embed(&wasm);
 }
 
 /// Hand the component's path and SHA-256 to the crate: the hash keys the compiled-code
 /// cache, and computing it here spares every run of berth hashing the embedded bytes.
 fn embed(wasm: &Path) {
-    let bytes = std::fs::read(wasm)
-        .unwrap_or_else(|e| panic!("cannot read the rules component {}: {e}", wasm.display()));
+    let bytes = std::fs::read(wasm).unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot read the rules component {}: {e}",
+            wasm.display()
+        ))
+    });
     println!("cargo::rustc-env=BERTH_DEFAULT_RULES={}", wasm.display());
     println!(
         "cargo::rustc-env=BERTH_DEFAULT_RULES_SHA256={}",
         hex::encode(Sha256::digest(&bytes))
     );
+}
+
+/// Whether the toolchain building berth has the wasm32-wasip2 standard library: without it
+/// the nested build fails with a page of `can't find crate for std`.
+fn wasm_target_installed() -> bool {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        // Unknown sysroot: let the build itself tell.
+        .is_none_or(|sysroot| sysroot.join("lib/rustlib/wasm32-wasip2").is_dir())
+}
+
+/// Stop the build with one line saying what to do, not a build-script panic.
+fn fail(message: &str) -> ! {
+    println!("cargo::error={message}");
+    std::process::exit(1);
 }

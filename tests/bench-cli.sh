@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process timing of `berth render` (hyperfine) and its peak memory (/usr/bin/time -v).
 #
-# Usage: tests/bench-cli.sh [BERTH_BINARY]   (default target/release/berth; `just bench-cli`
+# Usage: tests/bench-cli.sh BERTH_BINARY   (`cargo xtask bench-cli` / `just bench-cli`
 # builds it first). Measures, on examples/full.yaml with examples/site.yaml:
 #   - warm:  compiled-code cache warm (BERTH_CACHE_DIR in a temp dir, filled once first);
 #   - first: cache emptied before every run, so each run compiles the component;
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-berth=$(realpath "${1:-$root/target/release/berth}")
+berth=$(realpath "${1:?usage: tests/bench-cli.sh BERTH_BINARY (cargo xtask bench-cli builds it and runs this)}")
 spec=$root/examples/full.yaml
 site=$root/examples/site.yaml
 warm_runs=${BENCH_WARM_RUNS:-200}

@@ -2,7 +2,7 @@
 # The demo: berth's main job on the local control plane, as a user would see it.
 # Starts the control plane if it is not running (and stops it again at the end).
 set -euo pipefail
-berth=$(realpath "${1:-target/release/berth}")
+berth=$(realpath "${1:?usage: tests/demo.sh BERTH_BINARY (cargo xtask demo builds it and runs this)}")
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
@@ -11,7 +11,7 @@ state=${BERTH_CLUSTER_DIR:-$PWD/.cluster}
 started=0
 running_before=0
 [ -f "$state/admin.kubeconfig" ] && pgrep -f "kube-apiserver.*$state" >/dev/null 2>&1 && running_before=1
-echo "starting the local control plane (first time: builds Kubernetes 1.20 from Debian's source, ~10 min)..."
+echo "starting the local control plane..."
 up_log=$(mktemp)
 if ! tests/cluster/up.sh >"$up_log.out" 2>"$up_log"; then
     cat "$up_log" >&2

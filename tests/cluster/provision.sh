@@ -76,7 +76,10 @@ try_cache() {
 
 try_cache
 
-[ "$(id -u)" = 0 ] || die "needs root for apt-get (or run once as root to fill $CACHE_ROOT)"
+log "first use on this machine: installing the control plane's Debian packages (${APT_PACKAGES[*]})"
+log "and building kube-apiserver and kube-controller-manager from Debian's kubernetes source:"
+log "about 10 minutes, once; cached in $CACHE_ROOT"
+[ "$(id -u)" = 0 ] || die "needs root for apt-get: run this once as root (or sudo) to fill $CACHE_ROOT"
 
 # Serialize concurrent provisioning (e.g. two test processes on a fresh machine).
 exec 9>"$CACHE_ROOT/.provision.lock"

@@ -1,0 +1,119 @@
+//! `cargo xtask demo|test|bench-cli`: berth's project commands, runnable with nothing but
+//! rustup's stable toolchain; each installs what it needs on first use (see `setup`).
+
+mod run;
+mod setup;
+
+use std::process::ExitCode;
+
+use run::{cargo, release_binary, script};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  demo        berth's main job on the example components, on the local control plane
+  test        every test: formatting, lints (native and guest), docs, unit, CLI and
+              local-control-plane tests
+  bench-cli   whole-process timing of `berth render` (installs hyperfine from Debian)
+
+Each command installs what it needs on first use (the wasm32-wasip2 target, Debian
+packages, the control plane's binaries) and says so before it does.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("bench-cli") => bench_cli(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            if let Some(other) = other {
+                eprintln!("xtask: unknown command `{other}`");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failed) => {
+            eprintln!("xtask: {failed}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> Result<(), String> {
+    setup::toolchain(&[])?;
+    setup::control_plane()?;
+    let berth = release_binary()?;
+    script("tests/demo.sh").arg(&berth).run()
+}
+
+fn bench_cli() -> Result<(), String> {
+    setup::toolchain(&[])?;
+    let berth = release_binary()?;
+    script("tests/bench-cli.sh").arg(&berth).run()
+}
+
+fn test() -> Result<(), String> {
+    setup::toolchain(&["rustfmt", "clippy"])?;
+    setup::control_plane()?;
+    cargo(["fmt", "--all", "--", "--check"]).run()?;
+    cargo([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .run()?;
+    cargo(["clippy", "--target", "wasm32-wasip2", "--quiet"])
+        .args(GUEST_PACKAGES.iter().flat_map(|p| ["-p", p]))
+        .args(["--", "-D", "warnings"])
+        .run()?;
+    cargo(["doc", "--no-deps", "--quiet", "-p", "berth"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .run()?;
+    let cluster = Cluster::up()?;
+    cargo(["test", "--workspace"])
+        .env("BERTH_KUBECONFIG", &cluster.kubeconfig)
+        .run()
+}
+
+/// The crates built for wasm32-wasip2, linted on that target as well as natively.
+const GUEST_PACKAGES: [&str; 4] = [
+    "berth-rules",
+    "site-rules",
+    "berth-hostile-rules",
+    "berth-other-world",
+];
+
+/// The local control plane for the length of `xtask test`, stopped on drop (also on error).
+struct Cluster {
+    kubeconfig: String,
+}
+
+impl Cluster {
+    fn up() -> Result<Self, String> {
+        let out = script("tests/cluster/up.sh").output()?;
+        let kubeconfig = out.lines().last().unwrap_or_default().trim().to_owned();
+        if kubeconfig.is_empty() {
+            return Err("tests/cluster/up.sh printed no kubeconfig path".into());
+        }
+        Ok(Self { kubeconfig })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Err(e) = script("tests/cluster/down.sh").quiet().run() {
+            eprintln!("xtask: stopping the control plane: {e}");
+        }
+    }
+}

@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-#[path = "../../host/tests/support/guest_records.rs"]
-mod guest_records;
+use berth_e2e::guest_records;
 
+use berth::Spec;
 use berth::objects::Rendered;
-use berth::runtime::{Source, wit};
+use berth::runtime::Source;
 use berth::spec::{self, InputError};
 use berth_rules::types as g;
 use proptest::prelude::*;
@@ -175,7 +175,7 @@ fn mangle(text: &str, at: usize, what: u8, with: &str) -> String {
 }
 
 /// Check one parse result: an error names the file and, for a field error, the field.
-fn check_parse(result: Result<wit::Spec, InputError>) -> Result<Option<wit::Spec>, TestCaseError> {
+fn check_parse(result: Result<Spec, InputError>) -> Result<Option<Spec>, TestCaseError> {
     match result {
         Ok(spec) => Ok(Some(spec)),
         Err(InputError::Field { field, message, .. }) => {
@@ -223,14 +223,16 @@ fn check_build(spec: &g::Spec, site: &g::SiteConfig) -> Result<(), TestCaseError
             prop_assert_eq!(json(&objects), json(&again), "not deterministic");
             let objects = objects
                 .into_iter()
-                .map(|o| wit::K8sObject {
+                .map(|o| berth::runtime::RawObject {
                     api_version: o.api_version,
                     kind: o.kind,
                     name: o.name,
                     json: o.json,
                 })
                 .collect();
-            if let Err(err) = Rendered::from_objects(&Source::Default, objects, "ns") {
+            if let Err(err) =
+                Rendered::from_objects(&Source::Default, "", &spec.component_name, objects, "ns")
+            {
                 return Err(TestCaseError::fail(format!(
                     "the host refuses what the default rules built: {err}\nspec: {spec:?}\nsite: {site:?}"
                 )));

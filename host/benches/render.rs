@@ -12,12 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use berth::objects::Rendered;
 use berth::render::{self, Format};
-use berth::runtime::{DEFAULT_RULES, Options, Rules, Source, wit};
+use berth::runtime::{DEFAULT_RULES, Options, Rules, Source};
 use berth::spec;
+use berth::{SiteConfig, Spec};
 use berth_rules::types as native;
 
-#[path = "../tests/support/guest_records.rs"]
-mod guest_records;
+use berth_e2e::guest_records;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -39,7 +39,7 @@ fn read(name: &str) -> String {
 }
 
 /// The full example and the example site config, as the host reads them.
-fn inputs() -> (wit::Spec, wit::SiteConfig) {
+fn inputs() -> (Spec, SiteConfig) {
     let dir = examples();
     (
         spec::load_spec(&dir.join("full.yaml")).expect("full example"),
@@ -49,17 +49,15 @@ fn inputs() -> (wit::Spec, wit::SiteConfig) {
 
 /// `count` distinct specs: the full example under names `inventory-0` …, as documents of
 /// one file.
-fn many(spec: &wit::Spec, count: usize) -> Vec<(spec::Origin, wit::Spec)> {
+fn many(spec: &Spec, count: usize) -> Vec<(spec::Origin, Spec)> {
     (0..count)
         .map(|i| {
             let origin = spec::Origin {
                 path: "many.yaml".into(),
                 document: Some(i + 1),
             };
-            let spec = wit::Spec {
-                component_name: format!("{}-{i}", spec.component_name),
-                ..spec.clone()
-            };
+            let mut spec = spec.clone();
+            spec.component_name = format!("{}-{i}", spec.component_name);
             (origin, spec)
         })
         .collect()
@@ -74,11 +72,11 @@ fn warm_cache() -> (tempfile::TempDir, Options) {
     };
     drop(Rules::default_rules(&options).expect("compile the default rules"));
     let again = Rules::default_rules(&options).expect("load the default rules");
-    assert!(again.from_cache, "the cache must be warm");
+    assert!(again.from_cache(), "the cache must be warm");
     (dir, options)
 }
 
-fn wasm_build(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> usize {
+fn wasm_build(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> usize {
     rules
         .build(spec, site, NAMESPACE)
         .expect("run")
@@ -86,15 +84,15 @@ fn wasm_build(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> us
         .len()
 }
 
-fn wasm_render(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> Rendered {
-    render::render(
-        rules,
-        &spec::Origin::file(Path::new("full.yaml")),
-        spec,
-        site,
-        NAMESPACE,
-    )
-    .expect("render")
+fn wasm_render(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
+    rules
+        .render_from(
+            &spec::Origin::file(Path::new("full.yaml")),
+            spec,
+            site,
+            NAMESPACE,
+        )
+        .expect("render")
 }
 
 fn native_build(spec: &native::Spec, site: &native::SiteConfig) -> usize {
@@ -141,10 +139,18 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
     });
     // The same call without berth's runtime around it: a reused raw instance, with and
     // without epoch interruption (the deadline's cost inside the guest's loops).
+    let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
     for (id, raw) in [("raw_build", raw), ("raw_build_no_epoch", raw_no_epoch)] {
         let (mut store, instance) = raw.instance();
         group.bench_function(id, |b| {
-            b.iter(|| raw.build(&mut store, &instance, black_box(&spec), black_box(&site)))
+            b.iter(|| {
+                raw.build(
+                    &mut store,
+                    &instance,
+                    black_box(&raw_spec),
+                    black_box(&raw_site),
+                )
+            })
         });
     }
     for path in alternative_rules() {
@@ -209,8 +215,14 @@ fn host_checks(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
     group.bench_function("from_objects", |b| {
         b.iter(|| {
-            Rendered::from_objects(&Source::Default, black_box(objects.clone()), NAMESPACE)
-                .expect("valid objects")
+            Rendered::from_objects(
+                &Source::Default,
+                "",
+                &spec.component_name,
+                black_box(objects.clone()),
+                NAMESPACE,
+            )
+            .expect("valid objects")
         })
     });
     // The floor of any check: one typed parse per object, straight from the JSON text.
@@ -256,10 +268,16 @@ fn instance(c: &mut Criterion, raw: &RawRules) {
     // Instantiation alone, from a ready `InstancePre`, with a store like the runtime's.
     group.bench_function("instantiate", |b| b.iter(|| raw.instance()));
     // The other instance strategy: a fresh store and instance for every call.
+    let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
     group.bench_function("fresh_instance_build", |b| {
         b.iter(|| {
             let (mut store, instance) = raw.instance();
-            raw.build(&mut store, &instance, black_box(&spec), black_box(&site))
+            raw.build(
+                &mut store,
+                &instance,
+                black_box(&raw_spec),
+                black_box(&raw_site),
+            )
         })
     });
     group.finish();
@@ -298,7 +316,7 @@ fn components(c: &mut Criterion) {
             &specs,
             |b, specs| {
                 // What `berth render --spec many.yaml` does between reading and printing.
-                b.iter(|| render::render_all(&mut rules, specs, &site, NAMESPACE).expect("render"))
+                b.iter(|| rules.render_all(specs, &site, NAMESPACE).expect("render"))
             },
         );
     }
@@ -311,8 +329,10 @@ mod raw {
     wasmtime::component::bindgen!({
         path: "../wit/berth-rules@0.1.0",
         world: "rules",
-        with: { "berth:rules/types": ::berth::runtime::wit },
     });
+    pub use self::berth::rules::types as wit;
+    use ::berth::spec;
+    include!("../src/runtime/records.in.rs");
 }
 
 /// The default rules, compiled by an engine of their own, ready to instantiate into a store
@@ -387,8 +407,8 @@ impl RawRules {
         &self,
         store: &mut Store<Bare>,
         instance: &raw::Rules,
-        spec: &wit::Spec,
-        site: &wit::SiteConfig,
+        spec: &raw::wit::Spec,
+        site: &raw::wit::SiteConfig,
     ) -> usize {
         instance
             .call_build(store, spec, site, NAMESPACE)

@@ -1,13 +1,23 @@
 //! berth: turn component specs into Kubernetes objects through a sandboxed rules
 //! component, and operate them on a cluster.
+//!
+//! The way in: load a [`Rules`] component, build a [`Spec`] (in code or with
+//! [`Spec::parse`]), [`Rules::render`] it into checked [`Rendered`] objects, and
+//! [`Cluster::deploy`] them. Each layer has its own error type: [`InputError`] (spec and
+//! site-config text), [`RulesError`] (loading and running the rules), [`RenderError`]
+//! (the rules' refusal, objects the host refuses), [`ClusterError`] (cluster operations).
+//! `examples/embed.rs` renders a spec held in memory and deploys it.
 
-pub mod cli;
+#![warn(missing_docs)]
+
 pub mod cluster;
-pub mod error;
 pub mod objects;
 pub mod render;
-pub mod report;
 pub mod runtime;
 pub mod spec;
 
-pub use error::Error;
+pub use cluster::{Cluster, ClusterError, Connection};
+pub use objects::{InvalidObject, ObjectRef, Rendered};
+pub use render::{Format, RenderError};
+pub use runtime::{Limits, Options, Rules, RulesError, Source};
+pub use spec::{InputError, Origin, SiteConfig, Spec};

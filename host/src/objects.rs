@@ -12,15 +12,21 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::runtime::{Source, wit};
+use crate::runtime::{RawObject, Source};
 
-/// The objects of one component, checked.
+/// The objects of one component, checked, and the rules component that built them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
+    /// The component's name (the spec's `component_name`).
+    pub component: String,
     /// The component's Deployment.
     pub deployment: Deployment,
     /// Its Services, in the order the rules returned them.
     pub services: Vec<Service>,
+    /// The rules component that built them.
+    pub rules: Source,
+    /// The SHA-256 of that component's bytes, in hex.
+    pub rules_digest: String,
 }
 
 /// An object the host refuses, naming the rules component and the object.
@@ -43,22 +49,50 @@ pub enum Problem {
     Kind,
     /// The JSON does not parse into the Kubernetes type.
     #[error("not a valid {kind}: {message}")]
-    Malformed { kind: &'static str, message: String },
+    Malformed {
+        /// The kind.
+        kind: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// A field the Kubernetes type does not have: it would be dropped silently.
     #[error("unknown field {path} (not part of the Kubernetes {kind})")]
-    UnknownField { kind: &'static str, path: String },
+    UnknownField {
+        /// The kind.
+        kind: &'static str,
+        /// Where.
+        path: String,
+    },
     /// `metadata.name` is not the name the rules declared for the object.
     #[error("metadata.name {found:?} differs from the declared name")]
-    NameMismatch { found: Option<String> },
+    NameMismatch {
+        /// What was found.
+        found: Option<String>,
+    },
     /// The name is not one Kubernetes accepts for this kind.
     #[error("name {name:?} is not a {rule}")]
-    InvalidName { name: String, rule: &'static str },
+    InvalidName {
+        /// The name.
+        name: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
     /// The object is meant for another namespace.
     #[error("namespace {found:?} is not the target namespace {target:?}")]
-    Namespace { found: String, target: String },
+    Namespace {
+        /// What was found.
+        found: String,
+        /// The target namespace.
+        target: String,
+    },
     /// A label key or value Kubernetes would refuse.
     #[error("{path}: {message}")]
-    InvalidLabel { path: String, message: String },
+    InvalidLabel {
+        /// Where.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The Deployment has no spec.
     #[error("has no spec")]
     NoSpec,
@@ -74,10 +108,13 @@ pub enum Problem {
 }
 
 impl Rendered {
-    /// Check the objects returned for `namespace`.
+    /// Check the objects the rules `source` (whose bytes hash to `rules_digest`) returned
+    /// for `component` in `namespace`.
     pub fn from_objects(
         source: &Source,
-        objects: Vec<wit::K8sObject>,
+        rules_digest: &str,
+        component: &str,
+        objects: Vec<RawObject>,
         namespace: &str,
     ) -> Result<Self, InvalidObject> {
         let refuse = |object: String, problem: Problem| InvalidObject {
@@ -120,8 +157,11 @@ impl Rendered {
             }
         };
         Ok(Self {
+            component: component.to_owned(),
             deployment,
             services,
+            rules: source.clone(),
+            rules_digest: rules_digest.to_owned(),
         })
     }
 
@@ -143,13 +183,74 @@ pub enum Object<'a> {
 }
 
 impl Object<'_> {
-    /// `Kind/name`.
-    pub fn id(&self) -> String {
-        let (kind, meta) = match self {
-            Object::Deployment(d) => ("Deployment", &d.metadata),
-            Object::Service(s) => ("Service", &s.metadata),
-        };
-        format!("{kind}/{}", meta.name.as_deref().unwrap_or_default())
+    /// Which object this is.
+    pub fn reference(&self) -> ObjectRef {
+        match self {
+            Object::Deployment(d) => ObjectRef::of("apps/v1", "Deployment", &d.metadata),
+            Object::Service(s) => ObjectRef::of("v1", "Service", &s.metadata),
+        }
+    }
+}
+
+/// An object on a cluster: its API group and version, kind, namespace, name, and uid once
+/// the API server has given it one. Displays as `Kind/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    /// `group/version`, or `version` for the core group (`apps/v1`, `v1`).
+    pub api_version: String,
+    /// `Deployment`, `Service`, …
+    pub kind: String,
+    /// The namespace; `None` for a cluster-scoped object.
+    pub namespace: Option<String>,
+    /// The name.
+    pub name: String,
+    /// The uid, when known: it tells this object from a later one of the same name.
+    pub uid: Option<String>,
+}
+
+impl ObjectRef {
+    /// The reference of an object of `api_version` and `kind` with metadata `meta`.
+    pub fn of(api_version: &str, kind: &str, meta: &ObjectMeta) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            namespace: meta.namespace.clone(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone(),
+        }
+    }
+
+    /// The API group (empty for the core group).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    /// The API version within the group.
+    pub fn version(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map_or(self.api_version.as_str(), |(_, version)| version)
+    }
+
+    /// Whether `other` names the same object (kind, namespace and name), uids aside.
+    pub fn same_name(&self, other: &ObjectRef) -> bool {
+        (self.group(), &self.kind, &self.namespace, &self.name)
+            == (other.group(), &other.kind, &other.namespace, &other.name)
+    }
+}
+
+/// As `Kind/name`, the form berth's reports have always printed.
+impl Serialize for ObjectRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
     }
 }
 
@@ -362,8 +463,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(api_version: &str, kind: &str, name: &str, json: Value) -> wit::K8sObject {
-        wit::K8sObject {
+    fn obj(api_version: &str, kind: &str, name: &str, json: Value) -> RawObject {
+        RawObject {
             api_version: api_version.into(),
             kind: kind.into(),
             name: name.into(),
@@ -386,7 +487,7 @@ mod tests {
         })
     }
 
-    fn deployment(name: &str, namespace: Option<&str>) -> wit::K8sObject {
+    fn deployment(name: &str, namespace: Option<&str>) -> RawObject {
         let mut json = deployment_json(name);
         if let Some(ns) = namespace {
             json["metadata"]["namespace"] = ns.into();
@@ -394,7 +495,7 @@ mod tests {
         obj("apps/v1", "Deployment", name, json)
     }
 
-    fn service(name: &str) -> wit::K8sObject {
+    fn service(name: &str) -> RawObject {
         obj(
             "v1",
             "Service",
@@ -404,18 +505,19 @@ mod tests {
         )
     }
 
-    fn check(objects: Vec<wit::K8sObject>) -> Result<Rendered, String> {
-        Rendered::from_objects(&Source::Default, objects, "team").map_err(|e| e.to_string())
+    fn check(objects: Vec<RawObject>) -> Result<Rendered, String> {
+        Rendered::from_objects(&Source::Default, "", "web", objects, "team")
+            .map_err(|e| e.to_string())
     }
 
-    fn problem(objects: Vec<wit::K8sObject>) -> Problem {
-        Rendered::from_objects(&Source::Default, objects, "team")
+    fn problem(objects: Vec<RawObject>) -> Problem {
+        Rendered::from_objects(&Source::Default, "", "web", objects, "team")
             .expect_err("refused")
             .problem
     }
 
     /// The Deployment with one change to its JSON.
-    fn changed(change: impl FnOnce(&mut Value)) -> wit::K8sObject {
+    fn changed(change: impl FnOnce(&mut Value)) -> RawObject {
         let mut json = deployment_json("dep-a");
         change(&mut json);
         obj("apps/v1", "Deployment", "dep-a", json)

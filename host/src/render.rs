@@ -1,17 +1,123 @@
-//! `berth render`: the objects of one or more components, as YAML documents or a JSON `List`.
+//! Rendering: a spec through the rules into checked objects, for one component or many,
+//! and the objects as YAML documents or a JSON `List`.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use serde::Serialize;
 
-use crate::error::Error;
-use crate::objects::{Object, Rendered};
-use crate::runtime::{Rules, wit};
-use crate::spec::Origin;
+use crate::objects::{InvalidObject, Object, ObjectRef, Rendered};
+use crate::runtime::{Refusal, Rules, RulesError};
+use crate::spec::{Origin, SiteConfig, Spec};
 
-/// Output format of objects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Why a spec could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Loading or running the rules component failed.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// The rules refused the spec.
+    #[error("{spec}: {refusal}")]
+    Refused {
+        /// Which spec.
+        spec: Origin,
+        /// The field and why.
+        #[source]
+        refusal: Refusal,
+    },
+    /// The rules returned objects the host refuses.
+    #[error(transparent)]
+    Invalid(#[from] InvalidObject),
+    /// Two specs build an object of the same kind and name: one would replace the other.
+    #[error("{second}: builds {object}, which {first} builds too")]
+    Collision {
+        /// The object both build.
+        object: Box<ObjectRef>,
+        /// The spec that built it first.
+        first: Box<Origin>,
+        /// The spec that built it again.
+        second: Box<Origin>,
+    },
+}
+
+impl Rules {
+    /// Build and check the objects of `spec` in `namespace`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut rules = berth::Rules::default_rules(&berth::Options::default())?;
+    /// let spec = berth::Spec::parse("component_name: web\nimage: nginx:1.27\nports: ['80:0']\n")?;
+    /// let rendered = rules.render(&spec, &berth::SiteConfig::default(), "shop")?;
+    /// assert_eq!(rendered.deployment.metadata.name.as_deref(), Some("dep-web"));
+    /// assert_eq!(rendered.services.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn render(
+        &mut self,
+        spec: &Spec,
+        site: &SiteConfig,
+        namespace: &str,
+    ) -> Result<Rendered, RenderError> {
+        self.render_from(&Origin::named(&spec.component_name), spec, site, namespace)
+    }
+
+    /// As [`Rules::render`]; `origin` names the spec in errors.
+    pub fn render_from(
+        &mut self,
+        origin: &Origin,
+        spec: &Spec,
+        site: &SiteConfig,
+        namespace: &str,
+    ) -> Result<Rendered, RenderError> {
+        let objects =
+            self.build(spec, site, namespace)?
+                .map_err(|refusal| RenderError::Refused {
+                    spec: origin.clone(),
+                    refusal,
+                })?;
+        Ok(Rendered::from_objects(
+            self.source(),
+            self.digest(),
+            &spec.component_name,
+            objects,
+            namespace,
+        )?)
+    }
+
+    /// Build and check the objects of every spec, in order. Fails on the first spec that
+    /// fails, and when two specs build an object of one kind and name.
+    pub fn render_all(
+        &mut self,
+        specs: &[(Origin, Spec)],
+        site: &SiteConfig,
+        namespace: &str,
+    ) -> Result<Vec<Rendered>, RenderError> {
+        let mut built_by: HashMap<ObjectRef, &Origin> = HashMap::new();
+        let mut all = Vec::with_capacity(specs.len());
+        for (origin, spec) in specs {
+            let rendered = self.render_from(origin, spec, site, namespace)?;
+            for object in rendered.objects() {
+                match built_by.entry(object.reference()) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(origin);
+                    }
+                    Entry::Occupied(built) => {
+                        return Err(RenderError::Collision {
+                            object: Box::new(built.key().clone()),
+                            first: Box::new((*built.get()).clone()),
+                            second: Box::new(origin.clone()),
+                        });
+                    }
+                }
+            }
+            all.push(rendered);
+        }
+        Ok(all)
+    }
+}
+
+/// How objects are written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// YAML documents separated by `---`.
     #[default]
@@ -20,12 +126,12 @@ pub enum Format {
     Json,
 }
 
-/// Why objects could not be printed.
+/// Why objects could not be written out.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the objects as YAML")]
 pub struct FormatError(#[source] serde_saphyr::SerializeError);
 
-/// Format the objects of one or more components.
+/// The objects of one or more components as text, in order: what `berth render` prints.
 pub fn format(rendered: &[Rendered], format: Format) -> Result<String, FormatError> {
     // Straight from the typed objects: a JSON tree in between would double the work.
     let items: Vec<Object<'_>> = rendered.iter().flat_map(Rendered::objects).collect();
@@ -50,52 +156,4 @@ struct List<'a> {
     api_version: &'static str,
     kind: &'static str,
     items: Vec<Object<'a>>,
-}
-
-/// Build and check the objects of every spec, in order. Fails on the first spec that
-/// fails, and when two specs build an object of one kind and name.
-pub fn render_all(
-    rules: &mut Rules,
-    specs: &[(Origin, wit::Spec)],
-    site: &wit::SiteConfig,
-    namespace: &str,
-) -> Result<Vec<Rendered>, Error> {
-    let mut built_by: HashMap<String, &Origin> = HashMap::new();
-    let mut all = Vec::with_capacity(specs.len());
-    for (origin, spec) in specs {
-        let rendered = render(rules, origin, spec, site, namespace)?;
-        for object in rendered.objects() {
-            match built_by.entry(object.id()) {
-                Entry::Vacant(slot) => {
-                    slot.insert(origin);
-                }
-                Entry::Occupied(built) => {
-                    return Err(Error::Collision {
-                        object: built.key().clone(),
-                        first: (*built.get()).clone(),
-                        second: origin.clone(),
-                    });
-                }
-            }
-        }
-        all.push(rendered);
-    }
-    Ok(all)
-}
-
-/// Build and check the objects of one spec; `origin` names the spec in errors.
-pub fn render(
-    rules: &mut Rules,
-    origin: &Origin,
-    spec: &wit::Spec,
-    site: &wit::SiteConfig,
-    namespace: &str,
-) -> Result<Rendered, Error> {
-    let objects = rules
-        .build(spec, site, namespace)?
-        .map_err(|refusal| Error::Refused {
-            spec: origin.clone(),
-            refusal,
-        })?;
-    Ok(Rendered::from_objects(rules.source(), objects, namespace)?)
 }

@@ -1,16 +1,15 @@
 //! berth's cluster operations end to end, on the local control plane (real kube-apiserver,
 //! etcd and controller-manager; simulated kubelet): each test in its own namespace.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-#[path = "support/components.rs"]
-mod components;
+use berth_e2e::components;
 
-use berth_e2e::{Check, cluster, unique_name, wait_for};
+use berth_e2e::{Check, berth_command, cluster, unique_name, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -18,8 +17,8 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+fn root() -> PathBuf {
+    berth_e2e::repo_root()
 }
 
 /// Run berth as a user would, against the test cluster's admin kubeconfig.
@@ -29,11 +28,10 @@ fn berth(namespace: &str, args: &[&str]) -> Output {
 
 fn berth_as(kubeconfig: &Path, namespace: &str, args: &[&str]) -> Output {
     // Global flags first: whatever follows `--` belongs to exec's command.
-    Command::new(env!("CARGO_BIN_EXE_berth"))
+    berth_command(env!("CARGO_BIN_EXE_berth"))
         .args(["-n", namespace, "--kubeconfig"])
         .arg(kubeconfig)
         .args(args)
-        .current_dir(root())
         .env(
             "BERTH_CACHE_DIR",
             std::env::temp_dir().join("berth-test-cache"),
@@ -53,12 +51,23 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An error: exit code 1; returns stderr.
 fn failed(out: &Output) -> String {
+    exited(out, 1)
+}
+
+/// Not available, or a rollout that did not finish: exit code 3; returns stderr.
+fn not_available(out: &Output) -> String {
+    exited(out, 3)
+}
+
+fn exited(out: &Output, code: i32) -> String {
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "expected failure:\n{}",
-        String::from_utf8_lossy(&out.stdout)
+        Some(code),
+        "expected exit code {code}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -256,8 +265,8 @@ async fn full_example_lifecycle() {
     );
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "a failing command fails the exec"
+        Some(4),
+        "a command failing in a pod: exec's own exit code"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("] hello\n").count(), 2, "{stdout}");
@@ -422,15 +431,15 @@ async fn wait_times_out_on_pods_that_never_become_ready() {
         "component_name: stuck\nimage: example/never-ready:1\n",
     );
     ok(&berth(&ns, &["deploy", "--spec", &spec]));
-    let err = failed(&berth(&ns, &["wait", "stuck", "--timeout", "3s"]));
+    let err = not_available(&berth(&ns, &["wait", "stuck", "--timeout", "3s"]));
     assert!(
         err.contains("timed out after 3s waiting for \"stuck\": 0 of 1 updated replicas available"),
         "{err}"
     );
-    let err = failed(&berth(&ns, &["status", "stuck"]));
+    let err = not_available(&berth(&ns, &["status", "stuck"]));
     assert!(
         err.is_empty(),
-        "status of an unavailable component is exit 1, not an error: {err}"
+        "status of an unavailable component is exit 3, not an error: {err}"
     );
     drop_namespace(&client, &ns).await;
 }
@@ -489,7 +498,7 @@ async fn exec_reports_a_pod_deleted_midway_and_carries_on() {
     .await
     .expect("delete pod");
     let out = exec.join().expect("exec thread");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("[{}] done\n", names[0])),
@@ -574,17 +583,11 @@ async fn a_fresh_deploy_makes_only_the_create_requests() {
         .build();
     let cluster = berth::cluster::Cluster::new(client, ns.clone());
     let dir = tempfile::tempdir().expect("dir");
-    let (component, rendered) = berth::cli::build_objects(
-        &berth::cli::BuildArgs {
-            spec: full_example(&dir, node_port(2)).into(),
-            config: Some(root().join("examples/site.yaml")),
-            rules: None,
-            rules_deadline: Duration::from_secs(1),
-            rules_memory: 64 << 20,
-        },
-        &ns,
-    )
-    .expect("render");
+    let spec = berth::spec::load_spec(Path::new(&full_example(&dir, node_port(2)))).expect("spec");
+    let site = berth::spec::load_site(&root().join("examples/site.yaml")).expect("site");
+    let mut rules = berth::Rules::default_rules(&berth::Options::default()).expect("rules");
+    let rendered = rules.render(&spec, &site, &ns).expect("render");
+    let component = rendered.component.clone();
     cluster
         .deploy(&component, rendered.clone())
         .await
@@ -627,7 +630,7 @@ async fn wait_fails_when_the_progress_deadline_passes() {
         .create(&PostParams::default(), &deployment)
         .await
         .expect("create");
-    let err = failed(&berth(&ns, &["wait", "late", "--timeout", "60s"]));
+    let err = not_available(&berth(&ns, &["wait", "late", "--timeout", "60s"]));
     assert!(
         err.contains(
             "rollout of \"late\" failed: deployment \"dep-late\" exceeded its progress deadline"

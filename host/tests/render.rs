@@ -1,21 +1,16 @@
 //! `berth render` as a user runs it: the examples, byte-identical reruns, and every bad
 //! input of the reference notes refused with the field and the value.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Run berth with a private compiled-code cache.
 fn berth(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
+    berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
         .args(args)
-        .current_dir(root())
         .env("BERTH_CACHE_DIR", cache)
         .output()
         .expect("run berth")
@@ -412,24 +407,34 @@ fn an_empty_spec_directory_is_an_error() {
 
 #[test]
 fn deploy_takes_exactly_one_spec() {
-    use clap::Parser;
     let dir = spec_set();
-    let args = berth::cli::Cli::try_parse_from([
-        "berth",
-        "deploy",
-        "--spec",
-        dir.path().join("a.yaml").to_str().expect("utf-8"),
-    ])
-    .expect("arguments");
-    let berth::cli::Command::Deploy { build, .. } = args.command else {
-        panic!("not deploy");
-    };
-    let err = berth::cli::build_objects(&build, "default").expect_err("two specs");
+    // A cluster that is never reached: the spec is refused before any request.
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+         clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: t}}]\n\
+         contexts: [{name: c, context: {cluster: c, user: u}}]\n",
+    )
+    .expect("kubeconfig");
+    let spec = dir.path().join("a.yaml");
+    let out = berth(
+        &[
+            "deploy",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8"),
+            "--spec",
+            spec.to_str().expect("utf-8"),
+        ],
+        shared_cache(),
+    );
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        err.to_string(),
+        String::from_utf8_lossy(&out.stderr),
         format!(
-            "{}: holds 2 component specs; deploy takes one",
-            dir.path().join("a.yaml").display()
+            "berth: {}: holds 2 component specs; deploy takes one\n",
+            spec.display()
         )
     );
 }

@@ -3,7 +3,7 @@
 use berth::runtime::{Options, Rules, Source};
 use berth::spec;
 
-fn spec_and_site() -> (berth::runtime::wit::Spec, berth::runtime::wit::SiteConfig) {
+fn spec_and_site() -> (berth::Spec, berth::SiteConfig) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     (
         spec::load_spec(&root.join("full.yaml")).expect("full example"),
@@ -22,14 +22,14 @@ fn second_load_comes_from_the_cache_and_builds_the_same() {
 
     let mut first = Rules::default_rules(&options).expect("compile");
     assert!(
-        !first.from_cache,
+        !first.from_cache(),
         "an empty cache cannot hold the component"
     );
     let cached: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").collect();
     assert_eq!(cached.len(), 1, "one compiled component stored");
 
     let mut second = Rules::default_rules(&options).expect("load");
-    assert!(second.from_cache);
+    assert!(second.from_cache());
     let a = first
         .build(&spec, &site, "ns")
         .expect("run")
@@ -56,7 +56,7 @@ fn a_corrupt_cache_entry_is_recompiled() {
         std::fs::write(entry.expect("entry").path(), b"garbage").expect("corrupt");
     }
     let mut rules = Rules::default_rules(&options).expect("recompile");
-    assert!(!rules.from_cache);
+    assert!(!rules.from_cache());
     let (spec, site) = spec_and_site();
     assert_eq!(
         rules

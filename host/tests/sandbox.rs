@@ -7,16 +7,16 @@
 //! `berth:rules@0.2.0`. Times and memory are printed, not asserted: run with
 //! `cargo test -p berth --test sandbox -- --nocapture` to see them.
 
-#[path = "support/components.rs"]
-mod components;
+use berth_e2e::components;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth::objects::{Problem, Rendered};
-use berth::runtime::{Limits, Options, Rules, RulesError, Source, wit};
+use berth::runtime::{Limits, Options, Rules, RulesError, Source};
 use berth::spec;
+use berth::{SiteConfig, Spec};
 
 /// The tests run one at a time: the memory figures are the process's, and a deadline is
 /// only meaningful without other tests competing for the two cores.
@@ -44,18 +44,19 @@ fn hostile(options: &Options) -> Rules {
 }
 
 /// A spec whose name picks the misbehaviour; with a port, so Services are built too.
-fn spec(name: &str) -> wit::Spec {
+fn spec(name: &str) -> Spec {
     let text = format!("component_name: {name}\nimage: nginx:1.27\nports: ['80:30080']\n");
     spec::parse_spec(Path::new("spec.yaml"), &text).expect("valid spec")
 }
 
 /// Build with `rules` and check the objects as `berth render` does.
 fn render(rules: &mut Rules, name: &str) -> Result<Rendered, String> {
-    let objects = rules
-        .build(&spec(name), &spec::empty_site(), "team")
-        .map_err(|e| e.to_string())?
-        .map_err(|refusal| refusal.to_string())?;
-    Rendered::from_objects(rules.source(), objects, "team").map_err(|e| e.to_string())
+    rules
+        .render(&spec(name), &SiteConfig::default(), "team")
+        .map_err(|e| match e {
+            berth::RenderError::Refused { refusal, .. } => refusal.to_string(),
+            other => other.to_string(),
+        })
 }
 
 /// The host is still usable: the same rules render a well-behaved spec, and so do the
@@ -73,7 +74,7 @@ fn still_works(rules: &mut Rules) {
 /// A build that must fail in the runtime; returns the error and how long it took.
 fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
     let start = Instant::now();
-    let result = rules.build(&spec(name), &spec::empty_site(), "team");
+    let result = rules.build(&spec(name), &SiteConfig::default(), "team");
     let elapsed = start.elapsed();
     match result {
         Err(err) => (err, elapsed),
@@ -83,11 +84,10 @@ fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
 
 /// A build that succeeds in the runtime but whose objects the host refuses.
 fn refused(rules: &mut Rules, name: &str) -> berth::objects::InvalidObject {
-    let objects = rules
-        .build(&spec(name), &spec::empty_site(), "team")
-        .expect("runs")
-        .expect("objects");
-    Rendered::from_objects(rules.source(), objects, "team").expect_err("refused by the host")
+    match rules.render(&spec(name), &SiteConfig::default(), "team") {
+        Err(berth::RenderError::Invalid(invalid)) => invalid,
+        other => panic!("{name}: expected the host to refuse the objects, got {other:?}"),
+    }
 }
 
 fn is_source(source: &Source) -> bool {
@@ -333,7 +333,7 @@ fn the_sandbox_gives_no_capabilities() {
     let _serial = serial();
     let report = |rules: &mut Rules| -> serde_json::Value {
         let refusal = rules
-            .build(&spec("sandbox"), &spec::empty_site(), "team")
+            .build(&spec("sandbox"), &SiteConfig::default(), "team")
             .expect("runs")
             .expect_err("the report comes back as a refusal");
         assert_eq!(refusal.field, "sandbox");

@@ -1,18 +1,17 @@
 //! A site's own rules (`examples/site-rules`, built here with cargo): Acme's names and
 //! labels on objects that are otherwise exactly the default rules' ones.
 
-#[path = "support/components.rs"]
-mod components;
+use berth_e2e::components;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use berth::objects::Rendered;
-use berth::runtime::{Options, Rules, Source, wit};
-use berth::{render, spec};
+use berth::runtime::{Options, Rules, Source};
+use berth::spec;
+use berth::{SiteConfig, Spec};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    berth_e2e::repo_root()
 }
 
 fn options(cache: &Path) -> Options {
@@ -22,22 +21,22 @@ fn options(cache: &Path) -> Options {
     }
 }
 
-fn full_spec() -> (wit::Spec, wit::SiteConfig) {
+fn full_spec() -> (Spec, SiteConfig) {
     (
         spec::load_spec(&root().join("examples/full.yaml")).expect("full example"),
         spec::load_site(&root().join("examples/site.yaml")).expect("site example"),
     )
 }
 
-fn render_with(rules: &mut Rules, spec: &wit::Spec, site: &wit::SiteConfig) -> Rendered {
-    render::render(
-        rules,
-        &spec::Origin::file(Path::new("full.yaml")),
-        spec,
-        site,
-        "shop",
-    )
-    .expect("renders")
+fn render_with(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
+    rules
+        .render_from(
+            &spec::Origin::file(Path::new("full.yaml")),
+            spec,
+            site,
+            "shop",
+        )
+        .expect("renders")
 }
 
 fn labels(
@@ -110,7 +109,7 @@ fn cost_center_follows_the_team() {
     let cache = tempfile::tempdir().expect("temp dir");
     let path = components::component("site-rules");
     let mut rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
-    let site = spec::empty_site();
+    let site = SiteConfig::default();
     let cost_center = |rules: &mut Rules, extra: &str| {
         let text = format!("component_name: web\nimage: nginx\n{extra}");
         let spec = spec::parse_spec(Path::new("web.yaml"), &text).expect("spec");
@@ -152,8 +151,7 @@ fn cost_center_follows_the_team() {
 fn berth_render_takes_the_site_rules() {
     let cache = tempfile::tempdir().expect("temp dir");
     let path = components::component("site-rules");
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .current_dir(root())
+    let out = berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
         .env("BERTH_CACHE_DIR", cache.path())
         .args([
             "render",

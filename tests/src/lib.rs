@@ -1,4 +1,6 @@
-//! Test harness: a real local Kubernetes control plane for berth's end-to-end tests.
+//! The test harness shared by every test, bench and fuzz target: a real local Kubernetes
+//! control plane for berth's end-to-end tests, test components built from the workspace,
+//! the spec records as the guest's, and running the `berth` binary.
 //!
 //! [`cluster()`] uses the cluster named by `BERTH_KUBECONFIG` if set (and, for the limited
 //! user, `BERTH_LIMITED_KUBECONFIG` or a `limited.kubeconfig` beside it). Otherwise it starts
@@ -17,6 +19,9 @@ use std::{
 };
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+pub mod components;
+pub mod guest_records;
 
 /// The namespace the limited user may use, as `up.sh` sets it up.
 pub const LIMITED_NAMESPACE: &str = "limited";
@@ -62,10 +67,19 @@ fn find_or_start() -> Result<Cluster, String> {
     start()
 }
 
-fn repo_root() -> PathBuf {
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The `berth` binary at `exe` (a test's `env!("CARGO_BIN_EXE_berth")`), run from the
+/// workspace root as a user would run it there.
+pub fn berth_command(exe: &str) -> Command {
+    let mut command = Command::new(exe);
+    command.current_dir(repo_root());
+    command
 }
 
 /// `<target>/berth-e2e-cluster`, found from the test binary's path (`<target>/<profile>/deps/`).

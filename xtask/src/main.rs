@@ -83,6 +83,10 @@ fn test() -> Result<(), String> {
     let cluster = Cluster::up()?;
     cargo(["test", "--workspace"])
         .env("BERTH_KUBECONFIG", &cluster.kubeconfig)
+        .run()?;
+    // The library as a platform team embeds it, on the same control plane.
+    cargo(["run", "--quiet", "-p", "berth", "--example", "embed"])
+        .env("KUBECONFIG", &cluster.kubeconfig)
         .run()
 }
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::wait::{await_condition, conditions::is_deleted};
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,7 +16,7 @@ use super::{
     COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION,
     name_of,
 };
-use crate::objects::Rendered;
+use crate::objects::{ObjectRef, Rendered};
 
 /// What deploy did to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,8 +52,8 @@ pub struct DeployReport {
     pub deployment: String,
     /// Names of the Services.
     pub services: Vec<String>,
-    /// `Kind/name` and what happened to it, in the order done.
-    pub actions: Vec<(String, Action)>,
+    /// Each object (with its uid) and what happened to it, in the order done.
+    pub actions: Vec<(ObjectRef, Action)>,
 }
 
 /// What undeploy removed.
@@ -60,8 +61,8 @@ pub struct DeployReport {
 pub struct UndeployReport {
     /// Namespace of the objects.
     pub namespace: String,
-    /// `Kind/name` of each object deleted.
-    pub deleted: Vec<String>,
+    /// Each object deleted, with its uid.
+    pub deleted: Vec<ObjectRef>,
 }
 
 const FIELD_MANAGER: &str = "berth";
@@ -96,25 +97,13 @@ impl Cluster {
         let mut created = Vec::new();
         let outcome = async {
             for service in &rendered.services {
-                let action = self.put(&self.services(), service, component).await?;
-                note(
-                    &mut report,
-                    &mut created,
-                    "Service",
-                    &service.metadata,
-                    action,
-                );
+                let done = self.put(&self.services(), service, component).await?;
+                note(&mut report, &mut created, done);
             }
-            let action = self
+            let done = self
                 .put(&self.deployments(), &rendered.deployment, component)
                 .await?;
-            note(
-                &mut report,
-                &mut created,
-                "Deployment",
-                &rendered.deployment.metadata,
-                action,
-            );
+            note(&mut report, &mut created, done);
             if report.actions.iter().any(|(_, a)| *a != Action::Created) {
                 // A redeploy: Services an earlier spec built but this one does not must go.
                 for stale in self.find_services(component).await? {
@@ -126,9 +115,7 @@ impl Cluster {
                             .map_err(ClusterError::api(format!(
                                 "cannot delete stale Service {name}"
                             )))?;
-                        report
-                            .actions
-                            .push((format!("Service/{name}"), Action::Deleted));
+                        report.actions.push((reference(&stale), Action::Deleted));
                     }
                 }
             }
@@ -151,14 +138,14 @@ impl Cluster {
         api: &Api<K>,
         object: &K,
         component: &str,
-    ) -> Result<Action, ClusterError>
+    ) -> Result<(ObjectRef, Action), ClusterError>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     {
         let kind = K::kind(&()).into_owned();
         let name = name_of(object.meta());
         let create_error = match api.create(&PostParams::default(), object).await {
-            Ok(_) => return Ok(Action::Created),
+            Ok(made) => return Ok((reference(&made), Action::Created)),
             Err(error) => error,
         };
         // Only a failed create pays for a read: the object may exist (409, or 422 when the
@@ -177,18 +164,12 @@ impl Cluster {
             || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
         {
             return Err(ClusterError::Foreign {
-                kind: if kind == "Service" {
-                    "Service"
-                } else {
-                    "Deployment"
-                },
-                name,
-                namespace: self.namespace.clone(),
+                object: Box::new(reference(&existing)),
                 component: component.to_owned(),
             });
         }
         if hash_of(existing.meta()) == hash_of(object.meta()) {
-            return Ok(Action::Unchanged);
+            return Ok((reference(&existing), Action::Unchanged));
         }
         api.patch(
             &name,
@@ -197,27 +178,35 @@ impl Cluster {
         )
         .await
         .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
-        Ok(Action::Updated)
+        Ok((reference(&existing), Action::Updated))
     }
 
-    /// Delete what a failed deploy created; returns `Kind/name` of each object removed.
-    async fn remove_created(&self, created: &[(String, String)]) -> Vec<String> {
+    /// Delete what a failed deploy created, newest first, each only if it is still the
+    /// object this call made (same uid); returns each object removed.
+    async fn remove_created(&self, created: &[ObjectRef]) -> Vec<ObjectRef> {
         let mut removed = Vec::new();
-        for (kind, name) in created.iter().rev() {
-            let deleted = match kind.as_str() {
+        for object in created.iter().rev() {
+            let params = DeleteParams {
+                preconditions: object.uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::background()
+            };
+            let deleted = match object.kind.as_str() {
                 "Deployment" => self
                     .deployments()
-                    .delete(name, &DeleteParams::background())
+                    .delete(&object.name, &params)
                     .await
-                    .map(|_| ()),
+                    .map(drop),
                 _ => self
                     .services()
-                    .delete(name, &DeleteParams::default())
+                    .delete(&object.name, &params)
                     .await
-                    .map(|_| ()),
+                    .map(drop),
             };
             if deleted.is_ok() {
-                removed.push(format!("{kind}/{name}"));
+                removed.push(object.clone());
             }
         }
         removed
@@ -245,7 +234,7 @@ impl Cluster {
                 .delete(&name, &DeleteParams::default())
                 .await
                 .map_err(ClusterError::api(format!("cannot delete Service {name}")))?;
-            deleted.push(format!("Service/{name}"));
+            deleted.push(reference(&service));
         }
         if let Some(deployment) = deployment {
             let name = name_of(&deployment.metadata);
@@ -255,7 +244,7 @@ impl Cluster {
                 .map_err(ClusterError::api(format!(
                     "cannot delete Deployment {name}"
                 )))?;
-            deleted.push(format!("Deployment/{name}"));
+            deleted.push(reference(&deployment));
         }
         Ok(UndeployReport {
             namespace: self.namespace.clone(),
@@ -266,62 +255,48 @@ impl Cluster {
 
 impl Cluster {
     /// Wait until the Deployment an undeploy deleted is gone (its pods and ReplicaSets go
-    /// first, with foreground deletion).
+    /// first, with foreground deletion): that object, by uid, not a later one of its name.
     pub async fn wait_gone(
         &self,
         component: &str,
         report: &UndeployReport,
         timeout: Duration,
     ) -> Result<(), ClusterError> {
-        let Some(name) = report
-            .deleted
-            .iter()
-            .find_map(|d| d.strip_prefix("Deployment/"))
-        else {
+        let Some(deployment) = report.deleted.iter().find(|d| d.kind == "Deployment") else {
             return Ok(());
         };
-        let api = self.deployments();
-        let polling = async {
-            loop {
-                match api.get_opt(name).await {
-                    Ok(None) => return Ok(()),
-                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
-                    Err(error) => {
-                        return Err(ClusterError::Api {
-                            action: format!("cannot read Deployment {name}"),
-                            error,
-                        });
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(timeout, polling)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ClusterError::Timeout {
-                    component: component.to_owned(),
-                    waited: timeout,
-                    last: format!("Deployment {name} is still being deleted"),
-                })
-            })
+        let gone = await_condition(
+            self.deployments(),
+            &deployment.name,
+            is_deleted(deployment.uid.as_deref().unwrap_or_default()),
+        );
+        match tokio::time::timeout(timeout, gone).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(kube::runtime::wait::Error::ProbeFailed(source))) => Err(ClusterError::Watch {
+                object: Box::new(deployment.clone()),
+                source,
+            }),
+            Err(_) => Err(ClusterError::Timeout {
+                component: component.to_owned(),
+                waited: timeout,
+                last: format!("Deployment {} is still being deleted", deployment.name),
+            }),
+        }
     }
 }
 
 /// Record what happened to one object.
-fn note(
-    report: &mut DeployReport,
-    created: &mut Vec<(String, String)>,
-    kind: &str,
-    meta: &ObjectMeta,
-    action: Action,
-) {
-    let name = name_of(meta);
-    if action == Action::Created {
-        created.push((kind.to_owned(), name.clone()));
+fn note(report: &mut DeployReport, created: &mut Vec<ObjectRef>, done: (ObjectRef, Action)) {
+    if done.1 == Action::Created {
+        created.push(done.0.clone());
     }
-    report.actions.push((format!("{kind}/{name}"), action));
+    report.actions.push(done);
 }
 
+/// The reference of an object the API server returned.
+fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
+    ObjectRef::of(&K::api_version(&()), &K::kind(&()), object.meta())
+}
 /// Add berth's ownership labels and the hash of the object as rendered. The labels are
 /// the host's, after the rules ran, so no rules component can leave them out.
 fn stamp(meta: &mut ObjectMeta, hash: String, component: &str) {

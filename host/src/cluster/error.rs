@@ -3,19 +3,35 @@
 
 use std::time::Duration;
 
+use crate::objects::ObjectRef;
+
 /// Why a cluster operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// No usable kubeconfig or in-cluster configuration.
-    #[error("cannot configure the cluster connection: {0}")]
-    Config(String),
-    /// The API server refused or failed a request.
+    /// The kubeconfig file or context could not be used.
+    #[error("cannot use the kubeconfig")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    /// No kubeconfig and no in-cluster service account to fall back on.
+    #[error("cannot find a cluster to connect to")]
+    InferConfig(#[source] kube::config::InferConfigError),
+    /// The HTTP client could not be built from the configuration.
+    #[error("cannot set up the cluster client")]
+    Client(#[source] kube::Error),
+    /// The API server refused or failed a request; the message is the API server's own.
     #[error("{action}: {}", describe(.error))]
-    Api { action: String, error: kube::Error },
+    Api {
+        /// The step, e.g. `cannot create Service web`.
+        action: String,
+        /// The client's error.
+        #[source]
+        error: kube::Error,
+    },
     /// No object carries the component's ownership labels.
     #[error("no component {component:?} deployed by berth in namespace {namespace:?}")]
     NotFound {
+        /// The component.
         component: String,
+        /// The namespace.
         namespace: String,
     },
     /// Several Deployments carry the component's ownership labels.
@@ -23,62 +39,98 @@ pub enum ClusterError {
         "{count} Deployments in namespace {namespace:?} claim component {component:?}; remove the extra ones"
     )]
     Ambiguous {
+        /// The component.
         component: String,
+        /// The namespace.
         namespace: String,
+        /// How many there are.
         count: usize,
     },
     /// An object of the same name exists and belongs to something else.
     #[error(
-        "{kind} {name:?} already exists in namespace {namespace:?} and is not berth's {component:?}; refusing to take it over"
+        "{} {:?} already exists in namespace {:?} and is not berth's {component:?}; refusing to take it over",
+        object.kind, object.name, object.namespace.as_deref().unwrap_or_default()
     )]
     Foreign {
-        kind: &'static str,
-        name: String,
-        namespace: String,
+        /// The object found.
+        object: Box<ObjectRef>,
+        /// The component being deployed.
         component: String,
     },
     /// A deploy failed; what it had created was removed.
-    #[error("{error} (rolled back: {})", if .removed.is_empty() { "nothing had been created".to_owned() } else { format!("removed {}", .removed.join(", ")) })]
+    #[error("{error} (rolled back: {})", describe_removed(.removed))]
     RolledBack {
+        /// Why the deploy failed.
+        #[source]
         error: Box<ClusterError>,
-        removed: Vec<String>,
+        /// What was removed again.
+        removed: Vec<ObjectRef>,
     },
-    /// Watching a Deployment failed.
-    #[error("cannot watch Deployment {name}: {error}")]
-    Watch { name: String, error: String },
+    /// Watching an object failed.
+    #[error("cannot watch {object}: {source}")]
+    Watch {
+        /// The object watched.
+        object: Box<ObjectRef>,
+        /// What failed.
+        #[source]
+        source: kube::runtime::watcher::Error,
+    },
     /// Waiting ran out of time.
     #[error("timed out after {waited:?} waiting for {component:?}: {last}")]
     Timeout {
+        /// The component.
         component: String,
+        /// How long berth waited.
         waited: Duration,
+        /// The last state seen.
         last: String,
     },
     /// The rollout cannot finish.
     #[error("rollout of {component:?} failed: {reason}")]
-    RolloutFailed { component: String, reason: String },
+    RolloutFailed {
+        /// The component.
+        component: String,
+        /// Why, in the Deployment's own words.
+        reason: String,
+    },
     /// The Deployment went away while waiting.
     #[error("{component:?} was deleted while waiting for it")]
-    Deleted { component: String },
+    Deleted {
+        /// The component.
+        component: String,
+    },
     /// No container at the index given.
     #[error("{component:?} has {count} container(s); there is no container index {index}")]
     ContainerIndex {
+        /// The component.
         component: String,
+        /// The index given.
         index: usize,
+        /// How many there are.
         count: usize,
     },
     /// Rollback without history.
     #[error("{component:?} has no previous revision to roll back to")]
-    NoHistory { component: String },
+    NoHistory {
+        /// The component.
+        component: String,
+    },
     /// Rollback to a revision that is not there.
     #[error("{component:?} has no revision {revision} (known: {known})")]
     UnknownRevision {
+        /// The component.
         component: String,
+        /// The revision asked for.
         revision: i64,
+        /// The revisions there are.
         known: String,
     },
     /// exec found no running pod.
     #[error("{component:?} has no running pods")]
-    NoRunningPods { component: String },
+    NoRunningPods {
+        /// The component.
+        component: String,
+    },
 }
 
 impl ClusterError {
@@ -87,6 +139,14 @@ impl ClusterError {
         let action = action.into();
         move |error| ClusterError::Api { action, error }
     }
+}
+
+fn describe_removed(removed: &[ObjectRef]) -> String {
+    if removed.is_empty() {
+        return "nothing had been created".to_owned();
+    }
+    let names: Vec<String> = removed.iter().map(ToString::to_string).collect();
+    format!("removed {}", names.join(", "))
 }
 
 /// The API server's message for API errors; the client's for the rest.

@@ -66,24 +66,21 @@ impl Cluster {
         };
         let config = match &connection.kubeconfig {
             Some(path) => {
-                let kubeconfig =
-                    Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(e.to_string()))?;
+                let kubeconfig = Kubeconfig::read_from(path).map_err(ClusterError::Kubeconfig)?;
                 Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
-                    .map_err(|e| ClusterError::Config(e.to_string()))?
+                    .map_err(ClusterError::Kubeconfig)?
             }
             None if connection.context.is_some() => Config::from_kubeconfig(&options)
                 .await
-                .map_err(|e| ClusterError::Config(e.to_string()))?,
-            None => Config::infer()
-                .await
-                .map_err(|e| ClusterError::Config(e.to_string()))?,
+                .map_err(ClusterError::Kubeconfig)?,
+            None => Config::infer().await.map_err(ClusterError::InferConfig)?,
         };
         let namespace = connection
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        let client = Client::try_from(config).map_err(ClusterError::Client)?;
         Ok(Self::new(client, namespace))
     }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Cluster, ClusterError, name_of};
+use crate::objects::ObjectRef;
 
 /// Annotation the deployment controller keeps the revision in.
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
@@ -17,11 +18,17 @@ pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// A Deployment's replicas and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
+    /// The namespace.
     pub namespace: String,
+    /// The Deployment's name.
     pub deployment: String,
+    /// Pods wanted.
     pub desired: i32,
+    /// Pods of the current pod template.
     pub updated: i32,
+    /// Pods ready.
     pub ready: i32,
+    /// Pods available (ready for minReadySeconds).
     pub available: i32,
     /// Images of the pod template's containers.
     pub images: Vec<String>,
@@ -179,11 +186,16 @@ impl Cluster {
                             RolloutState::Progressing(_) => {}
                         }
                     }
-                    Some(Err(e)) => {
-                        return Err(ClusterError::Config(format!(
-                            "watching Deployment {name}: {e}"
-                        )));
+                    // The watcher starts again after a backoff: an API server restarting
+                    // or throttling is waited out, within the timeout. Being refused is
+                    // not going to change.
+                    Some(Err(source)) if refused(&source) => {
+                        return Err(ClusterError::Watch {
+                            object: Box::new(ObjectRef::of("apps/v1", "Deployment", &d.metadata)),
+                            source,
+                        });
                     }
+                    Some(Err(_)) => {}
                     None => {
                         return Err(ClusterError::Deleted {
                             component: component.to_owned(),
@@ -247,4 +259,17 @@ impl Cluster {
             )))?;
         Ok(container.image.clone().unwrap_or_default())
     }
+}
+
+/// Whether a watch failed because the API server refused it (not allowed, not there), as
+/// opposed to failing to reach it.
+fn refused(error: &watcher::Error) -> bool {
+    let client_error = match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => e,
+        watcher::Error::WatchError(status) => return matches!(status.code, 401 | 403 | 404),
+        watcher::Error::NoResourceVersion => return true,
+    };
+    matches!(client_error, kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404))
 }

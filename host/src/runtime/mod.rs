@@ -3,25 +3,25 @@
 
 mod bindings;
 mod cache;
+mod error;
 mod limits;
 mod sandbox;
 mod world;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store, Trap};
 
-pub use bindings::wit;
-pub use limits::{
-    LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY, parse_deadline,
-    parse_memory,
-};
+pub use error::RulesError;
+pub use limits::{LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY};
 pub use sandbox::MemoryExceeded;
 use sandbox::Sandbox;
 pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds};
+
+use crate::spec::{SiteConfig, Spec};
 
 /// The default rules, built from `guest/` and embedded in the binary.
 pub static DEFAULT_RULES: &[u8] = include_bytes!(env!("BERTH_DEFAULT_RULES"));
@@ -41,12 +41,34 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// Default limits; the cache in [`cache::default_dir`].
+    /// Default limits; the cache in `$BERTH_CACHE_DIR`, else `$XDG_CACHE_HOME/berth`, else
+    /// `~/.cache/berth` (`BERTH_CACHE_DIR=""`: no cache).
     fn default() -> Self {
         Self {
             limits: Limits::default(),
             cache_dir: cache::default_dir(),
         }
+    }
+}
+
+impl Options {
+    /// Wall time one build may take (10 ms to 10 min, checked when the rules load).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.limits.deadline = deadline;
+        self
+    }
+
+    /// Linear memory the component may use, in bytes (1 MiB to 4 GiB, checked when the
+    /// rules load).
+    pub fn memory(mut self, bytes: usize) -> Self {
+        self.limits.memory = bytes;
+        self
+    }
+
+    /// Where compiled components are cached; `None` compiles on every load.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
     }
 }
 
@@ -68,135 +90,6 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// Why rules could not be loaded or run.
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    /// The component file could not be read.
-    #[error("cannot read rules component {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The engine could not be set up.
-    #[error("cannot set up the wasm engine")]
-    Engine(#[source] wasmtime::Error),
-    /// The bytes are not a component, or it does not compile.
-    #[error("{source_name}: not a valid wasm component")]
-    Compile {
-        source_name: Source,
-        #[source]
-        source: wasmtime::Error,
-    },
-    /// The component was built for another version of `berth:rules`.
-    #[error(
-        "{source_name}: built for {}@{found}; this berth supports {}",
-        world::PACKAGE,
-        supported_worlds()
-    )]
-    OtherVersion { source_name: Source, found: String },
-    /// The component does not export the function `build`.
-    #[error(
-        "{source_name}: does not export the function `build` (its exports: {}); this berth supports {}",
-        describe_exports(.exports),
-        supported_worlds()
-    )]
-    MissingExport {
-        source_name: Source,
-        exports: Vec<String>,
-    },
-    /// The component's `build` has another type than the world's.
-    #[error(
-        "{source_name}: its `build` does not match the one of {} (the only world this berth supports)",
-        supported_worlds()
-    )]
-    World {
-        source_name: Source,
-        #[source]
-        source: wasmtime::Error,
-    },
-    /// The component imports something the sandbox does not provide.
-    #[error(
-        "{source_name}: imports something the rules sandbox does not provide (it offers WASI 0.2 with no capabilities)"
-    )]
-    Imports {
-        source_name: Source,
-        #[source]
-        source: wasmtime::Error,
-    },
-    /// Instantiation failed (a trap in a start function).
-    #[error("{source_name}: cannot be instantiated")]
-    Instantiate {
-        source_name: Source,
-        #[source]
-        source: wasmtime::Error,
-    },
-    /// The component ran past its deadline.
-    #[error("{source_name}: build ran past its deadline of {deadline:?} and was stopped")]
-    Deadline {
-        source_name: Source,
-        deadline: Duration,
-    },
-    /// The component tried to grow its memory past the cap.
-    #[error(
-        "{source_name}: build needed more than the memory limit of {} MiB and was stopped",
-        limit >> 20
-    )]
-    Memory {
-        source_name: Source,
-        limit: usize,
-        #[source]
-        source: MemoryExceeded,
-    },
-    /// The component called `exit`.
-    #[error("{source_name}: build called exit({code}) instead of returning")]
-    Exit { source_name: Source, code: i32 },
-    /// The component trapped (a panic, an abort). The message gives the trap and what the
-    /// component wrote to stderr; the wasm backtrace is in `trap`, for the component's
-    /// author, not in the message.
-    #[error(
-        "{source_name}: build failed inside the component ({}){}",
-        trap.root_cause(),
-        describe_stderr(.stderr)
-    )]
-    Trap {
-        source_name: Source,
-        stderr: String,
-        trap: wasmtime::Error,
-    },
-    /// The component returned more than the output limit.
-    #[error("{source_name}: returned {size} bytes of objects, more than the limit of {limit}")]
-    OutputTooLarge {
-        source_name: Source,
-        size: usize,
-        limit: usize,
-    },
-}
-
-fn describe_exports(exports: &[String]) -> String {
-    if exports.is_empty() {
-        "none".into()
-    } else {
-        exports.join(", ")
-    }
-}
-
-fn describe_stderr(stderr: &str) -> String {
-    // Rust's hint about backtraces is for the component's author at a terminal, not for
-    // berth's user: the component has no environment to set.
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
-        .collect();
-    let stderr = lines.join("\n");
-    let stderr = stderr.trim();
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    }
-}
-
 /// A spec the rules refused: the field and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -208,7 +101,20 @@ pub struct Refusal {
 }
 
 /// The outcome of one call: objects, or the rules' refusal of the spec.
-pub type BuildResult = Result<Vec<wit::K8sObject>, Refusal>;
+pub type BuildResult = Result<Vec<RawObject>, Refusal>;
+
+/// An object as the rules returned it, before berth checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawObject {
+    /// `apps/v1`, `v1`, …
+    pub api_version: String,
+    /// `Deployment`, `Service`, …
+    pub kind: String,
+    /// The name the rules declared.
+    pub name: String,
+    /// The object, as JSON.
+    pub json: String,
+}
 
 /// A loaded rules component, ready to build objects.
 ///
@@ -219,8 +125,8 @@ pub struct Rules {
     limits: Limits,
     pre: bindings::RulesPre<Sandbox>,
     live: Option<(Store<Sandbox>, bindings::Rules)>,
-    /// Whether the compiled code came from the on-disk cache.
-    pub from_cache: bool,
+    digest: String,
+    from_cache: bool,
 }
 
 impl std::fmt::Debug for Rules {
@@ -228,6 +134,7 @@ impl std::fmt::Debug for Rules {
         f.debug_struct("Rules")
             .field("source", &self.source)
             .field("limits", &self.limits)
+            .field("digest", &self.digest)
             .field("from_cache", &self.from_cache)
             .finish_non_exhaustive()
     }
@@ -264,6 +171,7 @@ impl Rules {
         digest: &str,
         options: &Options,
     ) -> Result<Self, RulesError> {
+        options.limits.check().map_err(RulesError::Limits)?;
         let engine = engine()?;
         let (component, from_cache) =
             cache::load(&engine, bytes, digest, options.cache_dir.as_deref()).map_err(
@@ -299,6 +207,7 @@ impl Rules {
             limits: options.limits,
             pre,
             live: None,
+            digest: digest.to_owned(),
             from_cache,
         })
     }
@@ -308,24 +217,49 @@ impl Rules {
         &self.source
     }
 
-    /// Build the objects for `spec` in `namespace`.
+    /// The SHA-256 of the component's bytes, in hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Whether the compiled code came from the on-disk cache (no compilation).
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// The limits each call runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Run the rules' `build` for `spec` in `namespace`: the objects as returned, or the
+    /// rules' refusal. Use [`Rules::render`] for objects berth has checked.
     pub fn build(
         &mut self,
-        spec: &wit::Spec,
-        site: &wit::SiteConfig,
+        spec: &Spec,
+        site: &SiteConfig,
         namespace: &str,
     ) -> Result<BuildResult, RulesError> {
+        let (spec, site) = (bindings::spec(spec), bindings::site(site));
         let (mut store, rules) = match self.live.take() {
             Some(live) => live,
             None => self.instantiate()?,
         };
         store.set_epoch_deadline(ticks(self.limits.deadline));
         let stderr_before = store.data().stderr_len();
-        match rules.call_build(&mut store, spec, site, namespace) {
+        match rules.call_build(&mut store, &spec, &site, namespace) {
             Ok(result) => {
                 self.live = Some((store, rules));
-                let objects = match result {
-                    Ok(objects) => objects,
+                let objects: Vec<RawObject> = match result {
+                    Ok(objects) => objects
+                        .into_iter()
+                        .map(|o| RawObject {
+                            api_version: o.api_version,
+                            kind: o.kind,
+                            name: o.name,
+                            json: o.json,
+                        })
+                        .collect(),
                     Err(e) => {
                         return Ok(Err(Refusal {
                             field: e.field,
@@ -404,16 +338,19 @@ fn ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1
 }
 
-/// The process-wide engine, with a thread ticking its epoch for deadlines.
+/// The process-wide engine, with one thread ticking its epoch for deadlines. Behind a
+/// mutex, not a racy check-then-set: two tickers would halve every deadline.
 fn engine() -> Result<Engine, RulesError> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(engine) = ENGINE.get() {
+    static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+    let mut slot = ENGINE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(engine) = slot.as_ref() {
         return Ok(engine.clone());
     }
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
     let engine = Engine::new(&config).map_err(RulesError::Engine)?;
-    let engine = ENGINE.get_or_init(|| engine).clone();
     let weak = Arc::new(engine.weak());
     std::thread::Builder::new()
         .name("berth-rules-deadline".into())
@@ -425,6 +362,7 @@ fn engine() -> Result<Engine, RulesError> {
             }
         })
         .map_err(|e| RulesError::Engine(e.into()))?;
+    *slot = Some(engine.clone());
     Ok(engine)
 }
 

@@ -1,51 +1,48 @@
-//! The host's WIT records (wasmtime bindings) as the guest crate's (wit-bindgen bindings):
-//! the same WIT, two generators. Shared by the benchmarks and the property tests.
+// berth's spec records as the contract's (berth:rules@0.1.0) WIT records. Included by
+// `bindings.rs` and by the render benchmark's raw bindings, with `wit` and `spec` in scope.
 
-use berth::runtime::wit;
-use berth_rules::types as g;
-
-/// A spec as the guest's record.
-pub fn spec(spec: &wit::Spec) -> g::Spec {
-    g::Spec {
-        component_name: spec.component_name.clone(),
-        image: spec.image.clone(),
-        replicas: spec.replicas,
-        always_pull: spec.always_pull,
-        ports: spec.ports.clone(),
-        env: spec.env.clone(),
-        volumes: spec
+/// A spec as the contract's record.
+pub fn spec(s: &spec::Spec) -> wit::Spec {
+    wit::Spec {
+        component_name: s.component_name.clone(),
+        image: s.image.clone(),
+        replicas: s.replicas,
+        always_pull: s.always_pull,
+        ports: s.ports.clone(),
+        env: s.env.clone(),
+        volumes: s
             .volumes
             .iter()
-            .map(|v| g::Volume {
+            .map(|v| wit::Volume {
                 host_path: v.host_path.clone(),
                 container_path: v.container_path.clone(),
                 mode: v.mode.clone(),
             })
             .collect(),
-        labels: spec.labels.clone(),
-        readiness: spec.readiness.as_ref().map(|r| g::Readiness {
+        labels: s.labels.clone(),
+        readiness: s.readiness.as_ref().map(|r| wit::Readiness {
             kind: r.kind.clone(),
             endpoint: r.endpoint.clone(),
             script: r.script.clone(),
             interval: r.interval.clone(),
             timeout: r.timeout.clone(),
         }),
-        resources: spec.resources.as_ref().map(|r| g::Resources {
+        resources: s.resources.as_ref().map(|r| wit::Resources {
             limits: r.limits.as_ref().map(amounts),
             requests: r.requests.as_ref().map(amounts),
         }),
-        log_info: spec.log_info.as_ref().map(|l| g::LogInfo {
+        log_info: s.log_info.as_ref().map(|l| wit::LogInfo {
             log_directory: l.log_directory.clone(),
             alternate_fb_path: l.alternate_fb_path.clone(),
         }),
-        tls_info: spec.tls_info.as_ref().map(|t| g::TlsInfo {
+        tls_info: s.tls_info.as_ref().map(|t| wit::TlsInfo {
             use_tls: t.use_tls,
             cert_directory: t.cert_directory.clone(),
         }),
-        msb_list: spec
+        msb_list: s
             .msb_list
             .iter()
-            .map(|m| g::MsbService {
+            .map(|m| wit::MsbService {
                 service_name: m.service_name.clone(),
                 port: m.port.clone(),
                 version: m.version.clone(),
@@ -58,18 +55,18 @@ pub fn spec(spec: &wit::Spec) -> g::Spec {
     }
 }
 
-fn amounts(a: &wit::ResourceAmounts) -> g::ResourceAmounts {
-    g::ResourceAmounts {
+fn amounts(a: &spec::ResourceAmounts) -> wit::ResourceAmounts {
+    wit::ResourceAmounts {
         cpu: a.cpu.clone(),
         memory: a.memory.clone(),
     }
 }
 
-/// A site config as the guest's record.
-pub fn site(site: &wit::SiteConfig) -> g::SiteConfig {
-    g::SiteConfig {
-        image_pull_secrets: site.image_pull_secrets.clone(),
-        filebeat: site.filebeat.as_ref().map(|f| g::Filebeat {
+/// A site config as the contract's record.
+pub fn site(s: &spec::SiteConfig) -> wit::SiteConfig {
+    wit::SiteConfig {
+        image_pull_secrets: s.image_pull_secrets.clone(),
+        filebeat: s.filebeat.as_ref().map(|f| wit::Filebeat {
             log_path: f.log_path.clone(),
             data_path: f.data_path.clone(),
             config_path: f.config_path.clone(),
@@ -77,7 +74,7 @@ pub fn site(site: &wit::SiteConfig) -> g::SiteConfig {
             config_map: f.config_map.clone(),
             image: f.image.clone(),
         }),
-        tls: site.tls.as_ref().map(|t| g::Tls {
+        tls: s.tls.as_ref().map(|t| wit::Tls {
             cert_path: t.cert_path.clone(),
             image: t.image.clone(),
         }),

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::Output;
-use crate::cluster::{
+use super::args::Output;
+use berth::cluster::{
     DeployReport, ExecLine, ExecOutcome, Revision, Status, Stream, UndeployReport,
 };
 

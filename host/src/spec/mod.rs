@@ -4,12 +4,17 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use indexmap::IndexMap;
-use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de;
 use serde_json::Value;
 
-use crate::runtime::wit;
+mod file;
+mod model;
+
+use file::{SiteFile, SpecFile};
+pub use model::{
+    Filebeat, LogInfo, MsbService, Readiness, ResourceAmounts, Resources, SiteConfig, Spec, Tls,
+    TlsInfo, Volume,
+};
 
 /// Why a spec or site-config file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -17,27 +22,38 @@ pub enum InputError {
     /// The file could not be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     /// The file is not YAML or JSON.
     #[error("{}: not valid {format}: {message}", path.display())]
     Syntax {
+        /// The file.
         path: PathBuf,
+        /// `YAML` or `JSON`.
         format: &'static str,
+        /// The parser's message.
         message: String,
     },
     /// A field is missing, unknown or of the wrong type.
     #[error("{origin}: {field}: {message}")]
     Field {
+        /// Where the spec came from.
         origin: Origin,
+        /// The field's path (`readiness.interval`, `ports[1]`).
         field: String,
+        /// What is wrong with it.
         message: String,
     },
     /// A spec file or directory holds no spec.
     #[error("{}: no component spec in it (a directory's *.yaml, *.yml and *.json files are read)", path.display())]
-    Empty { path: PathBuf },
+    Empty {
+        /// The file or directory.
+        path: PathBuf,
+    },
 }
 
 /// Where a spec came from: its file, and its place in the file when the file holds several
@@ -58,6 +74,11 @@ impl Origin {
             document: None,
         }
     }
+
+    /// A spec that is not in a file, named `name` in errors.
+    pub fn named(name: &str) -> Self {
+        Self::file(Path::new(name))
+    }
 }
 
 impl fmt::Display for Origin {
@@ -69,15 +90,31 @@ impl fmt::Display for Origin {
     }
 }
 
+impl Spec {
+    /// Parse a spec from YAML or JSON text (JSON when it starts with `{`); errors name the
+    /// field, under the origin `spec`.
+    pub fn parse(text: &str) -> Result<Self, InputError> {
+        parse_spec(Path::new("spec"), text)
+    }
+}
+
+impl SiteConfig {
+    /// Parse a site config from YAML or JSON text; errors name the field, under the origin
+    /// `site config`.
+    pub fn parse(text: &str) -> Result<Self, InputError> {
+        parse_site(Path::new("site config"), text)
+    }
+}
+
 /// Read the component spec at `path`.
-pub fn load_spec(path: &Path) -> Result<wit::Spec, InputError> {
+pub fn load_spec(path: &Path) -> Result<Spec, InputError> {
     let text = read(path)?;
     parse_spec(path, &text)
 }
 
 /// Read every spec at `path`: a file of one or more YAML documents (or one JSON object),
 /// or a directory, whose `*.yaml`, `*.yml` and `*.json` files are read in name order.
-pub fn load_specs(path: &Path) -> Result<Vec<(Origin, wit::Spec)>, InputError> {
+pub fn load_specs(path: &Path) -> Result<Vec<(Origin, Spec)>, InputError> {
     let files = if path.is_dir() {
         spec_files(path)?
     } else {
@@ -97,7 +134,7 @@ pub fn load_specs(path: &Path) -> Result<Vec<(Origin, wit::Spec)>, InputError> {
 
 /// Parse every spec in `text`, the content of the file at `path`: the documents of a YAML
 /// stream (empty ones skipped), or one JSON object.
-pub fn parse_specs(path: &Path, text: &str) -> Result<Vec<(Origin, wit::Spec)>, InputError> {
+pub fn parse_specs(path: &Path, text: &str) -> Result<Vec<(Origin, Spec)>, InputError> {
     let documents: Vec<Value> = if is_json(path, text) {
         vec![serde_json::from_str(text).map_err(|e| syntax(path, "JSON", e))?]
     } else {
@@ -154,18 +191,18 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
 }
 
 /// Read the site config at `path`.
-pub fn load_site(path: &Path) -> Result<wit::SiteConfig, InputError> {
+pub fn load_site(path: &Path) -> Result<SiteConfig, InputError> {
     let text = read(path)?;
     parse_site(path, &text)
 }
 
 /// Parse one spec from text; `origin` names it in errors.
-pub fn parse_spec(origin: &Path, text: &str) -> Result<wit::Spec, InputError> {
+pub fn parse_spec(origin: &Path, text: &str) -> Result<Spec, InputError> {
     parse::<SpecFile>(origin, text, SPEC_RECORDS).map(Into::into)
 }
 
 /// Parse one site config from text; `origin` names it in errors.
-pub fn parse_site(origin: &Path, text: &str) -> Result<wit::SiteConfig, InputError> {
+pub fn parse_site(origin: &Path, text: &str) -> Result<SiteConfig, InputError> {
     parse::<SiteFile>(origin, text, SITE_RECORDS).map(Into::into)
 }
 
@@ -284,282 +321,11 @@ fn syntax(path: &Path, format: &'static str, err: impl fmt::Display) -> InputErr
     }
 }
 
-/// A value users may write as a string, a number or a boolean, kept as the text they meant:
-/// `30` → `"30"`, `30.0` → `"30.0"` (so the rules can refuse it by name), `0.5` → `"0.5"`.
-#[derive(Debug, Clone, PartialEq)]
-struct Scalar(String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl Visitor<'_> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_owned()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                // Keep the decimal point of whole floats: `30.0` must not pass as `30`.
-                if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-                    Ok(Scalar(format!("{v:.1}")))
-                } else {
-                    Ok(Scalar(v.to_string()))
-                }
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-        }
-        deserializer.deserialize_any(ScalarVisitor)
-    }
-}
-
-fn one() -> u32 {
-    1
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecFile {
-    component_name: String,
-    image: String,
-    #[serde(default = "one")]
-    replicas: u32,
-    #[serde(default)]
-    always_pull: bool,
-    #[serde(default)]
-    ports: Vec<Scalar>,
-    #[serde(default)]
-    env: IndexMap<String, Scalar>,
-    #[serde(default)]
-    volumes: Vec<VolumeFile>,
-    #[serde(default)]
-    labels: IndexMap<String, Scalar>,
-    readiness: Option<ReadinessFile>,
-    #[serde(alias = "resource_config")]
-    resources: Option<ResourcesFile>,
-    log_info: Option<LogInfoFile>,
-    tls_info: Option<TlsInfoFile>,
-    #[serde(default)]
-    msb_list: Vec<MsbFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VolumeFile {
-    host: HostPath,
-    container: ContainerPath,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HostPath {
-    path: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ContainerPath {
-    bind: String,
-    mode: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadinessFile {
-    #[serde(rename = "type")]
-    kind: String,
-    endpoint: Option<String>,
-    script: Option<String>,
-    interval: Option<Scalar>,
-    timeout: Option<Scalar>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResourcesFile {
-    limits: Option<AmountsFile>,
-    requests: Option<AmountsFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AmountsFile {
-    cpu: Option<Scalar>,
-    memory: Option<Scalar>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogInfoFile {
-    log_directory: Option<String>,
-    alternate_fb_path: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsInfoFile {
-    #[serde(default)]
-    use_tls: bool,
-    cert_directory: Option<String>,
-}
-
-/// An MSB entry; the keys are those of the annotation, plus the plugin's input spellings.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MsbFile {
-    #[serde(rename = "serviceName")]
-    service_name: Option<String>,
-    port: Option<Scalar>,
-    version: Option<Scalar>,
-    #[serde(alias = "url_path")]
-    url: Option<String>,
-    protocol: Option<String>,
-    #[serde(alias = "uses_ssl")]
-    enable_ssl: Option<bool>,
-    #[serde(rename = "visualRange")]
-    visual_range: Option<Scalar>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SiteFile {
-    #[serde(default)]
-    image_pull_secrets: Vec<String>,
-    filebeat: Option<FilebeatFile>,
-    tls: Option<TlsFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilebeatFile {
-    log_path: String,
-    data_path: String,
-    config_path: String,
-    config_subpath: String,
-    config_map: String,
-    image: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsFile {
-    cert_path: String,
-    image: String,
-}
-
-fn text(s: Option<Scalar>) -> Option<String> {
-    s.map(|Scalar(s)| s)
-}
-
-fn pairs(map: IndexMap<String, Scalar>) -> Vec<(String, String)> {
-    map.into_iter().map(|(k, Scalar(v))| (k, v)).collect()
-}
-
-fn amounts(a: AmountsFile) -> wit::ResourceAmounts {
-    wit::ResourceAmounts {
-        cpu: text(a.cpu),
-        memory: text(a.memory),
-    }
-}
-
-impl From<SpecFile> for wit::Spec {
-    fn from(s: SpecFile) -> Self {
-        wit::Spec {
-            component_name: s.component_name,
-            image: s.image,
-            replicas: s.replicas,
-            always_pull: s.always_pull,
-            ports: s.ports.into_iter().map(|Scalar(p)| p).collect(),
-            env: pairs(s.env),
-            volumes: s
-                .volumes
-                .into_iter()
-                .map(|v| wit::Volume {
-                    host_path: v.host.path,
-                    container_path: v.container.bind,
-                    mode: v.container.mode,
-                })
-                .collect(),
-            labels: pairs(s.labels),
-            readiness: s.readiness.map(|r| wit::Readiness {
-                kind: r.kind,
-                endpoint: r.endpoint,
-                script: r.script,
-                interval: text(r.interval),
-                timeout: text(r.timeout),
-            }),
-            resources: s.resources.map(|r| wit::Resources {
-                limits: r.limits.map(amounts),
-                requests: r.requests.map(amounts),
-            }),
-            log_info: s.log_info.map(|l| wit::LogInfo {
-                log_directory: l.log_directory,
-                alternate_fb_path: l.alternate_fb_path,
-            }),
-            tls_info: s.tls_info.map(|t| wit::TlsInfo {
-                use_tls: t.use_tls,
-                cert_directory: t.cert_directory,
-            }),
-            msb_list: s
-                .msb_list
-                .into_iter()
-                .map(|m| wit::MsbService {
-                    service_name: m.service_name,
-                    port: text(m.port),
-                    version: text(m.version),
-                    url: m.url,
-                    protocol: m.protocol,
-                    enable_ssl: m.enable_ssl,
-                    visual_range: text(m.visual_range),
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<SiteFile> for wit::SiteConfig {
-    fn from(s: SiteFile) -> Self {
-        wit::SiteConfig {
-            image_pull_secrets: s.image_pull_secrets,
-            filebeat: s.filebeat.map(|f| wit::Filebeat {
-                log_path: f.log_path,
-                data_path: f.data_path,
-                config_path: f.config_path,
-                config_subpath: f.config_subpath,
-                config_map: f.config_map,
-                image: f.image,
-            }),
-            tls: s.tls.map(|t| wit::Tls {
-                cert_path: t.cert_path,
-                image: t.image,
-            }),
-        }
-    }
-}
-
-/// An empty site config: no pull secrets, no logging sidecar, no TLS.
-pub fn empty_site() -> wit::SiteConfig {
-    wit::SiteConfig {
-        image_pull_secrets: Vec::new(),
-        filebeat: None,
-        tls: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(text: &str) -> Result<wit::Spec, InputError> {
+    fn spec(text: &str) -> Result<Spec, InputError> {
         parse_spec(Path::new("spec.yaml"), text)
     }
 

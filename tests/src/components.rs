@@ -1,5 +1,5 @@
 //! Test components built from the workspace (wasm32-wasip2, release) once per test process,
-//! with cargo, into a target directory of their own under cargo's test scratch space.
+//! with cargo, into a target directory of their own beside the test's (`<target>/test-components`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,10 +21,14 @@ pub fn component(package: &str) -> PathBuf {
 }
 
 fn build(package: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = crate::repo_root();
     // Beside the host's own build, not in it, like host/build.rs does: this build never
-    // waits on the outer cargo's lock.
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-components");
+    // waits on the outer cargo's lock. The test binary is `<target>/<profile>/deps/<name>`.
+    let target_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("test-components");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)

@@ -1,0 +1,39 @@
+//! Embedding berth: render a spec held in memory with the default rules, deploy it, wait
+//! for the rollout, and remove it again. `cargo xtask test` runs it on the local control
+//! plane; elsewhere: `KUBECONFIG=… cargo run -p berth --example embed`.
+
+use std::time::Duration;
+
+use berth::{Cluster, Connection, Options, Rules, SiteConfig, Spec};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut spec = Spec::new("embedded", "nginx:1.27");
+    spec.replicas = 2;
+    spec.ports.push("80:0".into());
+
+    let cluster = Cluster::connect(&Connection::default()).await?;
+    let mut rules = Rules::default_rules(&Options::default())?;
+    let rendered = rules.render(&spec, &SiteConfig::default(), cluster.namespace())?;
+    println!("{} built by the {}", rendered.component, rendered.rules);
+
+    let report = cluster.deploy(&spec.component_name, rendered).await?;
+    for (object, action) in &report.actions {
+        println!("{object} {action}");
+    }
+    let timeout = Duration::from_secs(60);
+    let status = cluster.wait(&spec.component_name, timeout, |_| {}).await?;
+    println!(
+        "{} ({} of {} ready)",
+        status.rollout.message(),
+        status.ready,
+        status.desired
+    );
+
+    let removed = cluster.undeploy(&spec.component_name).await?;
+    cluster
+        .wait_gone(&spec.component_name, &removed, timeout)
+        .await?;
+    println!("removed {} objects", removed.deleted.len());
+    Ok(())
+}

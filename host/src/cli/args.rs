@@ -1,0 +1,186 @@
+//! The command line's arguments (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::units;
+
+/// Deploy and operate service components on Kubernetes, with house rules in a sandboxed
+/// WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Namespace (default: the context's namespace, else `default`).
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// berth's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the Kubernetes objects the rules build for a component spec.
+    Render {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: RenderFormat,
+    },
+    /// Build a component's objects and create them (or apply changes) on the cluster.
+    Deploy {
+        #[command(flatten)]
+        build: BuildArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete a component's Services and Deployment.
+    Undeploy {
+        /// Component name.
+        name: String,
+        /// Wait until the Deployment and its pods are gone.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait may take (500ms, 90s, 2m, 1h or seconds).
+        #[arg(long, value_parser = units::duration, default_value = "1800")]
+        timeout: Duration,
+    },
+    /// Show replicas, images and revision; exit 0 only when available.
+    Status {
+        /// Component name.
+        name: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Wait until a component is rolled out, as `kubectl rollout status` does.
+    Wait {
+        /// Component name.
+        name: String,
+        /// How long to wait (500ms, 90s, 2m, 1h or seconds).
+        #[arg(long, value_parser = units::duration, default_value = "1800")]
+        timeout: Duration,
+    },
+    /// Set the number of pods.
+    Scale {
+        /// Component name.
+        name: String,
+        /// Number of pods.
+        replicas: u16,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Change a container's image; a rolling update follows.
+    Upgrade {
+        /// Component name.
+        name: String,
+        /// New image.
+        image: String,
+        /// Container to change (0: the main container).
+        #[arg(long, default_value_t = 0)]
+        container_index: usize,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Go back to an earlier revision (default: the previous one).
+    Rollback {
+        /// Component name.
+        name: String,
+        /// Revision to go back to (see `berth history`).
+        #[arg(long)]
+        to_revision: Option<u32>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// List a component's revisions and their images.
+    History {
+        /// Component name.
+        name: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Run a command in the main container of every running pod, in parallel.
+    Exec {
+        /// Component name.
+        name: String,
+        /// Pods to run in at once.
+        #[arg(long, default_value_t = 32)]
+        max_concurrency: usize,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// Which spec, site config and rules to build with.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Component spec (YAML or JSON). `render` also takes a file of several YAML documents
+    /// or a directory of spec files (*.yaml, *.yml, *.json).
+    #[arg(long, value_name = "FILE")]
+    pub spec: PathBuf,
+    /// Site config (YAML or JSON): image pull secrets, logging sidecar, TLS init container.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Rules component to use instead of the built-in default rules.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub rules: Option<PathBuf>,
+    /// Wall time the rules may take for one component: 500ms, 2s, 1m (10ms to 10m).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::rules_deadline)]
+    pub rules_deadline: Duration,
+    /// Memory the rules may use: 64Mi, 1Gi, or bytes (1Mi to 4Gi).
+    #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = units::rules_memory)]
+    pub rules_memory: usize,
+}
+
+/// Waiting after a change.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait until the rollout is complete.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait may take (500ms, 90s, 2m, 1h or seconds).
+    #[arg(long, value_parser = units::duration, default_value = "1800")]
+    pub timeout: Duration,
+}
+
+/// Output of cluster commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// Output of `render`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RenderFormat {
+    /// YAML documents separated by `---`.
+    #[default]
+    Yaml,
+    /// One `v1` `List` object.
+    Json,
+}
+
+impl From<RenderFormat> for berth::render::Format {
+    fn from(format: RenderFormat) -> Self {
+        match format {
+            RenderFormat::Yaml => berth::render::Format::Yaml,
+            RenderFormat::Json => berth::render::Format::Json,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The command line's error: what failed, from any layer of the library, plus the CLI's
+//! own steps; and the exit status each maps to.
+
+use std::path::PathBuf;
+
+use berth::cluster::ClusterError;
+use berth::render::{FormatError, RenderError};
+use berth::{InputError, RulesError};
+
+use super::exit_codes::ExitStatus;
+
+/// Why a berth command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Reading the spec or site config failed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Loading the rules component failed.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// A command that works on one component was given several.
+    #[error("{}: holds {count} component specs; {command} takes one", path.display())]
+    NotOne {
+        path: PathBuf,
+        count: usize,
+        command: &'static str,
+    },
+    /// Writing the objects out failed.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A cluster operation failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A rollout did not finish (timed out, failed, or its Deployment was deleted).
+    #[error(transparent)]
+    NotRolledOut(ClusterError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// Writing the output failed.
+    #[error("cannot write the output")]
+    Write(#[source] std::io::Error),
+}
+
+impl CliError {
+    /// The exit status this failure ends the process with.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            CliError::NotRolledOut(_) => ExitStatus::NotAvailable,
+            _ => ExitStatus::Error,
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! berth's exit codes, one per outcome a script may want to tell apart.
+
+use std::process::ExitCode;
+
+/// How a berth command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The command did what was asked.
+    Success,
+    /// It failed: bad input, the rules refused, the API server refused, … (the message
+    /// says which).
+    Error,
+    /// The arguments could not be parsed (clap's own code).
+    BadArguments,
+    /// `status` found the component not available, or a wait (`wait`, `--wait`) ended
+    /// with the rollout failed or timed out.
+    NotAvailable,
+    /// `exec` ran, but the command failed (or could not run) in at least one pod.
+    ExecFailed,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Error => 1,
+            ExitStatus::BadArguments => 2,
+            ExitStatus::NotAvailable => 3,
+            ExitStatus::ExecFailed => 4,
+        }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status.code())
+    }
+}

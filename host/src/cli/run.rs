@@ -1,0 +1,233 @@
+//! Running the command the arguments name, through the berth library.
+
+use std::io::{IsTerminal, Write};
+
+use berth::cluster::{Cluster, ClusterError, Connection, ExecLine};
+use berth::runtime::{Options, Rules};
+use berth::{Rendered, SiteConfig, spec};
+
+use super::args::{BuildArgs, Cli, Command, Output, RenderFormat, WaitArgs};
+use super::error::CliError;
+use super::exit_codes::ExitStatus;
+use super::report;
+
+/// Run the command `cli` names.
+pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    let connection = Connection {
+        kubeconfig: cli.kubeconfig,
+        context: cli.context,
+        namespace: cli.namespace,
+    };
+    match cli.command {
+        // Rendering needs no cluster and no async runtime.
+        Command::Render { build, output } => render_command(
+            &build,
+            output,
+            connection.namespace.as_deref().unwrap_or("default"),
+        ),
+        command => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::Runtime)?
+            .block_on(operate(&connection, command)),
+    }
+}
+
+fn render_command(
+    build: &BuildArgs,
+    output: RenderFormat,
+    namespace: &str,
+) -> Result<ExitStatus, CliError> {
+    let specs = spec::load_specs(&build.spec)?;
+    let (site, mut rules) = site_and_rules(build)?;
+    let rendered = rules.render_all(&specs, &site, namespace)?;
+    write_stdout(&berth::render::format(&rendered, output.into())?)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Load the rules and inputs named by `args` and build the one component's objects.
+fn build_objects(args: &BuildArgs, namespace: &str) -> Result<Rendered, CliError> {
+    let specs = spec::load_specs(&args.spec)?;
+    let [(origin, spec)] = <[_; 1]>::try_from(specs).map_err(|specs| CliError::NotOne {
+        path: args.spec.clone(),
+        count: specs.len(),
+        command: "deploy",
+    })?;
+    let (site, mut rules) = site_and_rules(args)?;
+    Ok(rules.render_from(&origin, &spec, &site, namespace)?)
+}
+
+/// The site config and the rules component `args` name.
+fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
+    let site = match &args.config {
+        Some(path) => spec::load_site(path)?,
+        None => SiteConfig::default(),
+    };
+    let options = Options::default()
+        .deadline(args.rules_deadline)
+        .memory(args.rules_memory);
+    let rules = match &args.rules {
+        Some(path) => Rules::from_file(path, &options)?,
+        None => Rules::default_rules(&options)?,
+    };
+    Ok((site, rules))
+}
+
+async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus, CliError> {
+    let cluster = Cluster::connect(connection).await?;
+    match command {
+        Command::Render { build, output } => render_command(&build, output, cluster.namespace()),
+        Command::Deploy {
+            build,
+            wait,
+            output,
+        } => {
+            // Parse and render before touching the cluster: bad input changes nothing.
+            let rendered = build_objects(&build, cluster.namespace())?;
+            let component = rendered.component.clone();
+            let deployed = cluster.deploy(&component, rendered).await?;
+            write_stdout(&report::deploy(&deployed, output))?;
+            settle(&cluster, &component, &wait).await
+        }
+        Command::Undeploy {
+            name,
+            wait,
+            timeout,
+        } => {
+            let removed = cluster.undeploy(&name).await?;
+            write_stdout(&report::undeploy(&removed))?;
+            if wait {
+                cluster.wait_gone(&name, &removed, timeout).await?;
+                write_stdout("gone\n")?;
+            }
+            Ok(ExitStatus::Success)
+        }
+        Command::Status { name, output } => {
+            let status = cluster.status(&name).await?;
+            write_stdout(&report::status(&status, output))?;
+            Ok(if status.is_available {
+                ExitStatus::Success
+            } else {
+                ExitStatus::NotAvailable
+            })
+        }
+        Command::Wait { name, timeout } => {
+            let args = WaitArgs {
+                wait: true,
+                timeout,
+            };
+            settle(&cluster, &name, &args).await
+        }
+        Command::Scale {
+            name,
+            replicas,
+            wait,
+        } => {
+            cluster.scale(&name, i32::from(replicas)).await?;
+            write_stdout(&format!("scaled {name} to {replicas} replicas\n"))?;
+            settle(&cluster, &name, &wait).await
+        }
+        Command::Upgrade {
+            name,
+            image,
+            container_index,
+            wait,
+        } => {
+            let old = cluster.upgrade(&name, &image, container_index).await?;
+            write_stdout(&format!(
+                "upgraded {name} container {container_index}: {old} -> {image}\n"
+            ))?;
+            settle(&cluster, &name, &wait).await
+        }
+        Command::Rollback {
+            name,
+            to_revision,
+            wait,
+        } => {
+            let restored = cluster
+                .rollback(&name, i64::from(to_revision.unwrap_or(0)))
+                .await?;
+            write_stdout(&format!(
+                "rolled back {name} to revision {} ({})\n",
+                restored.revision,
+                restored.images.join(", ")
+            ))?;
+            settle(&cluster, &name, &wait).await
+        }
+        Command::History { name, output } => {
+            let revisions = cluster.history(&name).await?;
+            write_stdout(&report::history(&revisions, output))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Exec {
+            name,
+            max_concurrency,
+            output,
+            command,
+        } => {
+            let stream_lines = output == Output::Text;
+            let print = |line: ExecLine<'_>| {
+                if stream_lines {
+                    report::exec_line(line);
+                }
+            };
+            let outcomes = cluster
+                .exec(&name, &command, max_concurrency, &print)
+                .await?;
+            write_stdout(&report::exec_summary(&outcomes, output))?;
+            Ok(if outcomes.iter().all(|o| o.succeeded()) {
+                ExitStatus::Success
+            } else {
+                ExitStatus::ExecFailed
+            })
+        }
+    }
+}
+
+/// With `--wait`, wait for the rollout, showing progress: one live line on a terminal,
+/// a line per change otherwise.
+async fn settle(
+    cluster: &Cluster,
+    component: &str,
+    args: &WaitArgs,
+) -> Result<ExitStatus, CliError> {
+    if !args.wait {
+        return Ok(ExitStatus::Success);
+    }
+    let live = std::io::stderr().is_terminal();
+    let mut shown = String::new();
+    let status = cluster
+        .wait(component, args.timeout, |s| {
+            let line = report::progress_line(s);
+            if line != shown {
+                report::show_progress(&line, live);
+                shown = line;
+            }
+        })
+        .await;
+    if live {
+        eprintln!();
+    }
+    match status {
+        Ok(status) => {
+            write_stdout(&format!("{}\n", status.rollout.message()))?;
+            Ok(ExitStatus::Success)
+        }
+        // The rollout did not finish: its own exit code, so scripts can tell it from an error.
+        Err(
+            error @ (ClusterError::Timeout { .. }
+            | ClusterError::RolloutFailed { .. }
+            | ClusterError::Deleted { .. }),
+        ) => Err(CliError::NotRolledOut(error)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn write_stdout(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(CliError::Write),
+    }
+}

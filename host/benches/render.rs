@@ -139,7 +139,8 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
     });
     // The same call without berth's runtime around it: a reused raw instance, with and
     // without epoch interruption (the deadline's cost inside the guest's loops).
-    let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
+    let raw_spec = raw::spec(&spec).expect("a 0.1.0 spec");
+    let raw_site = raw::site(&site).expect("a 0.1.0 site config");
     for (id, raw) in [("raw_build", raw), ("raw_build_no_epoch", raw_no_epoch)] {
         let (mut store, instance) = raw.instance();
         group.bench_function(id, |b| {
@@ -268,7 +269,8 @@ fn instance(c: &mut Criterion, raw: &RawRules) {
     // Instantiation alone, from a ready `InstancePre`, with a store like the runtime's.
     group.bench_function("instantiate", |b| b.iter(|| raw.instance()));
     // The other instance strategy: a fresh store and instance for every call.
-    let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
+    let raw_spec = raw::spec(&spec).expect("a 0.1.0 spec");
+    let raw_site = raw::site(&site).expect("a 0.1.0 site config");
     group.bench_function("fresh_instance_build", |b| {
         b.iter(|| {
             let (mut store, instance) = raw.instance();

@@ -1,8 +1,8 @@
 //! berth's spec records as the guest crate's WIT records (wit-bindgen bindings), to run
 //! the default rules natively on the same input. Shared by the benchmarks and the property
-//! tests.
+//! tests, which give only what contract 0.1.0 carries (a literal env, host-path volumes).
 
-use berth::spec as wit;
+use berth::spec::{self as wit, EnvValue, VolumeSource};
 use berth_rules::types as g;
 
 /// A spec as the guest's record.
@@ -13,12 +13,22 @@ pub fn spec(spec: &wit::Spec) -> g::Spec {
         replicas: spec.replicas,
         always_pull: spec.always_pull,
         ports: spec.ports.clone(),
-        env: spec.env.clone(),
+        env: spec
+            .env
+            .iter()
+            .map(|(name, value)| match value {
+                EnvValue::Literal(text) => (name.clone(), text.clone()),
+                other => panic!("env.{name}: {other:?} is not in contract 0.1.0"),
+            })
+            .collect(),
         volumes: spec
             .volumes
             .iter()
             .map(|v| g::Volume {
-                host_path: v.host_path.clone(),
+                host_path: match &v.source {
+                    VolumeSource::HostPath(path) => path.clone(),
+                    other => panic!("{other:?} is not in contract 0.1.0"),
+                },
                 container_path: v.container_path.clone(),
                 mode: v.mode.clone(),
             })

@@ -240,7 +240,14 @@ impl Rules {
         site: &SiteConfig,
         namespace: &str,
     ) -> Result<BuildResult, RulesError> {
-        let (spec, site) = (bindings::spec(spec), bindings::site(site));
+        let spec = match bindings::spec(spec) {
+            Ok(spec) => spec,
+            Err(field) => return Ok(Err(self.beyond_contract(field, "the spec"))),
+        };
+        let site = match bindings::site(site) {
+            Ok(site) => site,
+            Err(field) => return Ok(Err(self.beyond_contract(field, "the site config"))),
+        };
         let (mut store, rules) = match self.live.take() {
             Some(live) => live,
             None => self.instantiate()?,
@@ -282,6 +289,17 @@ impl Rules {
                 let stderr = store.data().stderr_since(stderr_before);
                 Err(self.failure(err, stderr))
             }
+        }
+    }
+
+    /// The refusal of a key this component's contract version has no place for.
+    fn beyond_contract(&self, field: String, whose: &str) -> Refusal {
+        Refusal {
+            message: format!(
+                "{whose} uses it, but the component ({}) is built for {PACKAGE}@0.1.0, which has no place for it (it needs {PACKAGE}@0.2.0)",
+                self.source
+            ),
+            field,
         }
     }
 

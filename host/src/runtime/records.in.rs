@@ -1,24 +1,47 @@
 // berth's spec records as the contract's (berth:rules@0.1.0) WIT records. Included by
 // `bindings.rs` and by the render benchmark's raw bindings, with `wit` and `spec` in scope.
+// What 0.1.0 cannot carry is refused, by the path of the field that holds it.
 
-/// A spec as the contract's record.
-pub fn spec(s: &spec::Spec) -> wit::Spec {
-    wit::Spec {
+/// A spec as the contract's record, or the path of the first field 0.1.0 has no place for.
+pub fn spec(s: &spec::Spec) -> Result<wit::Spec, String> {
+    let unsupported = [
+        ("liveness", s.liveness.is_some()),
+        ("command", s.command.is_some()),
+        ("args", s.args.is_some()),
+        ("extensions", !s.extensions.is_empty()),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, used)| *used) {
+        return Err((*field).to_owned());
+    }
+    let env = s
+        .env
+        .iter()
+        .map(|(name, value)| match value {
+            spec::EnvValue::Literal(text) => Ok((name.clone(), text.clone())),
+            _ => Err(format!("env.{name}")),
+        })
+        .collect::<Result<_, _>>()?;
+    let volumes = s
+        .volumes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match &v.source {
+            spec::VolumeSource::HostPath(path) => Ok(wit::Volume {
+                host_path: path.clone(),
+                container_path: v.container_path.clone(),
+                mode: v.mode.clone(),
+            }),
+            spec::VolumeSource::ConfigMap(_) => Err(format!("volumes[{i}].config_volume")),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(wit::Spec {
         component_name: s.component_name.clone(),
         image: s.image.clone(),
         replicas: s.replicas,
         always_pull: s.always_pull,
         ports: s.ports.clone(),
-        env: s.env.clone(),
-        volumes: s
-            .volumes
-            .iter()
-            .map(|v| wit::Volume {
-                host_path: v.host_path.clone(),
-                container_path: v.container_path.clone(),
-                mode: v.mode.clone(),
-            })
-            .collect(),
+        env,
+        volumes,
         labels: s.labels.clone(),
         readiness: s.readiness.as_ref().map(|r| wit::Readiness {
             kind: r.kind.clone(),
@@ -52,7 +75,7 @@ pub fn spec(s: &spec::Spec) -> wit::Spec {
                 visual_range: m.visual_range.clone(),
             })
             .collect(),
-    }
+    })
 }
 
 fn amounts(a: &spec::ResourceAmounts) -> wit::ResourceAmounts {
@@ -62,9 +85,13 @@ fn amounts(a: &spec::ResourceAmounts) -> wit::ResourceAmounts {
     }
 }
 
-/// A site config as the contract's record.
-pub fn site(s: &spec::SiteConfig) -> wit::SiteConfig {
-    wit::SiteConfig {
+/// A site config as the contract's record, or the path of the first field 0.1.0 has no
+/// place for.
+pub fn site(s: &spec::SiteConfig) -> Result<wit::SiteConfig, String> {
+    if !s.extensions.is_empty() {
+        return Err("extensions".to_owned());
+    }
+    Ok(wit::SiteConfig {
         image_pull_secrets: s.image_pull_secrets.clone(),
         filebeat: s.filebeat.as_ref().map(|f| wit::Filebeat {
             log_path: f.log_path.clone(),
@@ -78,5 +105,5 @@ pub fn site(s: &spec::SiteConfig) -> wit::SiteConfig {
             cert_path: t.cert_path.clone(),
             image: t.image.clone(),
         }),
-    }
+    })
 }

@@ -16,34 +16,36 @@ struct Scalar(String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl Visitor<'_> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_owned()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                // Keep the decimal point of whole floats: `30.0` must not pass as `30`.
-                if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-                    Ok(Scalar(format!("{v:.1}")))
-                } else {
-                    Ok(Scalar(v.to_string()))
-                }
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-        }
         deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl Visitor<'_> for ScalarVisitor {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or a number")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_owned()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        // Keep the decimal point of whole floats: `30.0` must not pass as `30`.
+        if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+            Ok(Scalar(format!("{v:.1}")))
+        } else {
+            Ok(Scalar(v.to_string()))
+        }
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_string()))
     }
 }
 
@@ -63,25 +65,121 @@ pub(super) struct SpecFile {
     #[serde(default)]
     ports: Vec<Scalar>,
     #[serde(default)]
-    env: IndexMap<String, Scalar>,
+    env: IndexMap<String, EnvFile>,
     #[serde(default)]
     volumes: Vec<VolumeFile>,
     #[serde(default)]
     labels: IndexMap<String, Scalar>,
-    readiness: Option<ReadinessFile>,
+    readiness: Option<ProbeFile>,
+    liveness: Option<ProbeFile>,
+    command: Option<Vec<Scalar>>,
+    args: Option<Vec<Scalar>>,
     #[serde(alias = "resource_config")]
     resources: Option<ResourcesFile>,
     log_info: Option<LogInfoFile>,
     tls_info: Option<TlsInfoFile>,
     #[serde(default)]
     msb_list: Vec<MsbFile>,
+    #[serde(default)]
+    extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A volume: a host path or a ConfigMap, mounted at `container.bind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "VolumeKeys")]
+struct VolumeFile {
+    source: m::VolumeSource,
+    container: ContainerPath,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VolumeFile {
-    host: HostPath,
+struct VolumeKeys {
+    host: Option<HostPath>,
+    config_volume: Option<ConfigVolume>,
     container: ContainerPath,
+}
+
+impl TryFrom<VolumeKeys> for VolumeFile {
+    type Error = &'static str;
+    fn try_from(v: VolumeKeys) -> Result<Self, Self::Error> {
+        let source = match (v.host, v.config_volume) {
+            (Some(host), None) => m::VolumeSource::HostPath(host.path),
+            (None, Some(config)) => m::VolumeSource::ConfigMap(config.name),
+            (Some(_), Some(_)) => return Err("give `host` or `config_volume`, not both"),
+            (None, None) => return Err("missing field `host` (or `config_volume`)"),
+        };
+        Ok(Self {
+            source,
+            container: v.container,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigVolume {
+    name: String,
+}
+
+/// An environment value: a scalar, or `{secret: NAME, key: KEY}` /
+/// `{config_map: NAME, key: KEY}`.
+#[derive(Debug)]
+struct EnvFile(m::EnvValue);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRefFile {
+    secret: Option<String>,
+    config_map: Option<String>,
+    key: String,
+}
+
+impl<'de> Deserialize<'de> for EnvFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvVisitor;
+        impl<'de> Visitor<'de> for EnvVisitor {
+            type Value = EnvFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, a number, or {secret|config_map: NAME, key: KEY}")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<EnvFile, A::Error> {
+                let r = KeyRefFile::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let value = match (r.secret, r.config_map) {
+                    (Some(name), None) => m::EnvValue::Secret { name, key: r.key },
+                    (None, Some(name)) => m::EnvValue::ConfigMap { name, key: r.key },
+                    _ => {
+                        return Err(de::Error::custom(
+                            "give one of `secret` or `config_map`, with `key`",
+                        ));
+                    }
+                };
+                Ok(EnvFile(value))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvFile, E> {
+                ScalarVisitor.visit_str(v).map(EnvFile::literal)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvFile, E> {
+                ScalarVisitor.visit_i64(v).map(EnvFile::literal)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvFile, E> {
+                ScalarVisitor.visit_u64(v).map(EnvFile::literal)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<EnvFile, E> {
+                ScalarVisitor.visit_f64(v).map(EnvFile::literal)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvFile, E> {
+                ScalarVisitor.visit_bool(v).map(EnvFile::literal)
+            }
+        }
+        deserializer.deserialize_any(EnvVisitor)
+    }
+}
+
+impl EnvFile {
+    fn literal(Scalar(text): Scalar) -> Self {
+        EnvFile(m::EnvValue::Literal(text))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +197,7 @@ struct ContainerPath {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReadinessFile {
+struct ProbeFile {
     #[serde(rename = "type")]
     kind: String,
     endpoint: Option<String>,
@@ -161,6 +259,8 @@ pub(super) struct SiteFile {
     image_pull_secrets: Vec<String>,
     filebeat: Option<FilebeatFile>,
     tls: Option<TlsFile>,
+    #[serde(default)]
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,24 +304,21 @@ impl From<SpecFile> for m::Spec {
             replicas: s.replicas,
             always_pull: s.always_pull,
             ports: s.ports.into_iter().map(|Scalar(p)| p).collect(),
-            env: pairs(s.env),
+            env: s.env.into_iter().map(|(k, EnvFile(v))| (k, v)).collect(),
             volumes: s
                 .volumes
                 .into_iter()
                 .map(|v| m::Volume {
-                    host_path: v.host.path,
+                    source: v.source,
                     container_path: v.container.bind,
                     mode: v.container.mode,
                 })
                 .collect(),
             labels: pairs(s.labels),
-            readiness: s.readiness.map(|r| m::Readiness {
-                kind: r.kind,
-                endpoint: r.endpoint,
-                script: r.script,
-                interval: text(r.interval),
-                timeout: text(r.timeout),
-            }),
+            readiness: s.readiness.map(probe),
+            liveness: s.liveness.map(probe),
+            command: s.command.map(texts),
+            args: s.args.map(texts),
             resources: s.resources.map(|r| m::Resources {
                 limits: r.limits.map(amounts),
                 requests: r.requests.map(amounts),
@@ -247,8 +344,23 @@ impl From<SpecFile> for m::Spec {
                     visual_range: text(m.visual_range),
                 })
                 .collect(),
+            extensions: s.extensions,
         }
     }
+}
+
+fn probe(p: ProbeFile) -> m::Probe {
+    m::Probe {
+        kind: p.kind,
+        endpoint: p.endpoint,
+        script: p.script,
+        interval: text(p.interval),
+        timeout: text(p.timeout),
+    }
+}
+
+fn texts(items: Vec<Scalar>) -> Vec<String> {
+    items.into_iter().map(|Scalar(s)| s).collect()
 }
 
 impl From<SiteFile> for m::SiteConfig {
@@ -267,6 +379,7 @@ impl From<SiteFile> for m::SiteConfig {
                 cert_path: t.cert_path,
                 image: t.image,
             }),
+            extensions: s.extensions,
         }
     }
 }

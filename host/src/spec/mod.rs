@@ -12,8 +12,8 @@ mod model;
 
 use file::{SiteFile, SpecFile};
 pub use model::{
-    Filebeat, LogInfo, MsbService, Readiness, ResourceAmounts, Resources, SiteConfig, Spec, Tls,
-    TlsInfo, Volume,
+    EnvValue, Filebeat, LogInfo, MsbService, Probe, ResourceAmounts, Resources, SiteConfig, Spec,
+    Tls, TlsInfo, Volume, VolumeSource,
 };
 
 /// Why a spec or site-config file could not be read.
@@ -219,8 +219,10 @@ const SPEC_RECORDS: &[&str] = &[
     "",
     "volumes[]",
     "volumes[].host",
+    "volumes[].config_volume",
     "volumes[].container",
     "readiness",
+    "liveness",
     "resources",
     "resources.limits",
     "resources.requests",
@@ -345,8 +347,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.ports, ["80:0", "9101:0"]);
-        let env: Vec<_> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        assert_eq!(env, ["Z=1", "A=true", "M=0.5"]);
+        let env: Vec<_> = s.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        assert_eq!(
+            env,
+            [("Z", "1".into()), ("A", "true".into()), ("M", "0.5".into())]
+        );
         let r = s.readiness.unwrap();
         assert_eq!(
             (r.interval.as_deref(), r.timeout.as_deref()),
@@ -354,6 +359,104 @@ mod tests {
         );
         let cpu = s.resources.unwrap().limits.unwrap().cpu;
         assert_eq!(cpu.as_deref(), Some("0.5"));
+    }
+
+    #[test]
+    fn contract_0_2_keys() {
+        let s = spec(
+            "component_name: web\nimage: x\n\
+             env: {A: 1, PASSWORD: {secret: db, key: password}, MODE: {config_map: cfg, key: mode}}\n\
+             volumes: [{host: {path: /data}, container: {bind: /data}},\n\
+                       {config_volume: {name: cfg}, container: {bind: /etc/cfg, mode: ro}}]\n\
+             liveness: {type: script, script: /opt/live.sh --deep}\n\
+             command: [/bin/server]\nargs: [--port, 8080]\n\
+             extensions: {acme: {min_available: 2}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.env,
+            [
+                ("A".to_owned(), EnvValue::Literal("1".into())),
+                (
+                    "PASSWORD".to_owned(),
+                    EnvValue::Secret {
+                        name: "db".into(),
+                        key: "password".into()
+                    }
+                ),
+                (
+                    "MODE".to_owned(),
+                    EnvValue::ConfigMap {
+                        name: "cfg".into(),
+                        key: "mode".into()
+                    }
+                ),
+            ]
+        );
+        let sources: Vec<_> = s.volumes.iter().map(|v| v.source.clone()).collect();
+        assert_eq!(
+            sources,
+            [
+                VolumeSource::HostPath("/data".into()),
+                VolumeSource::ConfigMap("cfg".into())
+            ]
+        );
+        assert_eq!(s.volumes[1].mode.as_deref(), Some("ro"));
+        let liveness = s.liveness.unwrap();
+        assert_eq!(liveness.script.as_deref(), Some("/opt/live.sh --deep"));
+        assert_eq!(s.command, Some(vec!["/bin/server".to_owned()]));
+        assert_eq!(s.args, Some(vec!["--port".to_owned(), "8080".to_owned()]));
+        assert_eq!(s.extensions["acme"]["min_available"], 2);
+    }
+
+    #[test]
+    fn contract_0_2_keys_name_the_field_when_wrong() {
+        let err = |text: &str| {
+            spec(&format!("component_name: web\nimage: x\n{text}"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("env: {P: {secret: db}}\n");
+        assert!(
+            e.starts_with("spec.yaml: env.P: missing field `key`"),
+            "{e}"
+        );
+        let e = err("env: {P: {secret: db, config_map: c, key: k}}\n");
+        assert!(
+            e.starts_with("spec.yaml: env.P: give one of `secret` or `config_map`"),
+            "{e}"
+        );
+        let e = err("env: {P: {secret: db, key: k, optional: true}}\n");
+        assert!(
+            e.starts_with("spec.yaml: env.P.optional: unknown field `optional`"),
+            "{e}"
+        );
+        let e = err("volumes: [{container: {bind: /x}}]\n");
+        assert!(
+            e.starts_with("spec.yaml: volumes[0]: missing field `host`"),
+            "{e}"
+        );
+        let e =
+            err("volumes: [{host: {path: /a}, config_volume: {name: c}, container: {bind: /x}}]\n");
+        assert!(
+            e.starts_with("spec.yaml: volumes[0]: give `host` or `config_volume`"),
+            "{e}"
+        );
+        let e = err("liveness: {type: http, intervall: 3}\n");
+        assert!(
+            e.starts_with("spec.yaml: liveness.intervall: unknown field `intervall`"),
+            "{e}"
+        );
+        let e = err("command: /bin/server\n");
+        assert!(
+            e.starts_with("spec.yaml: command: invalid type: string"),
+            "{e}"
+        );
+        let e = err("extensions: [acme]\n");
+        assert!(
+            e.starts_with("spec.yaml: extensions: invalid type: sequence"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 /// let text = "component_name: web\nimage: nginx:1.27\nreplicas: 2\nports: ['80:0']\n";
 /// assert_eq!(spec, berth::Spec::parse(text).unwrap());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Spec {
     /// DNS-1123 label naming everything built for the component.
@@ -24,13 +24,19 @@ pub struct Spec {
     /// `CONTAINER_PORT[/tcp|udp]:NODE_PORT`, as written.
     pub ports: Vec<String>,
     /// Environment of the main container, in order.
-    pub env: Vec<(String, String)>,
-    /// Host paths mounted into the main container.
+    pub env: Vec<(String, EnvValue)>,
+    /// Volumes mounted into the main container.
     pub volumes: Vec<Volume>,
     /// Labels added to the Deployment, its pods and Services.
     pub labels: Vec<(String, String)>,
     /// The readiness probe.
-    pub readiness: Option<Readiness>,
+    pub readiness: Option<Probe>,
+    /// The liveness probe (contract 0.2).
+    pub liveness: Option<Probe>,
+    /// The main container's command; `None` keeps the image's (contract 0.2).
+    pub command: Option<Vec<String>>,
+    /// The main container's arguments; `None` keeps the image's (contract 0.2).
+    pub args: Option<Vec<String>>,
     /// CPU and memory.
     pub resources: Option<Resources>,
     /// Logging sidecar settings.
@@ -39,6 +45,8 @@ pub struct Spec {
     pub tls_info: Option<TlsInfo>,
     /// MSB registrations (an annotation on the Services).
     pub msb_list: Vec<MsbService>,
+    /// Keys for the site's own rules, which validate them (contract 0.2).
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Spec {
@@ -54,28 +62,68 @@ impl Spec {
             volumes: Vec::new(),
             labels: Vec::new(),
             readiness: None,
+            liveness: None,
+            command: None,
+            args: None,
             resources: None,
             log_info: None,
             tls_info: None,
             msb_list: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
     }
 }
 
-/// A host path mounted into the main container.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A volume mounted into the main container.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
-    /// Path on the node.
-    pub host_path: String,
+    /// What is mounted.
+    pub source: VolumeSource,
     /// Mount path in the container.
     pub container_path: String,
-    /// `ro` or `rw` (default).
+    /// `ro` or `rw`, as written.
     pub mode: Option<String>,
 }
 
-/// The readiness probe, as the spec writes it.
+/// What a volume mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A directory of the node (`host: {path}`).
+    HostPath(String),
+    /// A ConfigMap by name (`config_volume: {name}`; contract 0.2).
+    ConfigMap(String),
+}
+
+/// Where an environment variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// The value, as written.
+    Literal(String),
+    /// A Secret's key (`{secret: NAME, key: KEY}`; contract 0.2).
+    Secret {
+        /// The Secret.
+        name: String,
+        /// The key in it.
+        key: String,
+    },
+    /// A ConfigMap's key (`{config_map: NAME, key: KEY}`; contract 0.2).
+    ConfigMap {
+        /// The ConfigMap.
+        name: String,
+        /// The key in it.
+        key: String,
+    },
+}
+
+impl From<&str> for EnvValue {
+    fn from(value: &str) -> Self {
+        EnvValue::Literal(value.to_owned())
+    }
+}
+
+/// A readiness or liveness probe, as the spec writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Readiness {
+pub struct Probe {
     /// `http`, `https`, `script` or `docker`.
     pub kind: String,
     /// Path probed by `http`/`https`.
@@ -144,7 +192,7 @@ pub struct MsbService {
 }
 
 /// What a site sets for every component: pull secrets, logging sidecar, TLS init container.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct SiteConfig {
     /// Image pull secrets of every pod.
@@ -153,6 +201,8 @@ pub struct SiteConfig {
     pub filebeat: Option<Filebeat>,
     /// The TLS init container, if the site has one.
     pub tls: Option<Tls>,
+    /// Keys for the site's own rules, which validate them (contract 0.2).
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The site's logging sidecar.

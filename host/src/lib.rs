@@ -10,12 +10,14 @@
 
 #![warn(missing_docs)]
 
+pub mod capabilities;
 pub mod cluster;
 pub mod objects;
 pub mod render;
 pub mod runtime;
 pub mod spec;
 
+pub use capabilities::Capabilities;
 pub use cluster::{Cluster, ClusterError, Connection};
 pub use objects::{InvalidObject, ObjectRef, Rendered};
 pub use render::{Format, RenderError};

@@ -719,3 +719,22 @@ async fn site_rules_work_end_to_end_because_objects_are_found_by_ownership_label
     .await;
     drop_namespace(&client, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capabilities_come_from_discovery_even_for_a_limited_user() {
+    // Discovery is open to every authenticated user: the RBAC-limited one reads it too.
+    let client = cluster().limited_client().await;
+    let caps = berth::Cluster::new(client, berth_e2e::LIMITED_NAMESPACE)
+        .capabilities()
+        .await
+        .expect("discovery");
+    assert_eq!(caps.kube_version, "1.20");
+    for served in ["v1", "apps/v1", "policy/v1beta1", "networking.k8s.io/v1"] {
+        assert!(caps.serves(served), "{served} in {:?}", caps.api_versions);
+    }
+    assert!(!caps.serves("policy/v1"), "policy/v1 came with 1.21");
+    let mut sorted = caps.api_versions.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, caps.api_versions);
+}

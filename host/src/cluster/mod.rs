@@ -44,7 +44,7 @@ pub struct Connection {
 /// A connection to one namespace of a cluster.
 #[derive(Clone)]
 pub struct Cluster {
-    client: Client,
+    pub(crate) client: Client,
     namespace: String,
 }
 

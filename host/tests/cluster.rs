@@ -11,7 +11,7 @@ use berth_e2e::components;
 
 use berth_e2e::{Check, berth_command, cluster, unique_name, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
@@ -133,6 +133,16 @@ async fn leftovers(client: &kube::Client, ns: &str) -> Vec<String> {
         .items
     {
         found.push(format!("Pod/{}", p.metadata.name.unwrap_or_default()));
+    }
+    // berth's inventories (the namespace's own kube-root-ca.crt is not berth's).
+    let berths = ListParams::default().labels("app.kubernetes.io/managed-by=berth");
+    for c in Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .list(&berths)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!("ConfigMap/{}", c.metadata.name.unwrap_or_default()));
     }
     found
 }
@@ -415,7 +425,7 @@ async fn a_deploy_whose_second_object_fails_leaves_nothing() {
     assert!(err.contains("cannot create Service xinventory"), "{err}");
     assert!(err.contains("already allocated"), "{err}");
     assert!(
-        err.contains("(rolled back: removed Service/inventory)"),
+        err.contains("(rolled back: removed Service/inventory, ConfigMap/berth-inventory)"),
         "{err}"
     );
     assert_eq!(leftovers(&client, &ns).await, ["Service/squatter"]);
@@ -528,8 +538,9 @@ async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
         "default",
         &["deploy", "--spec", "examples/minimal.yaml"],
     ));
+    // The inventory is the first object a deploy writes.
     assert!(
-        err.contains("cannot create Deployment dep-hello: deployments.apps is forbidden: User \"limited-user\" cannot create resource \"deployments\""),
+        err.contains("cannot create ConfigMap berth-hello: configmaps is forbidden: User \"limited-user\" cannot create resource \"configmaps\""),
         "{err}"
     );
     // A namespace that does not exist.
@@ -538,7 +549,7 @@ async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
         &["deploy", "--spec", "examples/minimal.yaml"],
     ));
     assert!(
-        err.contains("cannot create Deployment dep-hello: namespaces \"missing-"),
+        err.contains("cannot create ConfigMap berth-hello: namespaces \"missing-"),
         "{err}"
     );
     assert!(err.contains("not found"), "{err}");
@@ -594,16 +605,17 @@ async fn a_fresh_deploy_makes_only_the_create_requests() {
         .expect("deploy");
     assert_eq!(
         requests.load(Ordering::SeqCst),
-        3,
-        "two Services and a Deployment, nothing else"
+        4,
+        "the inventory, two Services and a Deployment, nothing else"
     );
     requests.store(0, Ordering::SeqCst);
     cluster
         .deploy(&component, rendered)
         .await
         .expect("redeploy");
-    // Each object: a create that fails, a read; then the list for stale Services.
-    assert_eq!(requests.load(Ordering::SeqCst), 7);
+    // The inventory and each object: a create that fails, a read; then one list per kind
+    // (Services, Deployments) for what to prune. The kind list is unchanged: no write.
+    assert_eq!(requests.load(Ordering::SeqCst), 10);
     drop_namespace(&admin, &ns).await;
 }
 
@@ -737,4 +749,145 @@ async fn capabilities_come_from_discovery_even_for_a_limited_user() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted, caps.api_versions);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inventory_is_an_applyset_that_prunes_adopts_and_survives_its_parent() {
+    let (client, ns) = namespace("inv").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    let services = Api::<Service>::namespaced(client.clone(), &ns);
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let id = berth::cluster::applyset_id("inventory", &ns);
+    let members = |kind: &'static str| {
+        let (services, deployments, id) = (services.clone(), deployments.clone(), id.clone());
+        async move {
+            let lp = ListParams::default().labels(&format!("applyset.kubernetes.io/part-of={id}"));
+            let mut names: Vec<String> = match kind {
+                "Service" => services
+                    .list(&lp)
+                    .await
+                    .expect("list")
+                    .items
+                    .into_iter()
+                    .map(|s| s.metadata.name.unwrap_or_default())
+                    .collect(),
+                _ => deployments
+                    .list(&lp)
+                    .await
+                    .expect("list")
+                    .items
+                    .into_iter()
+                    .map(|d| d.metadata.name.unwrap_or_default())
+                    .collect(),
+            };
+            names.sort();
+            names
+        }
+    };
+    let deploy = |node_port: u16| {
+        let spec = full_example(&dir, node_port);
+        ok(&berth(
+            &ns,
+            &["deploy", "--spec", &spec, "--config", "examples/site.yaml"],
+        ))
+    };
+
+    // The parent, as KEP-3659 has it, and every member part of the set.
+    deploy(node_port(3));
+    let parent = config_maps.get("berth-inventory").await.expect("parent");
+    let labels = parent.metadata.labels.clone().unwrap_or_default();
+    let annotations = parent.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(labels["applyset.kubernetes.io/id"], id);
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "berth");
+    assert_eq!(labels["berth.dev/component"], "inventory");
+    assert_eq!(
+        annotations["applyset.kubernetes.io/contains-group-kinds"],
+        "Deployment.apps,Service"
+    );
+    assert_eq!(annotations["applyset.kubernetes.io/tooling"], "berth/0.1.0");
+    assert!(id.starts_with("applyset-") && id.ends_with("-v1"), "{id}");
+    assert_eq!(members("Service").await, ["inventory", "xinventory"]);
+    assert_eq!(members("Deployment").await, ["dep-inventory"]);
+
+    // Prune: without a node port the rules build no `xinventory` Service.
+    let out = deploy(0);
+    assert!(out.contains("Service/xinventory deleted"), "{out}");
+    assert_eq!(members("Service").await, ["inventory"]);
+    assert!(services.get_opt("xinventory").await.expect("get").is_none());
+
+    // Adoption: the component as the previous berth left it (no parent, no part-of labels).
+    config_maps
+        .delete("berth-inventory", &DeleteParams::default())
+        .await
+        .expect("delete parent");
+    let unlabel = json!({"metadata": {"labels": {"applyset.kubernetes.io/part-of": null}}});
+    let patch = kube::api::Patch::Merge(&unlabel);
+    let params = kube::api::PatchParams::default();
+    services
+        .patch("inventory", &params, &patch)
+        .await
+        .expect("unlabel");
+    deployments
+        .patch("dep-inventory", &params, &patch)
+        .await
+        .expect("unlabel");
+    assert!(members("Service").await.is_empty() && members("Deployment").await.is_empty());
+    let before = deployments.get("dep-inventory").await.expect("deployment");
+    let service_uid = services
+        .get("inventory")
+        .await
+        .expect("service")
+        .metadata
+        .uid;
+    let out = deploy(0);
+    assert!(!out.contains("created"), "nothing recreated: {out}");
+    assert!(out.contains("Deployment/dep-inventory updated"), "{out}");
+    let after = deployments.get("dep-inventory").await.expect("deployment");
+    assert_eq!(
+        after.metadata.uid, before.metadata.uid,
+        "the same Deployment"
+    );
+    assert_eq!(
+        after.metadata.generation, before.metadata.generation,
+        "no new pod template: no pod restarted"
+    );
+    assert_eq!(
+        services
+            .get("inventory")
+            .await
+            .expect("service")
+            .metadata
+            .uid,
+        service_uid
+    );
+    assert_eq!(members("Service").await, ["inventory"]);
+    assert_eq!(members("Deployment").await, ["dep-inventory"]);
+    assert!(
+        config_maps
+            .get_opt("berth-inventory")
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    // Undeploy finds the members by their ownership labels even when the parent is gone.
+    config_maps
+        .delete("berth-inventory", &DeleteParams::default())
+        .await
+        .expect("delete parent");
+    let out = ok(&berth(
+        &ns,
+        &["undeploy", "inventory", "--wait", "--timeout", "60s"],
+    ));
+    assert!(out.contains("Deployment/dep-inventory deleted"), "{out}");
+    assert!(!out.contains("ConfigMap"), "{out}");
+    wait_for("everything deleted", WAIT, || async {
+        match leftovers(&client, &ns).await {
+            left if left.is_empty() => Check::Done(()),
+            left => Check::Pending(left.join(", ")),
+        }
+    })
+    .await;
+    drop_namespace(&client, &ns).await;
 }

@@ -313,7 +313,7 @@ create "/apis/rbac.authorization.k8s.io/v1/namespaces/$LIMITED_NS/roles" "$(
 {"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role",
  "metadata":{"name":"limited-user","namespace":"$LIMITED_NS"},
  "rules":[
-  {"apiGroups":[""],"resources":["pods","pods/exec","pods/log","services"],"verbs":["*"]},
+  {"apiGroups":[""],"resources":["pods","pods/exec","pods/log","services","configmaps"],"verbs":["*"]},
   {"apiGroups":["apps"],"resources":["deployments","replicasets"],"verbs":["*"]}]}
 EOF
 )"

@@ -1,20 +1,21 @@
 //! deploy and undeploy: create a component's objects (or apply changes to them), removing
 //! what this call created if any step fails; delete them again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::wait::{await_condition, conditions::is_deleted};
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::inventory::{PART_OF_LABEL, applyset_id, delete_exactly, group_kind};
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION,
-    name_of,
+    name_of, owned_by,
 };
 use crate::objects::{ObjectRef, Rendered};
 
@@ -68,22 +69,32 @@ pub struct UndeployReport {
 const FIELD_MANAGER: &str = "berth";
 
 impl Cluster {
-    /// Deploy `component`'s rendered objects: Services first, then the Deployment, so a
-    /// Service that cannot be made (a node port already taken) stops the deploy before any
-    /// pod starts. Objects that exist already are left alone when unchanged and updated
-    /// otherwise; Services the spec no longer builds are deleted. On failure, every object
-    /// this call created is deleted again.
+    /// Deploy `component`'s rendered objects: its inventory first (the parent ConfigMap,
+    /// naming every kind this call may create), then the Services, then the Deployment, so
+    /// a Service that cannot be made (a node port already taken) stops the deploy before
+    /// any pod starts. Objects that exist already are left alone when unchanged and updated
+    /// otherwise; objects of the component the render no longer builds are deleted
+    /// (pruned), and the inventory narrowed to what is left. On failure, every object this
+    /// call created is deleted again, the parent too if this call made it.
     pub async fn deploy(
         &self,
         component: &str,
         mut rendered: Rendered,
     ) -> Result<DeployReport, ClusterError> {
+        let set = applyset_id(component, &self.namespace);
         let hash = rendered_hash(&rendered.deployment);
-        stamp(&mut rendered.deployment.metadata, hash, component);
+        stamp(&mut rendered.deployment.metadata, hash, component, &set);
         for service in &mut rendered.services {
             let hash = rendered_hash(service);
-            stamp(&mut service.metadata, hash, component);
+            stamp(&mut service.metadata, hash, component, &set);
         }
+        let kinds: BTreeSet<String> = rendered
+            .objects()
+            .map(|o| {
+                let object = o.reference();
+                group_kind(&object.api_version, &object.kind)
+            })
+            .collect();
         let mut report = DeployReport {
             namespace: self.namespace.clone(),
             deployment: name_of(&rendered.deployment.metadata),
@@ -95,7 +106,12 @@ impl Cluster {
             actions: Vec::new(),
         };
         let mut created = Vec::new();
+        let mut parent_made = None;
         let outcome = async {
+            let parent = self.widen_inventory(component, &kinds).await?;
+            if parent.created {
+                parent_made = Some(parent.object.clone());
+            }
             for service in &rendered.services {
                 let done = self.put(&self.services(), service, component).await?;
                 note(&mut report, &mut created, done);
@@ -104,31 +120,73 @@ impl Cluster {
                 .put(&self.deployments(), &rendered.deployment, component)
                 .await?;
             note(&mut report, &mut created, done);
-            if report.actions.iter().any(|(_, a)| *a != Action::Created) {
-                // A redeploy: Services an earlier spec built but this one does not must go.
-                for stale in self.find_services(component).await? {
-                    let name = name_of(&stale.metadata);
-                    if !report.services.contains(&name) {
-                        self.services()
-                            .delete(&name, &DeleteParams::default())
-                            .await
-                            .map_err(ClusterError::api(format!(
-                                "cannot delete stale Service {name}"
-                            )))?;
-                        report.actions.push((reference(&stale), Action::Deleted));
-                    }
-                }
+            let fresh = parent.created && report.actions.iter().all(|(_, a)| *a == Action::Created);
+            if !fresh {
+                // A redeploy (or the adoption of a component deployed before inventories):
+                // what an earlier render built and this one does not must go.
+                self.prune(component, &mut report).await?;
+            }
+            if !parent.created && parent.before.difference(&kinds).next().is_some() {
+                self.narrow_inventory(component, &kinds).await?;
             }
             Ok::<(), ClusterError>(())
         }
         .await;
         match outcome {
             Ok(()) => Ok(report),
-            Err(error) => Err(ClusterError::RolledBack {
-                error: Box::new(error),
-                removed: self.remove_created(&created).await,
-            }),
+            Err(error) => {
+                let mut removed = self.remove_created(&created).await;
+                if let Some(parent) = parent_made
+                    && self.delete_inventory(component).await.is_ok()
+                {
+                    removed.push(parent);
+                }
+                Err(ClusterError::RolledBack {
+                    error: Box::new(error),
+                    removed,
+                })
+            }
         }
+    }
+
+    /// Delete the component's Services and Deployments (found by its ownership labels,
+    /// inventory or not) that the report does not name.
+    async fn prune(&self, component: &str, report: &mut DeployReport) -> Result<(), ClusterError> {
+        for stale in self.find_services(component).await? {
+            let name = name_of(&stale.metadata);
+            if !report.services.contains(&name) {
+                let object = reference(&stale);
+                self.services()
+                    .delete(&name, &delete_exactly(&object))
+                    .await
+                    .map_err(ClusterError::api(format!(
+                        "cannot delete stale Service {name}"
+                    )))?;
+                report.actions.push((object, Action::Deleted));
+            }
+        }
+        let deployments = self
+            .deployments()
+            .list(&owned_by(component))
+            .await
+            .map_err(ClusterError::api(format!(
+                "cannot list Deployments in namespace {}",
+                self.namespace
+            )))?;
+        for stale in deployments.items {
+            let name = name_of(&stale.metadata);
+            if name != report.deployment {
+                let object = reference(&stale);
+                self.deployments()
+                    .delete(&name, &delete_exactly(&object))
+                    .await
+                    .map_err(ClusterError::api(format!(
+                        "cannot delete stale Deployment {name}"
+                    )))?;
+                report.actions.push((object, Action::Deleted));
+            }
+        }
+        Ok(())
     }
 
     /// Create `object`; if it exists, leave it when it carries the same rendered hash,
@@ -168,7 +226,11 @@ impl Cluster {
                 component: component.to_owned(),
             });
         }
-        if hash_of(existing.meta()) == hash_of(object.meta()) {
+        // Unchanged only when built the same and already in this set: a component deployed
+        // before inventories gets its part-of label (metadata only: no pod restarts).
+        if hash_of(existing.meta()) == hash_of(object.meta())
+            && part_of(existing.meta()) == part_of(object.meta())
+        {
             return Ok((reference(&existing), Action::Unchanged));
         }
         api.patch(
@@ -187,11 +249,8 @@ impl Cluster {
         let mut removed = Vec::new();
         for object in created.iter().rev() {
             let params = DeleteParams {
-                preconditions: object.uid.clone().map(|uid| Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-                ..DeleteParams::background()
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..delete_exactly(object)
             };
             let deleted = match object.kind.as_str() {
                 "Deployment" => self
@@ -212,39 +271,54 @@ impl Cluster {
         removed
     }
 
-    /// Delete `component`'s Services and its Deployment (foreground: pods and ReplicaSets
-    /// go first). Nothing found is an error.
+    /// Delete `component`'s Services and Deployment (foreground: pods and ReplicaSets go
+    /// first), found by its ownership labels whether or not its inventory is still there,
+    /// then the inventory's parent. Nothing found is an error.
     pub async fn undeploy(&self, component: &str) -> Result<UndeployReport, ClusterError> {
-        let deployment = match self.find_deployment(component).await {
-            Ok(d) => Some(d),
-            Err(ClusterError::NotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
+        let deployments = self
+            .deployments()
+            .list(&owned_by(component))
+            .await
+            .map_err(ClusterError::api(format!(
+                "cannot list Deployments in namespace {}",
+                self.namespace
+            )))?
+            .items;
         let services = self.find_services(component).await?;
-        if deployment.is_none() && services.is_empty() {
-            return Err(ClusterError::NotFound {
-                component: component.to_owned(),
-                namespace: self.namespace.clone(),
-            });
-        }
         let mut deleted = Vec::new();
         for service in services {
             let name = name_of(&service.metadata);
+            let object = reference(&service);
             self.services()
-                .delete(&name, &DeleteParams::default())
+                .delete(&name, &delete_exactly(&object))
                 .await
                 .map_err(ClusterError::api(format!("cannot delete Service {name}")))?;
-            deleted.push(reference(&service));
+            deleted.push(object);
         }
-        if let Some(deployment) = deployment {
+        for deployment in deployments {
             let name = name_of(&deployment.metadata);
+            let object = reference(&deployment);
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Foreground),
+                ..delete_exactly(&object)
+            };
             self.deployments()
-                .delete(&name, &DeleteParams::foreground())
+                .delete(&name, &params)
                 .await
                 .map_err(ClusterError::api(format!(
                     "cannot delete Deployment {name}"
                 )))?;
-            deleted.push(reference(&deployment));
+            deleted.push(object);
+        }
+        // The parent last: until the members are gone, it names their kinds.
+        if let Some(parent) = self.delete_inventory(component).await? {
+            deleted.push(parent);
+        }
+        if deleted.is_empty() {
+            return Err(ClusterError::NotFound {
+                component: component.to_owned(),
+                namespace: self.namespace.clone(),
+            });
         }
         Ok(UndeployReport {
             namespace: self.namespace.clone(),
@@ -262,26 +336,28 @@ impl Cluster {
         report: &UndeployReport,
         timeout: Duration,
     ) -> Result<(), ClusterError> {
-        let Some(deployment) = report.deleted.iter().find(|d| d.kind == "Deployment") else {
-            return Ok(());
-        };
-        let gone = await_condition(
-            self.deployments(),
-            &deployment.name,
-            is_deleted(deployment.uid.as_deref().unwrap_or_default()),
-        );
-        match tokio::time::timeout(timeout, gone).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(kube::runtime::wait::Error::ProbeFailed(source))) => Err(ClusterError::Watch {
-                object: Box::new(deployment.clone()),
-                source,
-            }),
-            Err(_) => Err(ClusterError::Timeout {
-                component: component.to_owned(),
-                waited: timeout,
-                last: format!("Deployment {} is still being deleted", deployment.name),
-            }),
+        let deadline = tokio::time::Instant::now() + timeout;
+        for deployment in report.deleted.iter().filter(|d| d.kind == "Deployment") {
+            let uid = deployment.uid.as_deref().unwrap_or_default();
+            let gone = await_condition(self.deployments(), &deployment.name, is_deleted(uid));
+            match tokio::time::timeout_at(deadline, gone).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(kube::runtime::wait::Error::ProbeFailed(source))) => {
+                    return Err(ClusterError::Watch {
+                        object: Box::new(deployment.clone()),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    return Err(ClusterError::Timeout {
+                        component: component.to_owned(),
+                        waited: timeout,
+                        last: format!("Deployment {} is still being deleted", deployment.name),
+                    });
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -297,12 +373,14 @@ fn note(report: &mut DeployReport, created: &mut Vec<ObjectRef>, done: (ObjectRe
 fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
     ObjectRef::of(&K::api_version(&()), &K::kind(&()), object.meta())
 }
-/// Add berth's ownership labels and the hash of the object as rendered. The labels are
-/// the host's, after the rules ran, so no rules component can leave them out.
-fn stamp(meta: &mut ObjectMeta, hash: String, component: &str) {
+/// Add berth's ownership labels, the set's part-of label and the hash of the object as
+/// rendered. The labels are the host's, after the rules ran, so no rules component can
+/// leave them out.
+fn stamp(meta: &mut ObjectMeta, hash: String, component: &str, set: &str) {
     let labels = meta.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     labels.insert(COMPONENT_LABEL.into(), component.into());
+    labels.insert(PART_OF_LABEL.into(), set.into());
     meta.annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(RENDERED_HASH_ANNOTATION.into(), hash);
@@ -312,6 +390,10 @@ fn stamp(meta: &mut ObjectMeta, hash: String, component: &str) {
 fn rendered_hash(object: &impl Serialize) -> String {
     let bytes = serde_json::to_vec(object).unwrap_or_default();
     hex::encode(&Sha256::digest(&bytes)[..16])
+}
+
+fn part_of(meta: &ObjectMeta) -> Option<&String> {
+    meta.labels.as_ref()?.get(PART_OF_LABEL)
 }
 
 fn hash_of(meta: &ObjectMeta) -> Option<&String> {

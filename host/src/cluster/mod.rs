@@ -5,6 +5,7 @@ mod deploy;
 mod error;
 mod exec;
 mod history;
+mod inventory;
 mod rollout;
 
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ pub use deploy::{Action, DeployReport, UndeployReport};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
 pub use history::Revision;
+pub use inventory::{
+    GROUP_KINDS_ANNOTATION, ID_LABEL, PART_OF_LABEL, TOOLING_ANNOTATION, applyset_id, parent_name,
+};
 pub use rollout::{RolloutState, Status};
 
 /// Label naming the tool that manages an object.

@@ -1,0 +1,251 @@
+//! A component's inventory, as Kubernetes' ApplySet convention (KEP-3659) has it: a parent
+//! ConfigMap whose annotation names the group-kinds of its members, every member labelled
+//! part of the set. kubectl and other tools see the set; a deploy widens the kind list
+//! before it applies any member and narrows it after pruning, so a deploy killed at any
+//! point leaves a parent naming every kind it may have created.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::objects::ObjectRef;
+
+/// Label on every member: the id of the set it is part of.
+pub const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
+/// Label on the parent: the set's id.
+pub const ID_LABEL: &str = "applyset.kubernetes.io/id";
+/// Annotation on the parent: the tool that manages the set.
+pub const TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
+/// Annotation on the parent: the group-kinds of its members (`Deployment.apps,Service`).
+pub const GROUP_KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
+
+/// The parent ConfigMap's name for `component`.
+pub fn parent_name(component: &str) -> String {
+    format!("berth-{component}")
+}
+
+/// The set's id, as KEP-3659 defines it for a ConfigMap parent:
+/// `applyset-<base64url(sha256(<name>.<namespace>.ConfigMap.))>-v1`.
+pub fn applyset_id(component: &str, namespace: &str) -> String {
+    let key = format!("{}.{namespace}.ConfigMap.", parent_name(component));
+    format!(
+        "applyset-{}-v1",
+        URL_SAFE_NO_PAD.encode(Sha256::digest(key.as_bytes()))
+    )
+}
+
+/// `Kind.group`, or `Kind` for the core group, as the annotation lists them.
+pub fn group_kind(api_version: &str, kind: &str) -> String {
+    match api_version.rsplit_once('/') {
+        Some((group, _)) => format!("{kind}.{group}"),
+        None => kind.to_owned(),
+    }
+}
+
+/// The parent as found or made by [`Cluster::widen_inventory`].
+#[derive(Debug)]
+pub(super) struct Parent {
+    /// The parent itself, with its uid.
+    pub object: ObjectRef,
+    /// Whether this call created it.
+    pub created: bool,
+    /// The group-kinds it named before this call (empty when created).
+    pub before: BTreeSet<String>,
+}
+
+impl Cluster {
+    fn config_maps(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Make sure `component`'s parent exists and names at least `kinds`: created if missing,
+    /// its kind list widened otherwise. Refuses a ConfigMap of that name that is not berth's.
+    pub(super) async fn widen_inventory(
+        &self,
+        component: &str,
+        kinds: &BTreeSet<String>,
+    ) -> Result<Parent, ClusterError> {
+        let name = parent_name(component);
+        let api = self.config_maps();
+        let parent = self.parent(component, kinds);
+        let create_error = match api.create(&PostParams::default(), &parent).await {
+            Ok(made) => {
+                return Ok(Parent {
+                    object: ObjectRef::of("v1", "ConfigMap", &made.metadata),
+                    created: true,
+                    before: BTreeSet::new(),
+                });
+            }
+            Err(error) => error,
+        };
+        let existing = match api.get_opt(&name).await {
+            Ok(Some(existing)) => existing,
+            Ok(None) | Err(_) => {
+                return Err(ClusterError::Api {
+                    action: format!("cannot create ConfigMap {name}"),
+                    error: create_error,
+                });
+            }
+        };
+        let object = ObjectRef::of("v1", "ConfigMap", &existing.metadata);
+        let labels = existing.metadata.labels.clone().unwrap_or_default();
+        if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
+            || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
+        {
+            return Err(ClusterError::Foreign {
+                object: Box::new(object),
+                component: component.to_owned(),
+            });
+        }
+        let before = kinds_of(&existing);
+        let union: BTreeSet<String> = before.union(kinds).cloned().collect();
+        if union != before {
+            self.set_kinds(&name, &union).await?;
+        }
+        Ok(Parent {
+            object,
+            created: false,
+            before,
+        })
+    }
+
+    /// Set the parent's kind list to exactly `kinds` (after pruning).
+    pub(super) async fn narrow_inventory(
+        &self,
+        component: &str,
+        kinds: &BTreeSet<String>,
+    ) -> Result<(), ClusterError> {
+        self.set_kinds(&parent_name(component), kinds).await
+    }
+
+    async fn set_kinds(&self, name: &str, kinds: &BTreeSet<String>) -> Result<(), ClusterError> {
+        let patch = json!({"metadata": {"annotations": {GROUP_KINDS_ANNOTATION: join(kinds)}}});
+        self.config_maps()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(ClusterError::api(format!("cannot update ConfigMap {name}")))?;
+        Ok(())
+    }
+
+    /// Delete `component`'s parent, if there is one and it is berth's; returns it.
+    pub(super) async fn delete_inventory(
+        &self,
+        component: &str,
+    ) -> Result<Option<ObjectRef>, ClusterError> {
+        let name = parent_name(component);
+        let api = self.config_maps();
+        let existing = api
+            .get_opt(&name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read ConfigMap {name}")))?;
+        let Some(existing) = existing else {
+            return Ok(None);
+        };
+        let labels = existing.metadata.labels.clone().unwrap_or_default();
+        if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component) {
+            return Ok(None);
+        }
+        let object = ObjectRef::of("v1", "ConfigMap", &existing.metadata);
+        api.delete(&name, &delete_exactly(&object))
+            .await
+            .map_err(ClusterError::api(format!("cannot delete ConfigMap {name}")))?;
+        Ok(Some(object))
+    }
+
+    /// The parent object for `component` naming `kinds`.
+    fn parent(&self, component: &str, kinds: &BTreeSet<String>) -> ConfigMap {
+        let labels = BTreeMap::from([
+            (ID_LABEL.to_owned(), applyset_id(component, &self.namespace)),
+            (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+            (COMPONENT_LABEL.to_owned(), component.to_owned()),
+        ]);
+        let annotations = BTreeMap::from([
+            (
+                TOOLING_ANNOTATION.to_owned(),
+                format!("berth/{}", env!("CARGO_PKG_VERSION")),
+            ),
+            (GROUP_KINDS_ANNOTATION.to_owned(), join(kinds)),
+        ]);
+        let mut parent = ConfigMap::default();
+        parent.metadata.name = Some(parent_name(component));
+        parent.metadata.labels = Some(labels);
+        parent.metadata.annotations = Some(annotations);
+        parent
+    }
+}
+
+/// Delete options that only delete the object `object` names (same uid), not a later one
+/// of its name.
+pub(super) fn delete_exactly(object: &ObjectRef) -> DeleteParams {
+    DeleteParams {
+        preconditions: object.uid.clone().map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    }
+}
+
+fn kinds_of(parent: &ConfigMap) -> BTreeSet<String> {
+    parent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(GROUP_KINDS_ANNOTATION))
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn join(kinds: &BTreeSet<String>) -> String {
+    kinds.iter().cloned().collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_is_the_keps() {
+        // base64url(sha256("berth-web.shop.ConfigMap.")) without padding, computed apart
+        // (Python's hashlib and base64.urlsafe_b64encode).
+        assert_eq!(
+            applyset_id("web", "shop"),
+            "applyset-ZY4EXZdojpYsWG2IAHsEHxljsdzRLBNteQYcrOPkCAI-v1"
+        );
+        assert_ne!(
+            applyset_id("web", "shop"),
+            applyset_id("web", "other"),
+            "the namespace is part of it"
+        );
+    }
+
+    #[test]
+    fn group_kinds_as_the_annotation_lists_them() {
+        assert_eq!(group_kind("apps/v1", "Deployment"), "Deployment.apps");
+        assert_eq!(group_kind("v1", "Service"), "Service");
+        assert_eq!(
+            group_kind("policy/v1beta1", "PodDisruptionBudget"),
+            "PodDisruptionBudget.policy"
+        );
+        let kinds: BTreeSet<String> = ["Service", "Deployment.apps"].map(String::from).into();
+        assert_eq!(join(&kinds), "Deployment.apps,Service");
+        let mut parent = ConfigMap::default();
+        parent.metadata.annotations = Some(BTreeMap::from([(
+            GROUP_KINDS_ANNOTATION.to_owned(),
+            "Deployment.apps, Service,".to_owned(),
+        )]));
+        assert_eq!(kinds_of(&parent), kinds);
+    }
+}

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod objects;
 pub mod render;
 pub mod runtime;
+pub mod selector;
 pub mod spec;
 
 pub use capabilities::Capabilities;

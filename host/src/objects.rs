@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::runtime::{RawObject, Source};
+use crate::selector::{Requirement, Selector};
 
 /// The objects of one component, checked, and the rules component that built them.
 #[derive(Debug, Clone, PartialEq)]
@@ -376,36 +377,16 @@ fn place(meta: &mut ObjectMeta, declared: &str, namespace: &str) -> Result<(), P
 /// Whether the selector is non-empty and matches `labels`, as the API server requires of
 /// a Deployment (`selector does not match template labels`).
 fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> Result<(), String> {
-    let match_labels = selector.match_labels.iter().flatten();
-    let expressions = selector.match_expressions.iter().flatten();
-    if match_labels.clone().next().is_none() && expressions.clone().next().is_none() {
-        return Err("is empty: it would select every pod of the namespace".into());
+    let selector = Selector::new(selector).map_err(|e| e.to_string())?;
+    match selector.first_unmatched(labels) {
+        None => Ok(()),
+        Some(Requirement::Equals(key, value)) => Err(format!(
+            "requires {key}={value}, which the pod template labels do not have"
+        )),
+        Some(other) => Err(format!(
+            "requires {other}, which the pod template labels do not meet"
+        )),
     }
-    for (key, value) in match_labels {
-        if labels.get(key) != Some(value) {
-            return Err(format!(
-                "requires {key}={value}, which the pod template labels do not have"
-            ));
-        }
-    }
-    for (i, e) in expressions.enumerate() {
-        let values = e.values.as_deref().unwrap_or_default();
-        let label = labels.get(&e.key);
-        let matched = match e.operator.as_str() {
-            "In" => label.is_some_and(|v| values.contains(v)),
-            "NotIn" => label.is_none_or(|v| !values.contains(v)),
-            "Exists" => label.is_some(),
-            "DoesNotExist" => label.is_none(),
-            other => return Err(format!("matchExpressions[{i}]: unknown operator {other:?}")),
-        };
-        if !matched {
-            return Err(format!(
-                "matchExpressions[{i}] ({} {}) does not match the pod template labels",
-                e.key, e.operator
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn check_labels(path: &str, labels: Option<&BTreeMap<String, String>>) -> Result<(), Problem> {

@@ -891,3 +891,73 @@ async fn the_inventory_is_an_applyset_that_prunes_adopts_and_survives_its_parent
     .await;
     drop_namespace(&client, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_reaches_exactly_the_pods_a_match_expressions_selector_selects() {
+    let (client, ns) = namespace("expr").await;
+    let (mine, theirs) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    // Another component beside it, with pods of its own.
+    let neighbour = write_spec(
+        &theirs,
+        "component_name: neighbour\nimage: example/n:1\nreplicas: 2\n",
+    );
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &neighbour, "--wait", "--timeout", "60s"],
+    ));
+    // Rules whose Deployment selects with matchExpressions only.
+    let rules = components::component("berth-hostile-rules");
+    let spec = write_spec(
+        &mine,
+        "component_name: expressions-only\nimage: example/e:1\nreplicas: 1\n",
+    );
+    ok(&berth(
+        &ns,
+        &[
+            "deploy",
+            "--spec",
+            &spec,
+            "--rules",
+            rules.to_str().expect("utf-8"),
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    ));
+    let live = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("dep-expressions-only")
+        .await
+        .expect("deployment");
+    let selector = live.spec.expect("spec").selector;
+    assert!(selector.match_labels.is_none(), "{selector:?}");
+    assert_eq!(selector.match_expressions.map(|e| e.len()), Some(1));
+
+    let out: Value = serde_json::from_str(&ok(&berth(
+        &ns,
+        &["exec", "expressions-only", "-o", "json", "--", "true"],
+    )))
+    .expect("json");
+    let pods: Vec<&str> = out
+        .as_array()
+        .expect("outcomes")
+        .iter()
+        .map(|o| o["pod"].as_str().expect("pod"))
+        .collect();
+    assert_eq!(
+        pods.len(),
+        1,
+        "its one pod, not the neighbour's two: {pods:?}"
+    );
+    assert!(pods[0].starts_with("dep-expressions-only-"), "{pods:?}");
+    // History finds its ReplicaSets through the same selector.
+    let history: Value = serde_json::from_str(&ok(&berth(
+        &ns,
+        &["history", "expressions-only", "-o", "json"],
+    )))
+    .expect("json");
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+    drop_namespace(&client, &ns).await;
+}

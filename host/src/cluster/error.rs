@@ -125,6 +125,15 @@ pub enum ClusterError {
         /// The revisions there are.
         known: String,
     },
+    /// The Deployment's selector cannot be used to find its pods.
+    #[error("the Deployment of {component:?}: spec.selector {problem}")]
+    Selector {
+        /// The component.
+        component: String,
+        /// What is wrong with the selector.
+        #[source]
+        problem: crate::selector::SelectorError,
+    },
     /// exec found no running pod.
     #[error("{component:?} has no running pods")]
     NoRunningPods {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{Cluster, ClusterError, name_of};
+use crate::selector::Selector;
 
 /// Which output a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,14 +74,13 @@ impl Cluster {
             .and_then(|p| p.containers.into_iter().next())
             .map(|c| c.name)
             .unwrap_or_default();
-        let selector = spec
-            .selector
-            .match_labels
-            .unwrap_or_default()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        // The Deployment's whole selector: an approximation could reach others' pods.
+        let selector = Selector::new(&spec.selector)
+            .map_err(|problem| ClusterError::Selector {
+                component: component.to_owned(),
+                problem,
+            })?
+            .to_query();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut names: Vec<String> = pods
             .list(

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::rollout::REVISION_ANNOTATION;
 use super::{Cluster, ClusterError, name_of};
+use crate::selector::Selector;
 
 /// Label the deployment controller adds to each ReplicaSet's template.
 const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -111,18 +112,12 @@ impl Cluster {
     /// ReplicaSets whose controller is `d`.
     async fn replica_sets_of(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, ClusterError> {
         let uid = d.metadata.uid.clone().unwrap_or_default();
-        let selector = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|labels| {
-                labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
+        let selector = Selector::new(&d.spec.clone().unwrap_or_default().selector)
+            .map_err(|problem| ClusterError::Selector {
+                component: name_of(&d.metadata),
+                problem,
+            })?
+            .to_query();
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut sets: Vec<ReplicaSet> = api
             .list(&ListParams::default().labels(&selector))

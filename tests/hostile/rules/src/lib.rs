@@ -79,6 +79,16 @@ fn hostile(spec: &Spec, site: &SiteConfig, namespace: &str) -> Result<Vec<K8sObj
             });
             Ok(objects)
         }
+        "expressions-only" => {
+            // A valid Deployment that selects its pods with matchExpressions alone.
+            let mut objects = default()?;
+            edit(&mut objects[0], |d| {
+                d["spec"]["selector"] = json!({"matchExpressions": [
+                    {"key": "app", "operator": "In", "values": ["expressions-only"]}
+                ]});
+            });
+            Ok(objects)
+        }
         "unknown-field" => {
             let mut objects = default()?;
             edit(&mut objects[0], |d| {

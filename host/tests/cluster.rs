@@ -577,21 +577,7 @@ async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_deploy_makes_only_the_create_requests() {
     let (admin, ns) = namespace("count").await;
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = requests.clone();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&cluster().admin_kubeconfig).expect("kubeconfig"),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("config");
-    let client = kube::client::ClientBuilder::try_from(config)
-        .expect("builder")
-        .with_layer(&tower::util::MapRequestLayer::new(move |req| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            req
-        }))
-        .build();
+    let (client, requests) = counting_client().await;
     let cluster = berth::cluster::Cluster::new(client, ns.clone());
     let dir = tempfile::tempdir().expect("dir");
     let spec = berth::spec::load_spec(Path::new(&full_example(&dir, node_port(2)))).expect("spec");
@@ -960,4 +946,132 @@ async fn exec_reaches_exactly_the_pods_a_match_expressions_selector_selects() {
     .expect("json");
     assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
     drop_namespace(&client, &ns).await;
+}
+
+/// A client that counts its requests.
+async fn counting_client() -> (kube::Client, Arc<AtomicUsize>) {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&cluster().admin_kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("builder")
+        .with_layer(&tower::util::MapRequestLayer::new(move |req| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            req
+        }))
+        .build();
+    (client, requests)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_shows_components_across_namespaces_in_one_request_with_their_rules() {
+    let (admin, a) = namespace("list-a").await;
+    let (_, b) = namespace("list-b").await;
+    let (_, c) = namespace("list-c").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let labelled = write_spec(
+        &dir,
+        "component_name: listed\nimage: example/l:1\nreplicas: 2\nlabels: {team: payments}\n",
+    );
+    ok(&berth(&a, &["deploy", "--spec", "examples/minimal.yaml"]));
+    ok(&berth(&b, &["deploy", "--spec", "examples/minimal.yaml"]));
+    ok(&berth(&c, &["deploy", "--spec", &labelled]));
+    let default_digest = format!(
+        "sha256:{}",
+        berth::Rules::default_rules(&berth::Options::default())
+            .expect("rules")
+            .digest()
+    );
+
+    // The CLI, one namespace: only that namespace's component.
+    let listed: Value =
+        serde_json::from_str(&ok(&berth(&a, &["list", "-o", "json"]))).expect("json");
+    let rows = listed.as_array().expect("list");
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["namespace"], a.as_str());
+    assert_eq!(rows[0]["name"], "hello");
+    assert_eq!(rows[0]["deployment"], "dep-hello");
+    assert_eq!(rows[0]["desired"], 1);
+    assert_eq!(rows[0]["revision"], "1");
+    assert_eq!(rows[0]["rules_digest"], default_digest.as_str());
+    assert!(
+        rows[0]["age_seconds"]
+            .as_i64()
+            .is_some_and(|s| (0..600).contains(&s))
+    );
+    let text = ok(&berth(&a, &["list"]));
+    assert!(text.starts_with("NAMESPACE "), "{text}");
+    assert!(text.contains(&format!("{a}  hello")), "{text}");
+
+    // All namespaces, and a label selector, through the library: one request each.
+    let ours = |rows: &[berth::cluster::ComponentSummary]| -> Vec<(String, String)> {
+        rows.iter()
+            .filter(|r| [&a, &b, &c].contains(&&r.namespace))
+            .map(|r| (r.namespace.clone(), r.name.clone()))
+            .collect()
+    };
+    let (client, requests) = counting_client().await;
+    let cluster = berth::Cluster::new(client, a.clone());
+    let all = cluster
+        .list(berth::cluster::Scope::AllNamespaces, None)
+        .await
+        .expect("list");
+    assert_eq!(requests.swap(0, Ordering::SeqCst), 1, "one list request");
+    assert_eq!(
+        ours(&all),
+        [
+            (a.clone(), "hello".to_owned()),
+            (b.clone(), "hello".to_owned()),
+            (c.clone(), "listed".to_owned())
+        ]
+    );
+    let payments = cluster
+        .list(berth::cluster::Scope::AllNamespaces, Some("team=payments"))
+        .await
+        .expect("list");
+    assert_eq!(requests.swap(0, Ordering::SeqCst), 1, "one list request");
+    assert_eq!(ours(&payments), [(c.clone(), "listed".to_owned())]);
+    let cli: Value = serde_json::from_str(&ok(&berth(
+        &a,
+        &["list", "-A", "-l", "team=payments", "-o", "json"],
+    )))
+    .expect("json");
+    assert!(
+        cli.as_array()
+            .expect("list")
+            .iter()
+            .any(|r| r["namespace"] == c.as_str() && r["name"] == "listed"),
+        "{cli}"
+    );
+
+    // New rules that render the same objects are a change: their digest is recorded.
+    let hostile = components::component("berth-hostile-rules");
+    let hostile = hostile.to_str().expect("utf-8");
+    let redeploy = [
+        "deploy",
+        "--spec",
+        "examples/minimal.yaml",
+        "--rules",
+        hostile,
+    ];
+    let out = ok(&berth(&a, &redeploy));
+    assert!(out.contains("Deployment/dep-hello updated"), "{out}");
+    let out = ok(&berth(&a, &redeploy));
+    assert!(out.contains("Deployment/dep-hello unchanged"), "{out}");
+    let listed: Value =
+        serde_json::from_str(&ok(&berth(&a, &["list", "-o", "json"]))).expect("json");
+    let digest = listed[0]["rules_digest"].as_str().expect("digest");
+    assert!(
+        digest.starts_with("sha256:") && digest != default_digest,
+        "{digest}"
+    );
+    assert_eq!(listed[0]["revision"], "1", "same pod template: no rollout");
+    for ns in [&a, &b, &c] {
+        drop_namespace(&admin, ns).await;
+    }
 }

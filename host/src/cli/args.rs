@@ -109,6 +109,17 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: Output,
     },
+    /// List the components berth manages: replicas, images, revision, rules, age.
+    List {
+        /// In every namespace (default: the namespace of -n or the context).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Only components whose Deployment matches this label selector (`team=payments`).
+        #[arg(short = 'l', long, value_name = "SELECTOR")]
+        selector: Option<String>,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Run a command in the main container of every running pod, in parallel.
     Exec {
         /// Component name.

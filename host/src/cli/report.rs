@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::args::Output;
 use berth::cluster::{
-    DeployReport, ExecLine, ExecOutcome, Revision, Status, Stream, UndeployReport,
+    ComponentSummary, DeployReport, ExecLine, ExecOutcome, Revision, Status, Stream, UndeployReport,
 };
 
 /// The deployment description.
@@ -77,6 +77,70 @@ pub fn history(revisions: &[Revision], output: Output) -> String {
     text
 }
 
+/// The components, as a table (text) or every field (JSON).
+pub fn list(components: &[ComponentSummary], output: Output) -> String {
+    if output == Output::Json {
+        return json(&components);
+    }
+    let rows: Vec<[String; 7]> = components
+        .iter()
+        .map(|c| {
+            [
+                c.namespace.clone(),
+                c.name.clone(),
+                format!("{}/{}", c.ready, c.desired),
+                c.images.join(","),
+                c.revision.clone().unwrap_or_else(|| "-".into()),
+                // The digest's first 12 hex digits, as container tools show image ids.
+                c.rules_digest.as_deref().map_or("-".into(), |d| {
+                    d.chars().take("sha256:".len() + 12).collect()
+                }),
+                c.age_seconds.map_or("-".into(), age),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAMESPACE",
+        "NAME",
+        "READY",
+        "IMAGES",
+        "REVISION",
+        "RULES",
+        "AGE",
+    ]
+    .map(String::from);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            std::iter::once(&header)
+                .chain(&rows)
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            cells.join("  ").trim_end().to_owned() + "\n"
+        })
+        .collect()
+}
+
+/// An age as kubectl shows it: `42s`, `5m`, `3h`, `12d`.
+fn age(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
 /// One progress line while waiting.
 pub fn progress_line(s: &Status) -> String {
     format!(
@@ -132,4 +196,40 @@ pub fn exec_summary(outcomes: &[ExecOutcome], output: Output) -> String {
 
 fn json(value: &impl Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_as_kubectl_shows_them() {
+        assert_eq!(age(-3), "0s");
+        assert_eq!(age(42), "42s");
+        assert_eq!(age(119), "119s");
+        assert_eq!(age(300), "5m");
+        assert_eq!(age(3 * 3600), "3h");
+        assert_eq!(age(12 * 86_400 + 5), "12d");
+    }
+
+    #[test]
+    fn the_list_is_a_table_with_short_digests() {
+        let c = ComponentSummary {
+            namespace: "shop".into(),
+            name: "web".into(),
+            deployment: "dep-web".into(),
+            ready: 1,
+            desired: 2,
+            images: vec!["nginx:1.27".into()],
+            revision: Some("3".into()),
+            rules_digest: Some(format!("sha256:{}", "ab".repeat(32))),
+            created: None,
+            age_seconds: Some(90),
+        };
+        assert_eq!(
+            list(&[c], Output::Text),
+            "NAMESPACE  NAME  READY  IMAGES      REVISION  RULES                AGE\n\
+             shop       web   1/2    nginx:1.27  3         sha256:abababababab  90s\n"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use berth::cluster::{Cluster, ClusterError, Connection, ExecLine};
+use berth::cluster::{Cluster, ClusterError, Connection, ExecLine, Scope};
 use berth::runtime::{Options, Rules};
 use berth::{Rendered, SiteConfig, spec};
 
@@ -153,6 +153,20 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
                 restored.images.join(", ")
             ))?;
             settle(&cluster, &name, &wait).await
+        }
+        Command::List {
+            all_namespaces,
+            selector,
+            output,
+        } => {
+            let scope = if all_namespaces {
+                Scope::AllNamespaces
+            } else {
+                Scope::Namespace
+            };
+            let components = cluster.list(scope, selector.as_deref()).await?;
+            write_stdout(&report::list(&components, output))?;
+            Ok(ExitStatus::Success)
         }
         Command::History { name, output } => {
             let revisions = cluster.history(&name).await?;

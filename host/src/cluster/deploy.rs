@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::inventory::{PART_OF_LABEL, applyset_id, delete_exactly, group_kind};
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION,
-    name_of, owned_by,
+    RULES_DIGEST_ANNOTATION, name_of, owned_by,
 };
 use crate::objects::{ObjectRef, Rendered};
 
@@ -81,12 +81,16 @@ impl Cluster {
         component: &str,
         mut rendered: Rendered,
     ) -> Result<DeployReport, ClusterError> {
-        let set = applyset_id(component, &self.namespace);
+        let stamp = Stamp {
+            component,
+            set: applyset_id(component, &self.namespace),
+            rules: format!("sha256:{}", rendered.rules_digest),
+        };
         let hash = rendered_hash(&rendered.deployment);
-        stamp(&mut rendered.deployment.metadata, hash, component, &set);
+        stamp.on(&mut rendered.deployment.metadata, hash);
         for service in &mut rendered.services {
             let hash = rendered_hash(service);
-            stamp(&mut service.metadata, hash, component, &set);
+            stamp.on(&mut service.metadata, hash);
         }
         let kinds: BTreeSet<String> = rendered
             .objects()
@@ -226,11 +230,10 @@ impl Cluster {
                 component: component.to_owned(),
             });
         }
-        // Unchanged only when built the same and already in this set: a component deployed
-        // before inventories gets its part-of label (metadata only: no pod restarts).
-        if hash_of(existing.meta()) == hash_of(object.meta())
-            && part_of(existing.meta()) == part_of(object.meta())
-        {
+        // Unchanged only when built the same, by the same rules, and already in this set:
+        // new rules get their digest recorded, and a component deployed before inventories
+        // its part-of label (metadata only: no pod restarts).
+        if stamped(existing.meta()) == stamped(object.meta()) {
             return Ok((reference(&existing), Action::Unchanged));
         }
         api.patch(
@@ -373,17 +376,25 @@ fn note(report: &mut DeployReport, created: &mut Vec<ObjectRef>, done: (ObjectRe
 fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef {
     ObjectRef::of(&K::api_version(&()), &K::kind(&()), object.meta())
 }
-/// Add berth's ownership labels, the set's part-of label and the hash of the object as
-/// rendered. The labels are the host's, after the rules ran, so no rules component can
-/// leave them out.
-fn stamp(meta: &mut ObjectMeta, hash: String, component: &str, set: &str) {
-    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
-    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
-    labels.insert(COMPONENT_LABEL.into(), component.into());
-    labels.insert(PART_OF_LABEL.into(), set.into());
-    meta.annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(RENDERED_HASH_ANNOTATION.into(), hash);
+/// What berth stamps on every object it applies, after the rules ran, so no rules component
+/// can leave it out: the ownership labels, the set's part-of label, the hash of the object
+/// as rendered and the digest of the rules that rendered it.
+struct Stamp<'a> {
+    component: &'a str,
+    set: String,
+    rules: String,
+}
+
+impl Stamp<'_> {
+    fn on(&self, meta: &mut ObjectMeta, hash: String) {
+        let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+        labels.insert(COMPONENT_LABEL.into(), self.component.into());
+        labels.insert(PART_OF_LABEL.into(), self.set.clone());
+        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+        annotations.insert(RENDERED_HASH_ANNOTATION.into(), hash);
+        annotations.insert(RULES_DIGEST_ANNOTATION.into(), self.rules.clone());
+    }
 }
 
 /// Hash of an object as the rules built it.
@@ -392,10 +403,15 @@ fn rendered_hash(object: &impl Serialize) -> String {
     hex::encode(&Sha256::digest(&bytes)[..16])
 }
 
-fn part_of(meta: &ObjectMeta) -> Option<&String> {
-    meta.labels.as_ref()?.get(PART_OF_LABEL)
+/// What [`Stamp::on`] put on an object: its rendered hash, rules digest and set.
+fn stamped(meta: &ObjectMeta) -> (Option<&String>, Option<&String>, Option<&String>) {
+    (
+        annotation(meta, RENDERED_HASH_ANNOTATION),
+        annotation(meta, RULES_DIGEST_ANNOTATION),
+        meta.labels.as_ref().and_then(|l| l.get(PART_OF_LABEL)),
+    )
 }
 
-fn hash_of(meta: &ObjectMeta) -> Option<&String> {
-    meta.annotations.as_ref()?.get(RENDERED_HASH_ANNOTATION)
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a String> {
+    meta.annotations.as_ref()?.get(key)
 }

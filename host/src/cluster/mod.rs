@@ -6,6 +6,7 @@ mod error;
 mod exec;
 mod history;
 mod inventory;
+mod list;
 mod rollout;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub use history::Revision;
 pub use inventory::{
     GROUP_KINDS_ANNOTATION, ID_LABEL, PART_OF_LABEL, TOOLING_ANNOTATION, applyset_id, parent_name,
 };
+pub use list::{ComponentSummary, Scope};
 pub use rollout::{RolloutState, Status};
 
 /// Label naming the tool that manages an object.
@@ -33,6 +35,9 @@ pub const MANAGED_BY: &str = "berth";
 pub const COMPONENT_LABEL: &str = "berth.dev/component";
 /// Annotation with the hash of the object as the rules built it, to tell "unchanged".
 pub const RENDERED_HASH_ANNOTATION: &str = "berth.dev/rendered-hash";
+/// Annotation with the SHA-256 of the rules component that built the object
+/// (`sha256:<hex>`).
+pub const RULES_DIGEST_ANNOTATION: &str = "berth.dev/rules-digest";
 
 /// Where to find the cluster, like kubectl's flags.
 #[derive(Debug, Clone, Default)]

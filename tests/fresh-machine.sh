@@ -71,8 +71,9 @@ for cmd in "${commands[@]}" "cargo build --release"; do
         log "FAILED: $cmd (after $(($(date +%s) - start)) s; whole log $work/out.log)"
         exit 1
     fi
-    times+=("$(($(date +%s) - start)) s  $cmd")
-    grep -E '^berth setup:|^provision: (first use|apt-get install|build took)|test result:' "$work/out.log" |
+    summary=$(awk '/^test result:/ {p += $4; f += $6} END {if (p + f) printf "  (tests: %d passed, %d failed)", p, f}' "$work/out.log")
+    times+=("$(($(date +%s) - start)) s  $cmd$summary")
+    grep -E '^berth setup:|^provision: (first use|apt-get install|build took)' "$work/out.log" |
         sed 's/^/    /' >&2 || true
 done
 
@@ -84,4 +85,5 @@ echo "== rustup: targets and components the commands added"
 comm -13 <(grep -vx "$TARGET" <<<"$targets_before") <(rustup target list --installed | sort) | sed 's/^/  target /'
 comm -13 <(echo "$components_before") <(rustup component list --installed | sort) | sed 's/^/  component /'
 echo "== cargo-installed binaries after the run: $(ls "$work/cargo-home/bin" | tr '\n' ' ')"
+cd / # rustup (in the restore at exit) needs a working directory that still exists
 rm -rf "$work"

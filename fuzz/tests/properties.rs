@@ -31,6 +31,10 @@ const FIELDS: &[&str] = &[
     "volumes",
     "labels",
     "readiness",
+    "liveness",
+    "command",
+    "args",
+    "extensions",
     "resources",
     "resource_config",
     "log_info",
@@ -206,7 +210,8 @@ fn check_parse(result: Result<Spec, InputError>) -> Result<Option<Spec>, TestCas
 /// Build with the default rules; a refusal must name a spec or site field, objects must
 /// pass the host's checks and come out the same on a second build.
 fn check_build(spec: &g::Spec, site: &g::SiteConfig) -> Result<(), TestCaseError> {
-    match berth_rules::build(&berth_rules::DefaultRules, spec, site, "ns") {
+    let caps = guest_records::capabilities(&berth::Capabilities::newest_known());
+    match berth_rules::build(&berth_rules::DefaultRules, spec, site, &caps, "ns") {
         Err(err) => {
             prop_assert!(
                 FIELDS.iter().any(|f| err.field.starts_with(f)),
@@ -215,7 +220,7 @@ fn check_build(spec: &g::Spec, site: &g::SiteConfig) -> Result<(), TestCaseError
             prop_assert!(!err.message.is_empty(), "refusal without a reason: {err}");
         }
         Ok(objects) => {
-            let again = berth_rules::build(&berth_rules::DefaultRules, spec, site, "ns")
+            let again = berth_rules::build(&berth_rules::DefaultRules, spec, site, &caps, "ns")
                 .map_err(|e| TestCaseError::fail(format!("second build refused: {e}")))?;
             let json = |objects: &[g::K8sObject]| -> Vec<String> {
                 objects.iter().map(|o| o.json.clone()).collect()
@@ -296,6 +301,7 @@ fn empty_site() -> g::SiteConfig {
         image_pull_secrets: vec![],
         filebeat: None,
         tls: None,
+        extensions: String::new(),
     }
 }
 
@@ -357,10 +363,25 @@ fn spec_strategy() -> impl Strategy<Value = g::Spec> {
         20 => text("[1-9][0-9]{0,3}(/(tcp|udp|TCP|Udp))?:(0|3[0-2][0-9]{3})"),
         1 => "[0-9]{1,6}(/(tcp|udp|sctp))?:[0-9]{0,6}",
     ];
-    let env = (text("[A-Za-z_][A-Za-z0-9_.-]{0,8}"), "\\PC{0,10}");
+    let key_ref = (
+        text("[a-z][a-z0-9.-]{0,8}|Bad_Name"),
+        text("[A-Za-z0-9._-]{1,8}|a/b"),
+    )
+        .prop_map(|(name, key)| g::KeyRef { name, key });
+    let env_value = prop_oneof![
+        8 => "\\PC{0,10}".prop_map(g::EnvValue::Literal),
+        1 => key_ref.clone().prop_map(g::EnvValue::Secret),
+        1 => key_ref.prop_map(g::EnvValue::ConfigMap),
+    ];
+    let env = (text("[A-Za-z_][A-Za-z0-9_.-]{0,8}"), env_value)
+        .prop_map(|(name, value)| g::EnvVar { name, value });
+    let source = prop_oneof![
+        4 => path().prop_map(g::VolumeSource::HostPath),
+        1 => text("[a-z][a-z0-9-]{0,8}|Bad_Name").prop_map(g::VolumeSource::ConfigMap),
+    ];
     let volume =
-        (path(), path(), opt("ro|rw|RO|rW")).prop_map(|(host, container, mode)| g::Volume {
-            host_path: host,
+        (source, path(), opt("ro|rw|RO|rW")).prop_map(|(source, container, mode)| g::Volume {
+            source,
             container_path: container,
             mode,
         });
@@ -375,13 +396,14 @@ fn spec_strategy() -> impl Strategy<Value = g::Spec> {
         duration(),
         duration(),
     )
-        .prop_map(|(kind, endpoint, script, interval, timeout)| g::Readiness {
+        .prop_map(|(kind, endpoint, script, interval, timeout)| g::Probe {
             kind,
             endpoint,
             script,
             interval,
             timeout,
-        });
+        })
+        .boxed();
     let resources =
         (amounts(), amounts()).prop_map(|(limits, requests)| g::Resources { limits, requests });
     let log_info = (prop::option::of(path()), prop::option::of(path())).prop_map(
@@ -430,7 +452,13 @@ fn spec_strategy() -> impl Strategy<Value = g::Spec> {
         prop::collection::vec(env, 0..4),
         prop::collection::vec(volume, 0..3),
         prop::collection::vec(label, 0..4),
-        prop::option::of(readiness),
+        (
+            prop::option::of(readiness.clone()),
+            prop::option::of(readiness),
+            prop::option::of(prop::collection::vec(text("[a-z/-]{1,8}"), 0..3)),
+            prop::option::of(prop::collection::vec("\\PC{0,8}", 0..3)),
+            opt(r#"\{\}|\{"acme":1\}|\[1\]|nope"#),
+        ),
         prop::option::of(resources),
         prop::option::of(log_info),
         prop::option::of(tls_info),
@@ -443,7 +471,7 @@ fn spec_strategy() -> impl Strategy<Value = g::Spec> {
                 env,
                 volumes,
                 labels,
-                readiness,
+                (readiness, liveness, command, args, extensions),
                 resources,
                 log_info,
                 tls_info,
@@ -458,10 +486,14 @@ fn spec_strategy() -> impl Strategy<Value = g::Spec> {
                 volumes,
                 labels,
                 readiness,
+                liveness,
+                command,
+                args,
                 resources,
                 log_info,
                 tls_info,
                 msb_list,
+                extensions: extensions.unwrap_or_default(),
             },
         )
 }
@@ -496,6 +528,7 @@ fn site_strategy() -> impl Strategy<Value = g::SiteConfig> {
             image_pull_secrets,
             filebeat,
             tls,
+            extensions: String::new(),
         })
 }
 

@@ -1,13 +1,14 @@
 //! The one binding site of the rules component: the WIT types, and the export macros that
 //! hand them to plain-Rust rules, the default ones or a site's own.
 
-/// The bindings of the world `berth:rules/rules@0.1.0`. Public only so that
+/// The bindings of the world `berth:rules/default-rules@0.2.0`: `build`, and the
+/// `defaults` interface served to other components. Public only so that
 /// [`export_rules!`](crate::export_rules) can reach it from a site's crate.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/berth-rules@0.1.0",
-        world: "rules",
+        path: "../wit/berth-rules@0.2.0",
+        world: "default-rules",
         // A site's crate exports through this crate's bindings instead of generating its
         // own: the export macro must be callable from there, and it carries the world's
         // export description with it (a crate that does not export carries none).
@@ -17,7 +18,7 @@ pub mod bindings {
 }
 
 pub use bindings::berth::rules::types;
-pub use types::{K8sObject, SiteConfig, Spec, SpecError};
+pub use types::{Capabilities, K8sObject, SiteConfig, Spec, SpecError};
 
 impl From<crate::FieldError> for SpecError {
     fn from(err: crate::FieldError) -> Self {
@@ -29,13 +30,14 @@ impl From<crate::FieldError> for SpecError {
 }
 
 /// Export rules as the component's `build` function, in the crate root of a `cdylib`
-/// built for `wasm32-wasip2`.
+/// built for `wasm32-wasip2`. The component also serves the `defaults` interface: the
+/// default rules, extensions left to the caller.
 ///
 /// - `export_rules!(MyRules)`: a value implementing [`Rules`](crate::Rules); the default
-///   logic ([`build`](crate::build)) runs with its naming and labels.
+///   logic ([`build`](crate::build)) runs with its naming, labels and extension keys.
 /// - `export_rules!(build = my_build)`: a function with the signature of
 ///   [`build`](crate::build) minus the rules, for a site that post-processes or replaces
-///   the default objects.
+///   the default objects (and validates its own extensions).
 ///
 /// The crate depends on `berth-rules` with `default-features = false`: the default
 /// feature `component` exports the default rules, and a component has one `build`.
@@ -62,9 +64,23 @@ macro_rules! export_rules {
                 fn build(
                     spec: $crate::Spec,
                     site: $crate::SiteConfig,
+                    capabilities: $crate::Capabilities,
                     namespace: ::std::string::String,
                 ) -> ::std::result::Result<Objects, $crate::SpecError> {
-                    $build(&spec, &site, &namespace).map_err(::std::convert::Into::into)
+                    $build(&spec, &site, &capabilities, &namespace)
+                        .map_err(::std::convert::Into::into)
+                }
+            }
+
+            impl $crate::__bindings::exports::berth::rules::defaults::Guest for Export {
+                fn build(
+                    spec: $crate::Spec,
+                    site: $crate::SiteConfig,
+                    capabilities: $crate::Capabilities,
+                    namespace: ::std::string::String,
+                ) -> ::std::result::Result<Objects, $crate::SpecError> {
+                    $crate::defaults(&spec, &site, &capabilities, &namespace)
+                        .map_err(::std::convert::Into::into)
                 }
             }
 
@@ -75,6 +91,7 @@ macro_rules! export_rules {
         const _: fn(
             &$crate::Spec,
             &$crate::SiteConfig,
+            &$crate::Capabilities,
             &str,
         ) -> ::std::result::Result<
             ::std::vec::Vec<$crate::K8sObject>,
@@ -85,9 +102,10 @@ macro_rules! export_rules {
         fn __berth_rules_build(
             spec: &$crate::Spec,
             site: &$crate::SiteConfig,
+            capabilities: &$crate::Capabilities,
             namespace: &str,
         ) -> ::std::result::Result<::std::vec::Vec<$crate::K8sObject>, $crate::FieldError> {
-            $crate::build(&$rules, spec, site, namespace)
+            $crate::build(&$rules, spec, site, capabilities, namespace)
         }
         $crate::export_rules!(build = __berth_rules_build);
     };

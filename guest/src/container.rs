@@ -1,8 +1,10 @@
 //! Containers: the main one, the logging sidecar and the TLS init container.
 
+use crate::component::types::{EnvValue, EnvVar as SpecEnvVar, KeyRef};
 use crate::error::{FieldError, Result};
 use crate::model::{
-    Container, ContainerPort, EnvVar, EnvVarSource, FieldRef, Probe, Resources, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, FieldRef, KeyRefSource, Probe, Resources,
+    VolumeMount,
 };
 use crate::ports::PortMapping;
 
@@ -12,11 +14,14 @@ pub const POD_IP: &str = "POD_IP";
 /// What differs between the containers of a pod.
 #[derive(Debug, Default)]
 pub struct ContainerParts {
+    pub command: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
     pub env: Vec<EnvVar>,
     pub ports: Vec<ContainerPort>,
     pub mounts: Vec<VolumeMount>,
     pub resources: Option<Resources>,
-    pub probe: Option<Probe>,
+    pub readiness: Option<Probe>,
+    pub liveness: Option<Probe>,
 }
 
 /// A container with `POD_IP` appended to its environment, as every berth container has.
@@ -25,11 +30,9 @@ pub fn container(name: &str, image: &str, always_pull: bool, parts: ContainerPar
     env.push(EnvVar {
         name: POD_IP.to_owned(),
         value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: FieldRef {
-                field_path: "status.podIP",
-            },
-        }),
+        value_from: Some(EnvVarSource::FieldRef(FieldRef {
+            field_path: "status.podIP",
+        })),
     });
     Container {
         name: name.to_owned(),
@@ -39,18 +42,22 @@ pub fn container(name: &str, image: &str, always_pull: bool, parts: ContainerPar
         } else {
             "IfNotPresent"
         },
+        command: parts.command,
+        args: parts.args,
         env,
         ports: parts.ports,
         volume_mounts: parts.mounts,
         resources: parts.resources,
-        readiness_probe: parts.probe,
+        readiness_probe: parts.readiness,
+        liveness_probe: parts.liveness,
     }
 }
 
-/// The spec's environment in the order written, names checked.
-pub fn env(vars: &[(String, String)]) -> Result<Vec<EnvVar>> {
+/// The spec's environment in the order written, names checked: values, and keys of
+/// Secrets and ConfigMaps.
+pub fn env(vars: &[SpecEnvVar]) -> Result<Vec<EnvVar>> {
     let mut out: Vec<EnvVar> = Vec::with_capacity(vars.len());
-    for (name, value) in vars {
+    for SpecEnvVar { name, value } in vars {
         let field = format!("env.{name}");
         if !is_env_name(name) {
             return Err(FieldError::new(
@@ -69,10 +76,42 @@ pub fn env(vars: &[(String, String)]) -> Result<Vec<EnvVar>> {
         if out.iter().any(|v| v.name == *name) {
             return Err(FieldError::new(field, "given twice"));
         }
+        let key_ref = |r: &KeyRef, source: &str| -> Result<KeyRefSource> {
+            crate::labels::check_dns_subdomain(&format!("{field}.{source}"), &r.name)?;
+            if r.key.is_empty()
+                || !r
+                    .key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(FieldError::new(
+                    format!("{field}.key"),
+                    format!(
+                        "{:?} is not a valid key (letters, digits, '-', '_', '.')",
+                        r.key
+                    ),
+                ));
+            }
+            Ok(KeyRefSource {
+                name: r.name.clone(),
+                key: r.key.clone(),
+            })
+        };
+        let (value, value_from) = match value {
+            EnvValue::Literal(text) => (Some(text.clone()), None),
+            EnvValue::Secret(r) => (
+                None,
+                Some(EnvVarSource::SecretKeyRef(key_ref(r, "secret")?)),
+            ),
+            EnvValue::ConfigMap(r) => (
+                None,
+                Some(EnvVarSource::ConfigMapKeyRef(key_ref(r, "config_map")?)),
+            ),
+        };
         out.push(EnvVar {
             name: name.clone(),
-            value: Some(value.clone()),
-            value_from: None,
+            value,
+            value_from,
         });
     }
     Ok(out)
@@ -113,10 +152,80 @@ fn is_env_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn var(name: &str, value: &str) -> SpecEnvVar {
+        SpecEnvVar {
+            name: name.into(),
+            value: EnvValue::Literal(value.into()),
+        }
+    }
+
+    fn key(name: &str, key: &str) -> KeyRef {
+        KeyRef {
+            name: name.into(),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn env_from_secrets_and_config_maps() {
+        let vars = [
+            var("A", "1"),
+            SpecEnvVar {
+                name: "PASSWORD".into(),
+                value: EnvValue::Secret(key("db", "password")),
+            },
+            SpecEnvVar {
+                name: "MODE".into(),
+                value: EnvValue::ConfigMap(key("app-config", "mode")),
+            },
+        ];
+        assert_eq!(
+            serde_json::to_value(env(&vars).unwrap()).unwrap(),
+            serde_json::json!([
+                {"name": "A", "value": "1"},
+                {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "mode"}}}
+            ])
+        );
+        let bad = SpecEnvVar {
+            name: "P".into(),
+            value: EnvValue::Secret(key("Bad_Name", "k")),
+        };
+        assert_eq!(env(&[bad]).unwrap_err().field, "env.P.secret");
+        let bad = SpecEnvVar {
+            name: "P".into(),
+            value: EnvValue::ConfigMap(key("cfg", "a/b")),
+        };
+        assert_eq!(
+            env(&[bad]).unwrap_err().to_string(),
+            "env.P.key: \"a/b\" is not a valid key (letters, digits, '-', '_', '.')"
+        );
+    }
+
+    #[test]
+    fn command_and_args_are_the_main_containers() {
+        let parts = ContainerParts {
+            command: Some(vec!["/bin/server".into()]),
+            args: Some(vec!["--port".into(), "8080".into()]),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(container("web", "nginx:1", false, parts)).unwrap();
+        assert_eq!(json["command"], serde_json::json!(["/bin/server"]));
+        assert_eq!(json["args"], serde_json::json!(["--port", "8080"]));
+        let plain = serde_json::to_value(container(
+            "web",
+            "nginx:1",
+            false,
+            ContainerParts::default(),
+        ))
+        .unwrap();
+        assert!(plain.get("command").is_none() && plain.get("args").is_none());
+    }
+
     #[test]
     fn every_container_gets_pod_ip_last() {
         let parts = ContainerParts {
-            env: env(&[("B".into(), "2".into()), ("A".into(), "1".into())]).unwrap(),
+            env: env(&[var("B", "2"), var("A", "1")]).unwrap(),
             ..Default::default()
         };
         let json = serde_json::to_value(container("web", "nginx:1", true, parts)).unwrap();
@@ -142,14 +251,14 @@ mod tests {
 
     #[test]
     fn bad_env_names_the_variable() {
-        let err = env(&[("1ABC".into(), "x".into())]).unwrap_err();
+        let err = env(&[var("1ABC", "x")]).unwrap_err();
         assert_eq!(err.field, "env.1ABC");
-        let err = env(&[("POD_IP".into(), "x".into())]).unwrap_err();
+        let err = env(&[var("POD_IP", "x")]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "env.POD_IP: POD_IP is set by the rules and cannot be given"
         );
-        let err = env(&[("A".into(), "1".into()), ("A".into(), "2".into())]).unwrap_err();
+        let err = env(&[var("A", "1"), var("A", "2")]).unwrap_err();
         assert_eq!(err.to_string(), "env.A: given twice");
     }
 

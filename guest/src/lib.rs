@@ -23,9 +23,9 @@ mod volumes;
 pub use alloc::FreeLists;
 #[doc(hidden)]
 pub use component::bindings as __bindings;
-pub use component::{K8sObject, SiteConfig, Spec, SpecError, types};
+pub use component::{Capabilities, K8sObject, SiteConfig, Spec, SpecError, types};
 pub use error::FieldError;
 pub use labels::Labels;
 pub use ports::{PortMapping, Protocol, parse_port};
 pub use probe::parse_interval;
-pub use rules::{DefaultRules, Rules, build};
+pub use rules::{DefaultRules, Rules, build, defaults};

@@ -77,6 +77,10 @@ pub struct Container {
     pub name: String,
     pub image: String,
     pub image_pull_policy: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
     pub env: Vec<EnvVar>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<ContainerPort>,
@@ -86,6 +90,8 @@ pub struct Container {
     pub resources: Option<Resources>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,10 +104,20 @@ pub struct EnvVar {
     pub value_from: Option<EnvVarSource>,
 }
 
+// The variants are Kubernetes' field names.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EnvVarSource {
-    pub field_ref: FieldRef,
+pub enum EnvVarSource {
+    FieldRef(FieldRef),
+    SecretKeyRef(KeyRefSource),
+    ConfigMapKeyRef(KeyRefSource),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRefSource {
+    pub name: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,9 +155,18 @@ pub struct Volume {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum VolumeSource {
-    HostPath { path: String },
+    HostPath {
+        path: String,
+    },
     EmptyDir {},
-    ConfigMap { name: String },
+    #[serde(rename_all = "camelCase")]
+    ConfigMap {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        default_mode: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        optional: Option<bool>,
+    },
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -1,6 +1,7 @@
-//! The readiness probe of the main container, and the interval syntax it uses.
+//! The readiness and liveness probes of the main container, and the interval syntax they
+//! use.
 
-use crate::component::types::Readiness;
+use crate::component::types::Probe as Check;
 use crate::error::{FieldError, Result};
 use crate::model::{Probe, ProbeAction};
 use crate::ports::PortMapping;
@@ -33,30 +34,27 @@ pub fn parse_interval(text: &str) -> Result<i32, String> {
         .ok_or_else(too_long)
 }
 
-/// Build the readiness probe; `ports` are the component's parsed ports (an HTTP check
-/// probes the first one).
-pub fn readiness_probe(check: &Readiness, ports: &[PortMapping]) -> Result<Probe> {
+/// Build the probe the spec's `which` (`readiness` or `liveness`) asks for; `ports` are
+/// the component's parsed ports (an HTTP check probes the first one).
+pub fn probe(which: &str, check: &Check, ports: &[PortMapping]) -> Result<Probe> {
+    let field = |name: &str| format!("{which}.{name}");
     let period = seconds(
-        "readiness.interval",
+        &field("interval"),
         check.interval.as_deref(),
         DEFAULT_PERIOD,
     )?;
-    let timeout = seconds(
-        "readiness.timeout",
-        check.timeout.as_deref(),
-        DEFAULT_TIMEOUT,
-    )?;
+    let timeout = seconds(&field("timeout"), check.timeout.as_deref(), DEFAULT_TIMEOUT)?;
     let action = match check.kind.as_str() {
         kind @ ("http" | "https") => {
             let port = ports.first().ok_or_else(|| {
                 FieldError::new(
-                    "readiness.type",
+                    field("type"),
                     format!(
                         "an {kind:?} check probes the first container port, but `ports` is empty"
                     ),
                 )
             })?;
-            let path = required("readiness.endpoint", check.endpoint.as_deref(), kind)?;
+            let path = required(&field("endpoint"), check.endpoint.as_deref(), kind)?;
             ProbeAction::HttpGet {
                 path: path.to_owned(),
                 port: port.container_port,
@@ -64,14 +62,16 @@ pub fn readiness_probe(check: &Readiness, ports: &[PortMapping]) -> Result<Probe
             }
         }
         kind @ ("script" | "docker") => {
-            let script = required("readiness.script", check.script.as_deref(), kind)?;
+            let script = required(&field("script"), check.script.as_deref(), kind)?;
+            // Split into its arguments, as the reference plugin's later versions do:
+            // `/opt/ready.sh --deep` runs `/opt/ready.sh` with `--deep`.
             ProbeAction::Exec {
-                command: vec![script.to_owned()],
+                command: script.split_whitespace().map(str::to_owned).collect(),
             }
         }
         other => {
             return Err(FieldError::new(
-                "readiness.type",
+                field("type"),
                 format!("{other:?} is not one of http, https, script, docker"),
             ));
         }
@@ -176,8 +176,8 @@ mod tests {
         assert!(parse_interval("99999999999999999999999").is_err());
     }
 
-    fn check(kind: &str) -> Readiness {
-        Readiness {
+    fn check(kind: &str) -> Check {
+        Check {
             kind: kind.into(),
             endpoint: Some("/health".into()),
             script: Some("/opt/ready.sh".into()),
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn http_probe_uses_first_port_and_defaults() {
-        let probe = readiness_probe(&check("https"), PORTS).unwrap();
+        let probe = probe("readiness", &check("https"), PORTS).unwrap();
         assert_eq!(
             (probe.failure_threshold, probe.initial_delay_seconds),
             (1, 5)
@@ -213,7 +213,7 @@ mod tests {
             let mut c = check(kind);
             c.interval = Some("2m".into());
             c.timeout = Some("10s".into());
-            let json = serde_json::to_value(readiness_probe(&c, &[]).unwrap()).unwrap();
+            let json = serde_json::to_value(probe("readiness", &c, &[]).unwrap()).unwrap();
             assert_eq!(
                 json["exec"]["command"],
                 serde_json::json!(["/opt/ready.sh"])
@@ -229,8 +229,39 @@ mod tests {
     }
 
     #[test]
+    fn an_exec_probe_runs_the_script_split_into_its_arguments() {
+        let mut c = check("script");
+        c.script = Some("  /opt/ready.sh --deep\t-v  ".into());
+        let json = serde_json::to_value(probe("liveness", &c, &[]).unwrap()).unwrap();
+        assert_eq!(
+            json["exec"]["command"],
+            serde_json::json!(["/opt/ready.sh", "--deep", "-v"])
+        );
+    }
+
+    #[test]
+    fn liveness_errors_name_liveness() {
+        let mut c = check("http");
+        c.interval = Some("soon".into());
+        assert_eq!(
+            probe("liveness", &c, PORTS).unwrap_err().to_string(),
+            "liveness.interval: \"soon\" is not N, Ns, Nm or Nh (N a whole number)"
+        );
+        assert_eq!(
+            probe("liveness", &check("http"), &[]).unwrap_err().field,
+            "liveness.type"
+        );
+        let mut c = check("docker");
+        c.script = Some("   ".into());
+        assert_eq!(
+            probe("liveness", &c, PORTS).unwrap_err().to_string(),
+            "liveness.script: required for a \"docker\" check"
+        );
+    }
+
+    #[test]
     fn http_probe_without_ports_is_an_error() {
-        let err = readiness_probe(&check("http"), &[]).unwrap_err();
+        let err = probe("readiness", &check("http"), &[]).unwrap_err();
         assert_eq!(err.field, "readiness.type");
         assert!(err.message.contains("`ports` is empty"), "{err}");
     }
@@ -240,12 +271,12 @@ mod tests {
         let mut c = check("http");
         c.interval = Some("3m05s".into());
         assert_eq!(
-            readiness_probe(&c, PORTS).unwrap_err().field,
+            probe("readiness", &c, PORTS).unwrap_err().field,
             "readiness.interval"
         );
         let mut c = check("http");
         c.timeout = Some("0".into());
-        let err = readiness_probe(&c, PORTS).unwrap_err();
+        let err = probe("readiness", &c, PORTS).unwrap_err();
         assert_eq!(
             err.to_string(),
             "readiness.timeout: \"0\" must be at least 1 second"
@@ -253,10 +284,10 @@ mod tests {
         let mut c = check("script");
         c.script = None;
         assert_eq!(
-            readiness_probe(&c, PORTS).unwrap_err().field,
+            probe("readiness", &c, PORTS).unwrap_err().field,
             "readiness.script"
         );
-        let err = readiness_probe(&check("tcp"), PORTS).unwrap_err();
+        let err = probe("readiness", &check("tcp"), PORTS).unwrap_err();
         assert_eq!(
             err.to_string(),
             "readiness.type: \"tcp\" is not one of http, https, script, docker"

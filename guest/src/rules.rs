@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::component::types::{K8sObject, SiteConfig, Spec};
+use serde_json::{Map, Value};
+
+use crate::component::types::{Capabilities, K8sObject, SiteConfig, Spec};
 use crate::container::{self, ContainerParts};
 use crate::deployment::{DeploymentParts, deployment};
 use crate::error::{FieldError, Result};
@@ -39,6 +41,40 @@ pub trait Rules {
     fn extra_labels(&self, _spec: &Spec) -> Labels {
         Labels::new()
     }
+
+    /// Check the `extensions` of the spec and of the site config: rules that use keys
+    /// there validate them here. The default rules use none, so any key is refused by
+    /// name: a typo cannot pass silently.
+    fn check_extensions(&self, spec: &Map<String, Value>, site: &Map<String, Value>) -> Result<()> {
+        if let Some(key) = spec.keys().next() {
+            return Err(FieldError::new(
+                format!("extensions.{key}"),
+                "not used by the default rules",
+            ));
+        }
+        if let Some(key) = site.keys().next() {
+            return Err(FieldError::new(
+                format!("extensions.{key}"),
+                "(in the site config) not used by the default rules",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `extensions` JSON text of a spec or site config as a map (`{}` when empty); the
+/// error names `extensions`.
+pub fn extensions(json: &str) -> Result<Map<String, Value>> {
+    if json.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(FieldError::new(
+            "extensions",
+            format!("{json:?} is not a JSON object"),
+        )),
+    }
 }
 
 /// The rules of the reference plugin.
@@ -48,8 +84,34 @@ pub struct DefaultRules;
 impl Rules for DefaultRules {}
 
 /// Build the objects for `spec` in `namespace`: a Deployment, then the ClusterIP Service
-/// and the NodePort Service when the spec has (exposed) ports.
+/// and the NodePort Service when the spec has (exposed) ports. The rules check the
+/// extensions first ([`Rules::check_extensions`]).
 pub fn build(
+    rules: &impl Rules,
+    spec: &Spec,
+    site: &SiteConfig,
+    _capabilities: &Capabilities,
+    namespace: &str,
+) -> Result<Vec<K8sObject>> {
+    rules.check_extensions(
+        &extensions(&spec.extensions)?,
+        &extensions(&site.extensions)?,
+    )?;
+    objects(rules, spec, site, namespace)
+}
+
+/// What the `defaults` interface serves: the default rules' objects, extensions left to
+/// the caller.
+pub fn defaults(
+    spec: &Spec,
+    site: &SiteConfig,
+    _capabilities: &Capabilities,
+    namespace: &str,
+) -> Result<Vec<K8sObject>> {
+    objects(&DefaultRules, spec, site, namespace)
+}
+
+fn objects(
     rules: &impl Rules,
     spec: &Spec,
     site: &SiteConfig,
@@ -88,7 +150,7 @@ pub fn build(
     })?;
     pod_labels.insert(DEPLOYMENT_LABEL.into(), deployment_name.clone());
 
-    let mut mounts = volumes::host_volumes(&spec.volumes)?;
+    let mut mounts = volumes::spec_volumes(&spec.volumes)?;
     let sidecar = sidecars::logging(name, spec.log_info.as_ref(), site, &mut mounts)?;
     let init = sidecars::tls_init(spec.tls_info.as_ref(), site, &mut mounts)?;
     let main = container::container(
@@ -96,6 +158,8 @@ pub fn build(
         &spec.image,
         spec.always_pull,
         ContainerParts {
+            command: spec.command.clone(),
+            args: spec.args.clone(),
             env: container::env(&spec.env)?,
             ports: container::ports(&ports),
             mounts: mounts.main,
@@ -105,10 +169,15 @@ pub fn build(
                 .map(quantity::resources)
                 .transpose()?
                 .flatten(),
-            probe: spec
+            readiness: spec
                 .readiness
                 .as_ref()
-                .map(|check| probe::readiness_probe(check, &ports))
+                .map(|check| probe::probe("readiness", check, &ports))
+                .transpose()?,
+            liveness: spec
+                .liveness
+                .as_ref()
+                .map(|check| probe::probe("liveness", check, &ports))
                 .transpose()?,
         },
     );

@@ -37,6 +37,8 @@ pub fn logging(
         "filebeat-conf",
         VolumeSource::ConfigMap {
             name: fb.config_map.clone(),
+            default_mode: None,
+            optional: None,
         },
     ));
     let parts = ContainerParts {

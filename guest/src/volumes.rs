@@ -1,6 +1,7 @@
-//! Host-path volumes of the spec, the log and TLS volumes, and their mounts.
+//! The spec's volumes (host paths and ConfigMaps), the log and TLS volumes, and their
+//! mounts.
 
-use crate::component::types::Volume as SpecVolume;
+use crate::component::types::{Volume as SpecVolume, VolumeSource as SpecSource};
 use crate::error::{FieldError, Result};
 use crate::model::{Volume, VolumeMount, VolumeSource};
 
@@ -21,15 +22,20 @@ impl Mounts {
     }
 }
 
-/// The spec's host-path volumes, named `volume-<index>` so that rendering is deterministic.
-pub fn host_volumes(spec: &[SpecVolume]) -> Result<Mounts> {
+/// Mode bits of the files of a ConfigMap volume: 0644, as the reference plugin set them.
+pub const CONFIG_MAP_MODE: i32 = 0o644;
+
+/// The spec's volumes, named `volume-<index>` so that rendering is deterministic: host
+/// paths (read-write unless `ro`), and ConfigMaps (read-only, optional, mode 0644, as the
+/// reference plugin's later versions built them).
+pub fn spec_volumes(spec: &[SpecVolume]) -> Result<Mounts> {
     let mut mounts = Mounts::default();
     for (i, v) in spec.iter().enumerate() {
         let field = |name: &str| format!("volumes[{i}].{name}");
-        let host = absolute(&field("host.path"), &v.host_path)?;
         let bind = absolute(&field("container.bind"), &v.container_path)?;
         let read_only = match v.mode.as_deref() {
-            None | Some("rw") => false,
+            None => matches!(v.source, SpecSource::ConfigMap(_)),
+            Some("rw") => false,
             Some("ro") => true,
             Some(other) => {
                 return Err(FieldError::new(
@@ -38,8 +44,24 @@ pub fn host_volumes(spec: &[SpecVolume]) -> Result<Mounts> {
                 ));
             }
         };
-        let source = VolumeSource::HostPath {
-            path: host.to_owned(),
+        let source = match &v.source {
+            SpecSource::HostPath(path) => VolumeSource::HostPath {
+                path: absolute(&field("host.path"), path)?.to_owned(),
+            },
+            SpecSource::ConfigMap(name) => {
+                crate::labels::check_dns_subdomain(&field("config_volume.name"), name)?;
+                if !read_only {
+                    return Err(FieldError::new(
+                        field("container.mode"),
+                        "\"rw\": a ConfigMap volume is mounted read-only",
+                    ));
+                }
+                VolumeSource::ConfigMap {
+                    name: name.clone(),
+                    default_mode: Some(CONFIG_MAP_MODE),
+                    optional: Some(true),
+                }
+            }
         };
         mounts.add(&format!("volume-{i}"), source, bind, read_only);
     }
@@ -82,10 +104,43 @@ mod tests {
 
     fn vol(host: &str, bind: &str, mode: Option<&str>) -> SpecVolume {
         SpecVolume {
-            host_path: host.into(),
+            source: SpecSource::HostPath(host.into()),
             container_path: bind.into(),
             mode: mode.map(Into::into),
         }
+    }
+
+    fn config(name: &str, bind: &str, mode: Option<&str>) -> SpecVolume {
+        SpecVolume {
+            source: SpecSource::ConfigMap(name.into()),
+            container_path: bind.into(),
+            mode: mode.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn config_map_volumes_are_read_only_optional_0644() {
+        let spec = [
+            config("app-config", "/etc/app", None),
+            config("more", "/etc/more", Some("ro")),
+        ];
+        let m = spec_volumes(&spec).unwrap();
+        assert_eq!(
+            serde_json::to_value((&m.volumes, &m.main)).unwrap(),
+            serde_json::json!([
+                [{"name": "volume-0", "configMap": {"name": "app-config", "defaultMode": 420, "optional": true}},
+                 {"name": "volume-1", "configMap": {"name": "more", "defaultMode": 420, "optional": true}}],
+                [{"name": "volume-0", "mountPath": "/etc/app", "readOnly": true},
+                 {"name": "volume-1", "mountPath": "/etc/more", "readOnly": true}]
+            ])
+        );
+        let err = spec_volumes(&[config("c", "/etc/c", Some("rw"))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "volumes[0].container.mode: \"rw\": a ConfigMap volume is mounted read-only"
+        );
+        let err = spec_volumes(&[config("Bad_Name", "/etc/c", None)]).unwrap_err();
+        assert_eq!(err.field, "volumes[0].config_volume.name");
     }
 
     #[test]
@@ -94,7 +149,7 @@ mod tests {
             vol("/var/log", "/logs", Some("ro")),
             vol("/data", "/data", None),
         ];
-        let a = host_volumes(&spec).unwrap();
+        let a = spec_volumes(&spec).unwrap();
         let json = serde_json::to_value((&a.volumes, &a.main)).unwrap();
         assert_eq!(
             json,
@@ -105,7 +160,7 @@ mod tests {
                  {"name": "volume-1", "mountPath": "/data"}]
             ])
         );
-        let b = host_volumes(&spec).unwrap();
+        let b = spec_volumes(&spec).unwrap();
         assert_eq!(
             serde_json::to_string(&b.volumes).unwrap(),
             serde_json::to_string(&a.volumes).unwrap()
@@ -114,17 +169,17 @@ mod tests {
 
     #[test]
     fn bad_volumes_name_the_field() {
-        let err = host_volumes(&[vol("/a", "/b", None), vol("/a", "/b", Some("rx"))]).unwrap_err();
+        let err = spec_volumes(&[vol("/a", "/b", None), vol("/a", "/b", Some("rx"))]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "volumes[1].container.mode: \"rx\" is not \"ro\" or \"rw\""
         );
-        let err = host_volumes(&[vol("relative", "/b", None)]).unwrap_err();
+        let err = spec_volumes(&[vol("relative", "/b", None)]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "volumes[0].host.path: \"relative\" is not an absolute path"
         );
-        let err = host_volumes(&[vol("/a", "", None)]).unwrap_err();
+        let err = spec_volumes(&[vol("/a", "", None)]).unwrap_err();
         assert_eq!(err.field, "volumes[0].container.bind");
     }
 }

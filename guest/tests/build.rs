@@ -2,14 +2,28 @@
 //! out (apps/v1, deterministic names), and every refusal naming its field.
 
 use berth_rules::types::{
-    Filebeat, LogInfo, MsbService, Readiness, ResourceAmounts, Resources, SiteConfig, Spec, Tls,
-    TlsInfo, Volume,
+    Capabilities, EnvValue, EnvVar, Filebeat, KeyRef, LogInfo, MsbService, Probe as Readiness,
+    ResourceAmounts, Resources, SiteConfig, Spec, Tls, TlsInfo, Volume, VolumeSource,
 };
-use berth_rules::{DefaultRules, K8sObject, build};
+use berth_rules::{DefaultRules, K8sObject, build, defaults};
 use serde_json::{Value, json};
 
 fn s(v: &str) -> String {
     v.to_owned()
+}
+
+fn caps() -> Capabilities {
+    Capabilities {
+        kube_version: s("1.33"),
+        api_versions: vec![s("v1"), s("apps/v1"), s("policy/v1")],
+    }
+}
+
+fn literal(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: s(name),
+        value: EnvValue::Literal(s(value)),
+    }
 }
 
 fn minimal() -> Spec {
@@ -23,10 +37,14 @@ fn minimal() -> Spec {
         volumes: vec![],
         labels: vec![],
         readiness: None,
+        liveness: None,
+        command: None,
+        args: None,
         resources: None,
         log_info: None,
         tls_info: None,
         msb_list: vec![],
+        extensions: s("{}"),
     }
 }
 
@@ -37,15 +55,15 @@ fn full() -> Spec {
         replicas: 2,
         always_pull: true,
         ports: vec![s("8080:0"), s("8443/tcp:30443"), s("9125/udp:0")],
-        env: vec![(s("LOG_LEVEL"), s("info")), (s("CACHE_TTL"), s("300"))],
+        env: vec![literal("LOG_LEVEL", "info"), literal("CACHE_TTL", "300")],
         volumes: vec![
             Volume {
-                host_path: s("/var/lib/inv"),
+                source: VolumeSource::HostPath(s("/var/lib/inv")),
                 container_path: s("/data"),
                 mode: Some(s("rw")),
             },
             Volume {
-                host_path: s("/etc/inv"),
+                source: VolumeSource::HostPath(s("/etc/inv")),
                 container_path: s("/etc/inv"),
                 mode: Some(s("ro")),
             },
@@ -58,6 +76,9 @@ fn full() -> Spec {
             interval: Some(s("10s")),
             timeout: Some(s("2")),
         }),
+        liveness: None,
+        command: None,
+        args: None,
         resources: Some(Resources {
             limits: Some(ResourceAmounts {
                 cpu: Some(s("1")),
@@ -85,6 +106,7 @@ fn full() -> Spec {
             enable_ssl: None,
             visual_range: None,
         }],
+        extensions: s("{}"),
     }
 }
 
@@ -103,6 +125,7 @@ fn site() -> SiteConfig {
             cert_path: s("/opt/tls/shared"),
             image: s("tls-init:1.3"),
         }),
+        extensions: s("{}"),
     }
 }
 
@@ -111,11 +134,12 @@ fn no_site() -> SiteConfig {
         image_pull_secrets: vec![],
         filebeat: None,
         tls: None,
+        extensions: String::new(),
     }
 }
 
 fn objects(spec: &Spec, site: &SiteConfig) -> Vec<(String, String, String, Value)> {
-    build(&DefaultRules, spec, site, "apps")
+    build(&DefaultRules, spec, site, &caps(), "apps")
         .unwrap()
         .into_iter()
         .map(
@@ -137,7 +161,7 @@ fn objects(spec: &Spec, site: &SiteConfig) -> Vec<(String, String, String, Value
 }
 
 fn refusal(spec: &Spec, site: &SiteConfig) -> String {
-    let err = build(&DefaultRules, spec, site, "apps").unwrap_err();
+    let err = build(&DefaultRules, spec, site, &caps(), "apps").unwrap_err();
     format!("{}: {}", err.field, err.message)
 }
 
@@ -306,8 +330,8 @@ fn full_spec_builds_what_the_reference_builds() {
 
 #[test]
 fn same_spec_same_bytes() {
-    let a = build(&DefaultRules, &full(), &site(), "apps").unwrap();
-    let b = build(&DefaultRules, &full(), &site(), "apps").unwrap();
+    let a = build(&DefaultRules, &full(), &site(), &caps(), "apps").unwrap();
+    let b = build(&DefaultRules, &full(), &site(), &caps(), "apps").unwrap();
     let bytes = |v: &[K8sObject]| v.iter().map(|o| o.json.clone()).collect::<Vec<_>>();
     assert_eq!(bytes(&a), bytes(&b));
 }
@@ -458,13 +482,13 @@ fn refusals_name_field_and_value() {
             "labels.k8sdeployment: \"k8sdeployment\" is set by the rules",
         ),
         (
-            Box::new(|sp| sp.env = vec![(s("A B"), s("x"))]),
+            Box::new(|sp| sp.env = vec![literal("A B", "x")]),
             "env.A B: \"A B\" is not a valid variable name",
         ),
         (
             Box::new(|sp| {
                 sp.volumes = vec![Volume {
-                    host_path: s("/a"),
+                    source: VolumeSource::HostPath(s("/a")),
                     container_path: s("/b"),
                     mode: Some(s("z")),
                 }]
@@ -497,4 +521,80 @@ fn service_names_must_start_with_a_letter() {
         refusal(&spec, &no_site()),
         "component_name: Service name \"9lives\" must start with a letter"
     );
+}
+
+#[test]
+fn contract_0_2_keys_reach_the_main_container() {
+    let mut spec = minimal();
+    spec.ports = vec![s("8080:0")];
+    spec.command = Some(vec![s("/bin/server")]);
+    spec.args = Some(vec![s("--deep")]);
+    spec.liveness = Some(Readiness {
+        kind: s("script"),
+        endpoint: None,
+        script: Some(s("/opt/live.sh --deep")),
+        interval: Some(s("30s")),
+        timeout: None,
+    });
+    spec.env = vec![EnvVar {
+        name: s("PASSWORD"),
+        value: EnvValue::Secret(KeyRef {
+            name: s("db"),
+            key: s("password"),
+        }),
+    }];
+    spec.volumes = vec![Volume {
+        source: VolumeSource::ConfigMap(s("app-config")),
+        container_path: s("/etc/app"),
+        mode: None,
+    }];
+    let objects = objects(&spec, &no_site());
+    let pod = &objects[0].3["spec"]["template"]["spec"];
+    let main = &pod["containers"][0];
+    assert_eq!(main["command"], json!(["/bin/server"]));
+    assert_eq!(main["args"], json!(["--deep"]));
+    assert_eq!(
+        main["livenessProbe"]["exec"]["command"],
+        json!(["/opt/live.sh", "--deep"])
+    );
+    assert_eq!(main["livenessProbe"]["periodSeconds"], 30);
+    assert_eq!(
+        main["env"][0],
+        json!({"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}})
+    );
+    assert_eq!(
+        pod["volumes"][0],
+        json!({"name": "volume-0", "configMap": {"name": "app-config", "defaultMode": 420, "optional": true}})
+    );
+    assert_eq!(
+        main["volumeMounts"][0],
+        json!({"name": "volume-0", "mountPath": "/etc/app", "readOnly": true})
+    );
+}
+
+#[test]
+fn the_default_rules_refuse_extension_keys_at_the_top_but_leave_them_to_a_caller() {
+    let mut spec = minimal();
+    spec.extensions = s(r#"{"acme": {"min_available": 2}}"#);
+    assert_eq!(
+        refusal(&spec, &no_site()),
+        "extensions.acme: not used by the default rules"
+    );
+    let mut site = no_site();
+    site.extensions = s(r#"{"acme": {"cost_centers": {}}}"#);
+    assert_eq!(
+        refusal(&minimal(), &site),
+        "extensions.acme: (in the site config) not used by the default rules"
+    );
+    spec.extensions = s("[1]");
+    assert_eq!(
+        refusal(&spec, &no_site()),
+        "extensions: \"[1]\" is not a JSON object"
+    );
+    // Through the `defaults` interface the same objects come back, extensions untouched.
+    spec.extensions = s(r#"{"acme": {"min_available": 2}}"#);
+    let through_defaults = defaults(&spec, &site, &caps(), "apps").unwrap();
+    let top = build(&DefaultRules, &minimal(), &no_site(), &caps(), "apps").unwrap();
+    let json = |objects: &[K8sObject]| objects.iter().map(|o| o.json.clone()).collect::<Vec<_>>();
+    assert_eq!(json(&through_defaults), json(&top));
 }

@@ -14,7 +14,7 @@ use berth::objects::Rendered;
 use berth::render::{self, Format};
 use berth::runtime::{DEFAULT_RULES, Options, Rules, Source};
 use berth::spec;
-use berth::{SiteConfig, Spec};
+use berth::{Capabilities, SiteConfig, Spec};
 use berth_rules::types as native;
 
 use berth_e2e::guest_records;
@@ -78,7 +78,7 @@ fn warm_cache() -> (tempfile::TempDir, Options) {
 
 fn wasm_build(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> usize {
     rules
-        .build(spec, site, NAMESPACE)
+        .build(spec, site, &Capabilities::newest_known(), NAMESPACE)
         .expect("run")
         .expect("objects")
         .len()
@@ -90,13 +90,15 @@ fn wasm_render(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
             &spec::Origin::file(Path::new("full.yaml")),
             spec,
             site,
+            &Capabilities::newest_known(),
             NAMESPACE,
         )
         .expect("render")
 }
 
 fn native_build(spec: &native::Spec, site: &native::SiteConfig) -> usize {
-    berth_rules::build(&berth_rules::DefaultRules, spec, site, NAMESPACE)
+    let caps = guest_records::capabilities(&Capabilities::newest_known());
+    berth_rules::build(&berth_rules::DefaultRules, spec, site, &caps, NAMESPACE)
         .expect("objects")
         .len()
 }
@@ -111,13 +113,14 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
 
     // The comparison is only meaningful if both produce the same objects.
     let from_wasm = rules
-        .build(&spec, &site, NAMESPACE)
+        .build(&spec, &site, &Capabilities::newest_known(), NAMESPACE)
         .expect("run")
         .expect("objects");
     let from_native = berth_rules::build(
         &berth_rules::DefaultRules,
         &native_spec,
         &native_site,
+        &guest_records::capabilities(&Capabilities::newest_known()),
         NAMESPACE,
     )
     .expect("objects");
@@ -139,8 +142,7 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
     });
     // The same call without berth's runtime around it: a reused raw instance, with and
     // without epoch interruption (the deadline's cost inside the guest's loops).
-    let raw_spec = raw::spec(&spec).expect("a 0.1.0 spec");
-    let raw_site = raw::site(&site).expect("a 0.1.0 site config");
+    let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
     for (id, raw) in [("raw_build", raw), ("raw_build_no_epoch", raw_no_epoch)] {
         let (mut store, instance) = raw.instance();
         group.bench_function(id, |b| {
@@ -209,7 +211,7 @@ fn host_checks(c: &mut Criterion) {
     let (_cache, options) = warm_cache();
     let mut rules = Rules::default_rules(&options).expect("rules");
     let objects = rules
-        .build(&spec, &site, NAMESPACE)
+        .build(&spec, &site, &Capabilities::newest_known(), NAMESPACE)
         .expect("run")
         .expect("objects");
 
@@ -269,8 +271,7 @@ fn instance(c: &mut Criterion, raw: &RawRules) {
     // Instantiation alone, from a ready `InstancePre`, with a store like the runtime's.
     group.bench_function("instantiate", |b| b.iter(|| raw.instance()));
     // The other instance strategy: a fresh store and instance for every call.
-    let raw_spec = raw::spec(&spec).expect("a 0.1.0 spec");
-    let raw_site = raw::site(&site).expect("a 0.1.0 site config");
+    let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
     group.bench_function("fresh_instance_build", |b| {
         b.iter(|| {
             let (mut store, instance) = raw.instance();
@@ -318,7 +319,11 @@ fn components(c: &mut Criterion) {
             &specs,
             |b, specs| {
                 // What `berth render --spec many.yaml` does between reading and printing.
-                b.iter(|| rules.render_all(specs, &site, NAMESPACE).expect("render"))
+                b.iter(|| {
+                    rules
+                        .render_all(specs, &site, &Capabilities::newest_known(), NAMESPACE)
+                        .expect("render")
+                })
             },
         );
     }
@@ -329,18 +334,23 @@ fn components(c: &mut Criterion) {
 /// berth's runtime around it: instance strategies and engine settings berth does not expose.
 mod raw {
     wasmtime::component::bindgen!({
-        path: "../wit/berth-rules@0.1.0",
-        world: "rules",
+        path: "../wit/berth-rules@0.2.0",
+        world: "default-rules",
     });
     pub use self::berth::rules::types as wit;
-    use ::berth::spec;
-    include!("../src/runtime/records.in.rs");
+    pub use records::{capabilities, site, spec};
+
+    mod records {
+        use super::wit;
+        use ::berth::{Capabilities, spec};
+        include!("../src/runtime/bindings/records_v0_2.in.rs");
+    }
 }
 
 /// The default rules, compiled by an engine of their own, ready to instantiate into a store
 /// like the runtime's sandbox (WASI without capabilities, memory limit, captured stderr).
 struct RawRules {
-    pre: raw::RulesPre<Bare>,
+    pre: raw::DefaultRulesPre<Bare>,
 }
 
 struct Bare {
@@ -369,11 +379,11 @@ impl RawRules {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
         let pre = linker.instantiate_pre(&component).expect("pre");
         Self {
-            pre: raw::RulesPre::new(pre).expect("the rules world"),
+            pre: raw::DefaultRulesPre::new(pre).expect("the rules world"),
         }
     }
 
-    fn instance(&self) -> (Store<Bare>, raw::Rules) {
+    fn instance(&self) -> (Store<Bare>, raw::DefaultRules) {
         let wasi = WasiCtxBuilder::new()
             .stderr(MemoryOutputPipe::new(64 << 10))
             .secure_random(Deterministic::new(vec![0x5a]))
@@ -408,12 +418,13 @@ impl RawRules {
     fn build(
         &self,
         store: &mut Store<Bare>,
-        instance: &raw::Rules,
+        instance: &raw::DefaultRules,
         spec: &raw::wit::Spec,
         site: &raw::wit::SiteConfig,
     ) -> usize {
+        let caps = raw::capabilities(&Capabilities::newest_known());
         instance
-            .call_build(store, spec, site, NAMESPACE)
+            .call_build(store, spec, site, &caps, NAMESPACE)
             .expect("run")
             .expect("objects")
             .len()

@@ -11,12 +11,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut spec = Spec::new("embedded", "nginx:1.27");
     spec.replicas = 2;
     spec.ports.push("80:0".into());
-
     let cluster = Cluster::connect(&Connection::default()).await?;
+    let capabilities = cluster.capabilities().await?;
     let mut rules = Rules::default_rules(&Options::default())?;
-    let rendered = rules.render(&spec, &SiteConfig::default(), cluster.namespace())?;
+    let site = SiteConfig::default();
+    let rendered = rules.render(&spec, &site, &capabilities, cluster.namespace())?;
     println!("{} built by the {}", rendered.component, rendered.rules);
-
     let report = cluster.deploy(&spec.component_name, rendered).await?;
     for (object, action) in &report.actions {
         println!("{object} {action}");

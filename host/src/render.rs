@@ -6,6 +6,7 @@ use std::collections::hash_map::Entry;
 
 use serde::Serialize;
 
+use crate::capabilities::Capabilities;
 use crate::objects::{InvalidObject, Object, ObjectRef, Rendered};
 use crate::runtime::{Refusal, Rules, RulesError};
 use crate::spec::{Origin, SiteConfig, Spec};
@@ -41,13 +42,17 @@ pub enum RenderError {
 }
 
 impl Rules {
-    /// Build and check the objects of `spec` in `namespace`.
+    /// Build and check the objects of `spec` in `namespace` of a cluster that serves
+    /// `capabilities` (from [`Cluster::capabilities`](crate::Cluster::capabilities), or
+    /// [`Capabilities::newest_known`] without a cluster).
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let mut rules = berth::Rules::default_rules(&berth::Options::default())?;
-    /// let spec = berth::Spec::parse("component_name: web\nimage: nginx:1.27\nports: ['80:0']\n")?;
-    /// let rendered = rules.render(&spec, &berth::SiteConfig::default(), "shop")?;
+    /// use berth::{Capabilities, Options, Rules, SiteConfig, Spec};
+    /// let mut rules = Rules::default_rules(&Options::default())?;
+    /// let spec = Spec::parse("component_name: web\nimage: nginx:1.27\nports: ['80:0']\n")?;
+    /// let caps = Capabilities::newest_known();
+    /// let rendered = rules.render(&spec, &SiteConfig::default(), &caps, "shop")?;
     /// assert_eq!(rendered.deployment.metadata.name.as_deref(), Some("dep-web"));
     /// assert_eq!(rendered.services.len(), 1);
     /// # Ok(()) }
@@ -56,9 +61,11 @@ impl Rules {
         &mut self,
         spec: &Spec,
         site: &SiteConfig,
+        capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<Rendered, RenderError> {
-        self.render_from(&Origin::named(&spec.component_name), spec, site, namespace)
+        let origin = Origin::named(&spec.component_name);
+        self.render_from(&origin, spec, site, capabilities, namespace)
     }
 
     /// As [`Rules::render`]; `origin` names the spec in errors.
@@ -67,14 +74,15 @@ impl Rules {
         origin: &Origin,
         spec: &Spec,
         site: &SiteConfig,
+        capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<Rendered, RenderError> {
-        let objects =
-            self.build(spec, site, namespace)?
-                .map_err(|refusal| RenderError::Refused {
-                    spec: origin.clone(),
-                    refusal,
-                })?;
+        let objects = self
+            .build(spec, site, capabilities, namespace)?
+            .map_err(|refusal| RenderError::Refused {
+                spec: origin.clone(),
+                refusal,
+            })?;
         Ok(Rendered::from_objects(
             self.source(),
             self.digest(),
@@ -90,12 +98,13 @@ impl Rules {
         &mut self,
         specs: &[(Origin, Spec)],
         site: &SiteConfig,
+        capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<Vec<Rendered>, RenderError> {
         let mut built_by: HashMap<ObjectRef, &Origin> = HashMap::new();
         let mut all = Vec::with_capacity(specs.len());
         for (origin, spec) in specs {
-            let rendered = self.render_from(origin, spec, site, namespace)?;
+            let rendered = self.render_from(origin, spec, site, capabilities, namespace)?;
             for object in rendered.objects() {
                 match built_by.entry(object.reference()) {
                     Entry::Vacant(slot) => {

@@ -583,7 +583,9 @@ async fn a_fresh_deploy_makes_only_the_create_requests() {
     let spec = berth::spec::load_spec(Path::new(&full_example(&dir, node_port(2)))).expect("spec");
     let site = berth::spec::load_site(&root().join("examples/site.yaml")).expect("site");
     let mut rules = berth::Rules::default_rules(&berth::Options::default()).expect("rules");
-    let rendered = rules.render(&spec, &site, &ns).expect("render");
+    let rendered = rules
+        .render(&spec, &site, &berth::Capabilities::newest_known(), &ns)
+        .expect("render");
     let component = rendered.component.clone();
     cluster
         .deploy(&component, rendered.clone())

@@ -44,6 +44,33 @@ fn components_built_for_0_1_0_render_as_they_did() {
 }
 
 #[test]
+fn the_default_rules_moved_to_0_2_0_and_build_the_same_objects() {
+    let fixtures = repo_root().join("tests/fixtures/rules-0.1.0");
+    let cache = tempfile::tempdir().expect("temp dir");
+    for spec in ["full", "minimal"] {
+        let out = berth_command(env!("CARGO_BIN_EXE_berth"))
+            .env("BERTH_CACHE_DIR", cache.path())
+            .args(["render", "--config", "examples/site.yaml", "--spec"])
+            .arg(format!("examples/{spec}.yaml"))
+            .output()
+            .expect("run berth");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let before = std::fs::read(fixtures.join(format!("{spec}.default.yaml"))).expect("fixture");
+        assert!(
+            out.stdout == before,
+            "{spec}.yaml:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let rules = berth::Rules::default_rules(&berth::Options::default()).expect("default rules");
+    assert_eq!(rules.contract_version(), "0.2.0");
+}
+
+#[test]
 fn a_0_1_0_component_refuses_what_only_0_2_0_carries_naming_key_and_version() {
     let fixtures = repo_root().join("tests/fixtures/rules-0.1.0");
     let rules = fixtures.join("default-rules.wasm");
@@ -102,5 +129,79 @@ fn a_0_1_0_component_refuses_what_only_0_2_0_carries_naming_key_and_version() {
     assert!(
         stderr.contains(": extensions: the site config uses it, but the component"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn the_default_rules_build_the_0_2_0_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "component_name: web\nimage: nginx:1.27\nports: ['8080:0']\n\
+         command: [/bin/server]\nargs: [--port, '8080']\n\
+         liveness: {type: script, script: /opt/live.sh --deep, interval: 20s}\n\
+         readiness: {type: docker, script: /opt/ready.sh -q}\n\
+         env: {MODE: fast, PASSWORD: {secret: db, key: password}, LEVEL: {config_map: cfg, key: level}}\n\
+         volumes: [{config_volume: {name: cfg}, container: {bind: /etc/web}}]\n",
+    )
+    .expect("write spec");
+    let out = berth_command(env!("CARGO_BIN_EXE_berth"))
+        .args(["render", "-o", "json", "--kube-version", "1.20", "--spec"])
+        .arg(&spec)
+        .output()
+        .expect("run berth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let pod = &list["items"][0]["spec"]["template"]["spec"];
+    let main = &pod["containers"][0];
+    assert_eq!(main["command"], serde_json::json!(["/bin/server"]));
+    assert_eq!(main["args"], serde_json::json!(["--port", "8080"]));
+    assert_eq!(
+        main["livenessProbe"]["exec"]["command"],
+        serde_json::json!(["/opt/live.sh", "--deep"])
+    );
+    assert_eq!(main["livenessProbe"]["periodSeconds"], 20);
+    assert_eq!(
+        main["readinessProbe"]["exec"]["command"],
+        serde_json::json!(["/opt/ready.sh", "-q"])
+    );
+    assert_eq!(
+        main["env"],
+        serde_json::json!([
+            {"name": "MODE", "value": "fast"},
+            {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"key": "password", "name": "db"}}},
+            {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"key": "level", "name": "cfg"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        ])
+    );
+    assert_eq!(
+        pod["volumes"][0],
+        serde_json::json!({"name": "volume-0", "configMap": {"defaultMode": 420, "name": "cfg", "optional": true}})
+    );
+    assert_eq!(main["volumeMounts"][0]["readOnly"], true);
+
+    // An extension key the default rules do not use, at the top level: refused by name.
+    std::fs::write(
+        &spec,
+        "component_name: web\nimage: nginx:1.27\nextensions: {acme: {min_available: 2}}\n",
+    )
+    .expect("write spec");
+    let out = berth_command(env!("CARGO_BIN_EXE_berth"))
+        .args(["render", "--spec"])
+        .arg(&spec)
+        .output()
+        .expect("run berth");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "berth: {}: extensions.acme: not used by the default rules\n",
+            spec.display()
+        )
     );
 }

@@ -31,11 +31,11 @@ fn second_load_comes_from_the_cache_and_builds_the_same() {
     let mut second = Rules::default_rules(&options).expect("load");
     assert!(second.from_cache());
     let a = first
-        .build(&spec, &site, "ns")
+        .build(&spec, &site, &berth::Capabilities::newest_known(), "ns")
         .expect("run")
         .expect("objects");
     let b = second
-        .build(&spec, &site, "ns")
+        .build(&spec, &site, &berth::Capabilities::newest_known(), "ns")
         .expect("run")
         .expect("objects");
     assert_eq!(
@@ -60,7 +60,7 @@ fn a_corrupt_cache_entry_is_recompiled() {
     let (spec, site) = spec_and_site();
     assert_eq!(
         rules
-            .build(&spec, &site, "ns")
+            .build(&spec, &site, &berth::Capabilities::newest_known(), "ns")
             .expect("run")
             .expect("objects")
             .len(),
@@ -80,7 +80,7 @@ fn one_instance_serves_many_calls_and_refusals() {
     for _ in 0..3 {
         assert_eq!(
             rules
-                .build(&spec, &site, "ns")
+                .build(&spec, &site, &berth::Capabilities::newest_known(), "ns")
                 .expect("run")
                 .expect("objects")
                 .len(),
@@ -89,14 +89,14 @@ fn one_instance_serves_many_calls_and_refusals() {
     }
     spec.ports.push("bad".into());
     let refusal = rules
-        .build(&spec, &site, "ns")
+        .build(&spec, &site, &berth::Capabilities::newest_known(), "ns")
         .expect("run")
         .expect_err("refused");
     assert_eq!(refusal.field, "ports[3]");
     spec.ports.pop();
     assert_eq!(
         rules
-            .build(&spec, &site, "ns")
+            .build(&spec, &site, &berth::Capabilities::newest_known(), "ns")
             .expect("run")
             .expect("objects")
             .len(),

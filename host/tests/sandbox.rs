@@ -4,7 +4,7 @@
 //!
 //! The components come from `tests/hostile/` (built here with cargo): `berth-hostile-rules`
 //! misbehaves as the spec's `component_name` says, `berth-other-world` implements
-//! `berth:rules@0.2.0`. Times and memory are printed, not asserted: run with
+//! `berth:rules@0.9.0`. Times and memory are printed, not asserted: run with
 //! `cargo test -p berth --test sandbox -- --nocapture` to see them.
 
 use berth_e2e::components;
@@ -52,7 +52,12 @@ fn spec(name: &str) -> Spec {
 /// Build with `rules` and check the objects as `berth render` does.
 fn render(rules: &mut Rules, name: &str) -> Result<Rendered, String> {
     rules
-        .render(&spec(name), &SiteConfig::default(), "team")
+        .render(
+            &spec(name),
+            &SiteConfig::default(),
+            &berth::Capabilities::newest_known(),
+            "team",
+        )
         .map_err(|e| match e {
             berth::RenderError::Refused { refusal, .. } => refusal.to_string(),
             other => other.to_string(),
@@ -74,7 +79,12 @@ fn still_works(rules: &mut Rules) {
 /// A build that must fail in the runtime; returns the error and how long it took.
 fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
     let start = Instant::now();
-    let result = rules.build(&spec(name), &SiteConfig::default(), "team");
+    let result = rules.build(
+        &spec(name),
+        &SiteConfig::default(),
+        &berth::Capabilities::newest_known(),
+        "team",
+    );
     let elapsed = start.elapsed();
     match result {
         Err(err) => (err, elapsed),
@@ -84,7 +94,12 @@ fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
 
 /// A build that succeeds in the runtime but whose objects the host refuses.
 fn refused(rules: &mut Rules, name: &str) -> berth::objects::InvalidObject {
-    match rules.render(&spec(name), &SiteConfig::default(), "team") {
+    match rules.render(
+        &spec(name),
+        &SiteConfig::default(),
+        &berth::Capabilities::newest_known(),
+        "team",
+    ) {
         Err(berth::RenderError::Invalid(invalid)) => invalid,
         other => panic!("{name}: expected the host to refuse the objects, got {other:?}"),
     }
@@ -333,7 +348,12 @@ fn the_sandbox_gives_no_capabilities() {
     let _serial = serial();
     let report = |rules: &mut Rules| -> serde_json::Value {
         let refusal = rules
-            .build(&spec("sandbox"), &SiteConfig::default(), "team")
+            .build(
+                &spec("sandbox"),
+                &SiteConfig::default(),
+                &berth::Capabilities::newest_known(),
+                "team",
+            )
             .expect("runs")
             .expect_err("the report comes back as a refusal");
         assert_eq!(refusal.field, "sandbox");
@@ -373,12 +393,12 @@ fn a_component_for_another_version_is_refused_at_load() {
     let path = components::component("berth-other-world");
     let err = Rules::from_file(&path, &options()).expect_err("refused at load");
     assert!(
-        matches!(&err, RulesError::OtherVersion { found, .. } if found == "0.2.0"),
+        matches!(&err, RulesError::OtherVersion { found, .. } if found == "0.9.0"),
         "{err}"
     );
     assert!(
         err.to_string().ends_with(
-            "berth_other_world.wasm: built for berth:rules@0.2.0; this berth supports berth:rules/rules@0.1.0"
+            "berth_other_world.wasm: built for berth:rules@0.9.0; this berth supports berth:rules/rules@0.1.0, berth:rules/rules@0.2.0"
         ),
         "{err}"
     );
@@ -395,7 +415,7 @@ fn a_component_without_build_is_refused_at_load() {
         .expect_err("refused at load");
     assert_eq!(
         err.to_string(),
-        "rules component empty.wasm: does not export the function `build` (its exports: none); this berth supports berth:rules/rules@0.1.0"
+        "rules component empty.wasm: does not export the function `build` (its exports: none); this berth supports berth:rules/rules@0.1.0, berth:rules/rules@0.2.0"
     );
     // A core module, not a component.
     let err = Rules::from_bytes(source, b"\0asm\x01\0\0\0", &options()).expect_err("refused");
@@ -424,4 +444,58 @@ fn reset_peak_rss() {
 
 fn kib(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / 1024.0)
+}
+
+#[test]
+fn a_0_2_component_starts_from_the_defaults_import() {
+    let _serial = serial();
+    let path = components::component("berth-defaults-caller");
+    let mut rules = Rules::from_file(&path, &options()).expect("a 0.2.0 component loads");
+    assert_eq!(rules.contract_version(), "0.2.0");
+    let mut default = Rules::default_rules(&options()).expect("default rules load");
+    let via = render(&mut rules, "web").expect("renders through the import");
+    let plain = render(&mut default, "web").expect("renders");
+    // The default rules' objects, plus what the caller added.
+    let mut labels = via.deployment.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.remove("via").as_deref(), Some("defaults"));
+    assert_eq!(Some(labels), plain.deployment.metadata.labels);
+    assert_eq!(via.deployment.spec, plain.deployment.spec);
+    assert_eq!(via.services.len(), plain.services.len());
+
+    // A refusal of the nested default rules is the caller's, naming the field.
+    let mut bad = spec("web");
+    bad.ports = vec!["80:".into()];
+    let caps = berth::Capabilities::newest_known();
+    let refusal = rules
+        .build(&bad, &SiteConfig::default(), &caps, "team")
+        .expect("runs")
+        .expect_err("refused");
+    assert_eq!(refusal.field, "ports[0]");
+    // Extensions are the caller's to validate: through the import the default rules leave
+    // them alone, while at the top level they refuse them by name.
+    let mut extended = spec("web");
+    extended
+        .extensions
+        .insert("acme".into(), serde_json::json!({"min_available": 1}));
+    let site = SiteConfig::default();
+    rules
+        .build(&extended, &site, &caps, "team")
+        .expect("runs")
+        .expect("the caller accepts its own extensions");
+    let refusal = default
+        .build(&extended, &site, &caps, "team")
+        .expect("runs")
+        .expect_err("the default rules refuse a key they do not use");
+    assert_eq!(
+        refusal.to_string(),
+        "extensions.acme: not used by the default rules"
+    );
+
+    // The limits hold after a nested call, and the component works again afterwards.
+    let (err, took) = fails(&mut rules, "defaults-loop");
+    eprintln!("loop after a nested build: stopped after {took:?} (deadline 1s)");
+    assert!(matches!(err, RulesError::Deadline { .. }), "{err}");
+    let (err, _) = fails(&mut rules, "defaults-bomb");
+    assert!(matches!(err, RulesError::Memory { .. }), "{err}");
+    render(&mut rules, "web").expect("works again after the failures");
 }

@@ -34,6 +34,7 @@ fn render_with(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
             &spec::Origin::file(Path::new("full.yaml")),
             spec,
             site,
+            &berth::Capabilities::newest_known(),
             "shop",
         )
         .expect("renders")
@@ -141,7 +142,7 @@ fn cost_center_follows_the_team() {
     )
     .expect("spec");
     let refusal = rules
-        .build(&spec, &site, "shop")
+        .build(&spec, &site, &berth::Capabilities::newest_known(), "shop")
         .expect("runs")
         .expect_err("refused");
     assert_eq!(refusal.field, "ports[0]");

@@ -1,6 +1,6 @@
-//! berth's spec records as the guest crate's WIT records (wit-bindgen bindings), to run
-//! the default rules natively on the same input. Shared by the benchmarks and the property
-//! tests, which give only what contract 0.1.0 carries (a literal env, host-path volumes).
+//! berth's spec records as the guest crate's WIT records (wit-bindgen bindings of contract
+//! 0.2.0), to run the default rules natively on the same input. Shared by the benchmarks
+//! and the property tests.
 
 use berth::spec::{self as wit, EnvValue, VolumeSource};
 use berth_rules::types as g;
@@ -16,31 +16,38 @@ pub fn spec(spec: &wit::Spec) -> g::Spec {
         env: spec
             .env
             .iter()
-            .map(|(name, value)| match value {
-                EnvValue::Literal(text) => (name.clone(), text.clone()),
-                other => panic!("env.{name}: {other:?} is not in contract 0.1.0"),
+            .map(|(name, value)| g::EnvVar {
+                name: name.clone(),
+                value: match value {
+                    EnvValue::Literal(text) => g::EnvValue::Literal(text.clone()),
+                    EnvValue::Secret { name, key } => g::EnvValue::Secret(g::KeyRef {
+                        name: name.clone(),
+                        key: key.clone(),
+                    }),
+                    EnvValue::ConfigMap { name, key } => g::EnvValue::ConfigMap(g::KeyRef {
+                        name: name.clone(),
+                        key: key.clone(),
+                    }),
+                },
             })
             .collect(),
         volumes: spec
             .volumes
             .iter()
             .map(|v| g::Volume {
-                host_path: match &v.source {
-                    VolumeSource::HostPath(path) => path.clone(),
-                    other => panic!("{other:?} is not in contract 0.1.0"),
+                source: match &v.source {
+                    VolumeSource::HostPath(path) => g::VolumeSource::HostPath(path.clone()),
+                    VolumeSource::ConfigMap(name) => g::VolumeSource::ConfigMap(name.clone()),
                 },
                 container_path: v.container_path.clone(),
                 mode: v.mode.clone(),
             })
             .collect(),
         labels: spec.labels.clone(),
-        readiness: spec.readiness.as_ref().map(|r| g::Readiness {
-            kind: r.kind.clone(),
-            endpoint: r.endpoint.clone(),
-            script: r.script.clone(),
-            interval: r.interval.clone(),
-            timeout: r.timeout.clone(),
-        }),
+        readiness: spec.readiness.as_ref().map(probe),
+        liveness: spec.liveness.as_ref().map(probe),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
         resources: spec.resources.as_ref().map(|r| g::Resources {
             limits: r.limits.as_ref().map(amounts),
             requests: r.requests.as_ref().map(amounts),
@@ -66,6 +73,25 @@ pub fn spec(spec: &wit::Spec) -> g::Spec {
                 visual_range: m.visual_range.clone(),
             })
             .collect(),
+        extensions: serde_json::to_string(&spec.extensions).unwrap_or_default(),
+    }
+}
+
+fn probe(p: &wit::Probe) -> g::Probe {
+    g::Probe {
+        kind: p.kind.clone(),
+        endpoint: p.endpoint.clone(),
+        script: p.script.clone(),
+        interval: p.interval.clone(),
+        timeout: p.timeout.clone(),
+    }
+}
+
+/// Capabilities as the guest's record.
+pub fn capabilities(c: &berth::Capabilities) -> g::Capabilities {
+    g::Capabilities {
+        kube_version: c.kube_version.clone(),
+        api_versions: c.api_versions.clone(),
     }
 }
 
@@ -92,5 +118,6 @@ pub fn site(site: &wit::SiteConfig) -> g::SiteConfig {
             cert_path: t.cert_path.clone(),
             image: t.image.clone(),
         }),
+        extensions: serde_json::to_string(&site.extensions).unwrap_or_default(),
     }
 }

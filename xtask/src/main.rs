@@ -96,11 +96,12 @@ fn test() -> Result<(), String> {
 
 /// The crates built for wasm32-wasip2, linted on that target as well as natively; the
 /// default rules first.
-const GUEST_PACKAGES: [&str; 4] = [
+const GUEST_PACKAGES: [&str; 5] = [
     "berth-rules",
     "site-rules",
     "berth-hostile-rules",
     "berth-other-world",
+    "berth-defaults-caller",
 ];
 
 /// The local control plane for the length of `xtask test`, stopped on drop (also on error).

@@ -32,6 +32,8 @@ pub enum Command {
     Render {
         #[command(flatten)]
         build: BuildArgs,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t)]
         output: RenderFormat,
@@ -154,6 +156,33 @@ pub struct BuildArgs {
     /// Memory the rules may use: 64Mi, 1Gi, or bytes (1Mi to 4Gi).
     #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = units::rules_memory)]
     pub rules_memory: usize,
+}
+
+/// The cluster `render` builds for (Helm's `--kube-version`, `--api-versions`); `deploy`
+/// asks the cluster itself.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Kubernetes version the rules see, MAJOR.MINOR (default: the newest berth knows).
+    #[arg(long, value_name = "VERSION", value_parser = units::kube_version)]
+    pub kube_version: Option<String>,
+    /// API versions served besides the newest version's built-in ones (group/version,
+    /// comma-separated or repeated), e.g. `policy/v1beta1,cert-manager.io/v1`.
+    #[arg(long, value_name = "GROUP/VERSION", value_delimiter = ',')]
+    pub api_versions: Vec<String>,
+}
+
+impl TargetArgs {
+    /// The capabilities these flags describe.
+    pub fn capabilities(&self) -> berth::Capabilities {
+        let mut caps = berth::Capabilities::newest_known();
+        if let Some(version) = &self.kube_version {
+            caps.kube_version.clone_from(version);
+        }
+        caps.api_versions.extend(self.api_versions.iter().cloned());
+        caps.api_versions.sort();
+        caps.api_versions.dedup();
+        caps
+    }
 }
 
 /// Waiting after a change.

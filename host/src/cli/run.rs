@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use berth::cluster::{Cluster, ClusterError, Connection, ExecLine, Scope};
 use berth::runtime::{Options, Rules};
-use berth::{Rendered, SiteConfig, spec};
+use berth::{Capabilities, Rendered, SiteConfig, spec};
 
 use super::args::{BuildArgs, Cli, Command, Output, RenderFormat, WaitArgs};
 use super::error::CliError;
@@ -20,8 +20,13 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     };
     match cli.command {
         // Rendering needs no cluster and no async runtime.
-        Command::Render { build, output } => render_command(
+        Command::Render {
+            build,
+            target,
+            output,
+        } => render_command(
             &build,
+            &target.capabilities(),
             output,
             connection.namespace.as_deref().unwrap_or("default"),
         ),
@@ -35,26 +40,52 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
 
 fn render_command(
     build: &BuildArgs,
+    capabilities: &Capabilities,
     output: RenderFormat,
     namespace: &str,
 ) -> Result<ExitStatus, CliError> {
     let specs = spec::load_specs(&build.spec)?;
     let (site, mut rules) = site_and_rules(build)?;
-    let rendered = rules.render_all(&specs, &site, namespace)?;
+    let rendered = rules.render_all(&specs, &site, capabilities, namespace)?;
     write_stdout(&berth::render::format(&rendered, output.into())?)?;
     Ok(ExitStatus::Success)
 }
 
-/// Load the rules and inputs named by `args` and build the one component's objects.
-fn build_objects(args: &BuildArgs, namespace: &str) -> Result<Rendered, CliError> {
-    let specs = spec::load_specs(&args.spec)?;
-    let [(origin, spec)] = <[_; 1]>::try_from(specs).map_err(|specs| CliError::NotOne {
-        path: args.spec.clone(),
-        count: specs.len(),
-        command: "deploy",
-    })?;
-    let (site, mut rules) = site_and_rules(args)?;
-    Ok(rules.render_from(&origin, &spec, &site, namespace)?)
+/// The one spec, the site config and the rules `args` name: everything a deploy needs
+/// before it asks the cluster anything.
+struct OneBuild {
+    origin: spec::Origin,
+    spec: berth::Spec,
+    site: SiteConfig,
+    rules: Rules,
+}
+
+impl OneBuild {
+    fn load(args: &BuildArgs) -> Result<Self, CliError> {
+        let specs = spec::load_specs(&args.spec)?;
+        let [(origin, spec)] = <[_; 1]>::try_from(specs).map_err(|specs| CliError::NotOne {
+            path: args.spec.clone(),
+            count: specs.len(),
+            command: "deploy",
+        })?;
+        let (site, rules) = site_and_rules(args)?;
+        Ok(Self {
+            origin,
+            spec,
+            site,
+            rules,
+        })
+    }
+
+    fn render(self, capabilities: &Capabilities, namespace: &str) -> Result<Rendered, CliError> {
+        let Self {
+            origin,
+            spec,
+            site,
+            mut rules,
+        } = self;
+        Ok(rules.render_from(&origin, &spec, &site, capabilities, namespace)?)
+    }
 }
 
 /// The site config and the rules component `args` name.
@@ -76,14 +107,21 @@ fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
 async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus, CliError> {
     let cluster = Cluster::connect(connection).await?;
     match command {
-        Command::Render { build, output } => render_command(&build, output, cluster.namespace()),
+        Command::Render {
+            build,
+            target,
+            output,
+        } => render_command(&build, &target.capabilities(), output, cluster.namespace()),
         Command::Deploy {
             build,
             wait,
             output,
         } => {
             // Parse and render before touching the cluster: bad input changes nothing.
-            let rendered = build_objects(&build, cluster.namespace())?;
+            let one = OneBuild::load(&build)?;
+            // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
+            let capabilities = cluster.capabilities().await?;
+            let rendered = one.render(&capabilities, cluster.namespace())?;
             let component = rendered.component.clone();
             let deployed = cluster.deploy(&component, rendered).await?;
             write_stdout(&report::deploy(&deployed, output))?;

@@ -44,6 +44,19 @@ pub fn rules_memory(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is out of range: from 1Mi to 4Gi"))
 }
 
+/// A Kubernetes version, `MAJOR.MINOR` (`1.20`; a leading `v` and a patch are dropped).
+pub fn kube_version(text: &str) -> Result<String, String> {
+    let t = text.strip_prefix('v').unwrap_or(text);
+    let mut parts = t.split('.');
+    match (
+        parts.next().and_then(number::<u32>),
+        parts.next().and_then(number::<u32>),
+    ) {
+        (Some(major), Some(minor)) if parts.count() <= 1 => Ok(format!("{major}.{minor}")),
+        _ => Err(format!("{text:?} is not a Kubernetes version like 1.20")),
+    }
+}
+
 /// Plain decimal digits only: no sign, no spaces, no underscores, no fraction.
 fn number<T: std::str::FromStr>(digits: &str) -> Option<T> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -99,6 +112,15 @@ mod tests {
                 .unwrap_err()
                 .contains("is not a duration")
         );
+    }
+
+    #[test]
+    fn kube_versions() {
+        assert_eq!(kube_version("1.20"), Ok("1.20".into()));
+        assert_eq!(kube_version("v1.33.2"), Ok("1.33".into()));
+        for bad in ["", "1", "1.x", "one.two", "1.20.3.4"] {
+            assert!(kube_version(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
+
+use bindings::{v0_1, v0_2};
 
 pub use error::RulesError;
 pub use limits::{LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY};
@@ -21,6 +23,7 @@ pub use sandbox::MemoryExceeded;
 use sandbox::Sandbox;
 pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds};
 
+use crate::capabilities::Capabilities;
 use crate::spec::{SiteConfig, Spec};
 
 /// The default rules, built from `guest/` and embedded in the binary.
@@ -123,10 +126,22 @@ pub struct RawObject {
 pub struct Rules {
     source: Source,
     limits: Limits,
-    pre: bindings::RulesPre<Sandbox>,
-    live: Option<(Store<Sandbox>, bindings::Rules)>,
+    bound: Bound,
     digest: String,
     from_cache: bool,
+}
+
+/// The component bound to the world of its contract version, and its live instance.
+enum Bound {
+    V0_1 {
+        pre: v0_1::RulesPre<Sandbox>,
+        live: Option<(Store<Sandbox>, v0_1::Rules)>,
+    },
+    V0_2 {
+        pre: v0_2::RulesPre<Sandbox>,
+        live: Option<(Store<Sandbox>, v0_2::Rules)>,
+        defaults: Arc<v0_2::DefaultsServer>,
+    },
 }
 
 impl std::fmt::Debug for Rules {
@@ -135,6 +150,7 @@ impl std::fmt::Debug for Rules {
             .field("source", &self.source)
             .field("limits", &self.limits)
             .field("digest", &self.digest)
+            .field("contract", &self.contract_version())
             .field("from_cache", &self.from_cache)
             .finish_non_exhaustive()
     }
@@ -180,7 +196,7 @@ impl Rules {
                     source: source_err,
                 },
             )?;
-        world::check(&engine, &component).map_err(|mismatch| match mismatch {
+        let version = world::check(&engine, &component).map_err(|mismatch| match mismatch {
             world::Mismatch::Version(found) => RulesError::OtherVersion {
                 source_name: source.clone(),
                 found,
@@ -190,26 +206,40 @@ impl Rules {
                 exports,
             },
         })?;
-        let mut linker = Linker::new(&engine);
-        sandbox::add_to_linker(&mut linker).map_err(RulesError::Engine)?;
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| RulesError::Imports {
-                source_name: source.clone(),
-                source: e,
-            })?;
-        let pre = bindings::RulesPre::new(instance_pre).map_err(|e| RulesError::World {
+        let world_error = |e| RulesError::World {
             source_name: source.clone(),
             source: e,
-        })?;
+        };
+        let bound = if version == "0.1.0" {
+            let instance_pre = link(&engine, &component, &source, false)?;
+            Bound::V0_1 {
+                pre: v0_1::RulesPre::new(instance_pre).map_err(world_error)?,
+                live: None,
+            }
+        } else {
+            let defaults = defaults_server(&engine, options)?;
+            let instance_pre = link(&engine, &component, &source, true)?;
+            Bound::V0_2 {
+                pre: v0_2::RulesPre::new(instance_pre).map_err(world_error)?,
+                live: None,
+                defaults,
+            }
+        };
         Ok(Self {
             source,
             limits: options.limits,
-            pre,
-            live: None,
+            bound,
             digest: digest.to_owned(),
             from_cache,
         })
+    }
+
+    /// The version of `berth:rules` the component was built for (`0.1.0`, `0.2.0`).
+    pub fn contract_version(&self) -> &'static str {
+        match self.bound {
+            Bound::V0_1 { .. } => "0.1.0",
+            Bound::V0_2 { .. } => "0.2.0",
+        }
     }
 
     /// Where these rules came from.
@@ -232,127 +262,261 @@ impl Rules {
         self.limits
     }
 
-    /// Run the rules' `build` for `spec` in `namespace`: the objects as returned, or the
-    /// rules' refusal. Use [`Rules::render`] for objects berth has checked.
+    /// Run the rules' `build` for `spec` in `namespace` of a cluster that serves
+    /// `capabilities`: the objects as returned, or the rules' refusal. Use
+    /// [`Rules::render`] for objects berth has checked.
     pub fn build(
         &mut self,
         spec: &Spec,
         site: &SiteConfig,
+        capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<BuildResult, RulesError> {
-        let spec = match bindings::spec(spec) {
-            Ok(spec) => spec,
-            Err(field) => return Ok(Err(self.beyond_contract(field, "the spec"))),
-        };
-        let site = match bindings::site(site) {
-            Ok(site) => site,
-            Err(field) => return Ok(Err(self.beyond_contract(field, "the site config"))),
-        };
-        let (mut store, rules) = match self.live.take() {
-            Some(live) => live,
-            None => self.instantiate()?,
-        };
-        store.set_epoch_deadline(ticks(self.limits.deadline));
-        let stderr_before = store.data().stderr_len();
-        match rules.call_build(&mut store, &spec, &site, namespace) {
-            Ok(result) => {
-                self.live = Some((store, rules));
-                let objects: Vec<RawObject> = match result {
-                    Ok(objects) => objects
-                        .into_iter()
-                        .map(|o| RawObject {
-                            api_version: o.api_version,
-                            kind: o.kind,
-                            name: o.name,
-                            json: o.json,
-                        })
-                        .collect(),
-                    Err(e) => {
-                        return Ok(Err(Refusal {
-                            field: e.field,
-                            message: e.message,
-                        }));
+        let limits = self.limits;
+        let called = match &mut self.bound {
+            Bound::V0_1 { pre, live } => {
+                let spec = match v0_1::spec(spec) {
+                    Ok(spec) => spec,
+                    Err(field) => return Ok(Err(beyond_contract(&self.source, field, "the spec"))),
+                };
+                let site = match v0_1::site(site) {
+                    Ok(site) => site,
+                    Err(field) => {
+                        return Ok(Err(beyond_contract(&self.source, field, "the site config")));
                     }
                 };
-                let size: usize = objects.iter().map(|o| o.json.len()).sum();
-                if size > self.limits.output {
-                    return Err(RulesError::OutputTooLarge {
-                        source_name: self.source.clone(),
-                        size,
-                        limit: self.limits.output,
-                    });
+                let (mut store, rules) = match live.take() {
+                    Some(live) => live,
+                    None => {
+                        let mut store = new_store(pre.engine(), &limits, None);
+                        let rules = pre
+                            .instantiate(&mut store)
+                            .map_err(|err| instantiate_error(&self.source, &limits, err, &store))?;
+                        (store, rules)
+                    }
+                };
+                arm(&mut store, &limits);
+                let before = store.data().stderr_len();
+                match rules.call_build(&mut store, &spec, &site, namespace) {
+                    Ok(result) => {
+                        *live = Some((store, rules));
+                        Ok(result
+                            .map(|objects| objects.into_iter().map(RawObject::from).collect())
+                            .map(|o| (o, ()))
+                            .map_err(|e| Refusal {
+                                field: e.field,
+                                message: e.message,
+                            }))
+                    }
+                    Err(err) => Err((err, store.data().stderr_since(before))),
                 }
-                Ok(Ok(objects))
             }
-            // The instance is dropped here: after a trap its state is not to be trusted.
-            Err(err) => {
-                let stderr = store.data().stderr_since(stderr_before);
-                Err(self.failure(err, stderr))
-            }
-        }
-    }
-
-    /// The refusal of a key this component's contract version has no place for.
-    fn beyond_contract(&self, field: String, whose: &str) -> Refusal {
-        Refusal {
-            message: format!(
-                "{whose} uses it, but the component ({}) is built for {PACKAGE}@0.1.0, which has no place for it (it needs {PACKAGE}@0.2.0)",
-                self.source
-            ),
-            field,
-        }
-    }
-
-    /// The error for a call that did not return: which limit stopped it, or the trap.
-    fn failure(&self, err: wasmtime::Error, stderr: String) -> RulesError {
-        let source_name = self.source.clone();
-        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            RulesError::Deadline {
-                source_name,
-                deadline: self.limits.deadline,
-            }
-        } else if let Some(exceeded) = err.downcast_ref::<MemoryExceeded>() {
-            RulesError::Memory {
-                source_name,
-                limit: self.limits.memory,
-                source: *exceeded,
-            }
-        } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            RulesError::Exit {
-                source_name,
-                code: exit.0,
-            }
-        } else {
-            RulesError::Trap {
-                source_name,
-                stderr,
-                trap: err,
-            }
-        }
-    }
-
-    fn instantiate(&self) -> Result<(Store<Sandbox>, bindings::Rules), RulesError> {
-        let mut store = Store::new(self.pre.engine(), Sandbox::new(self.limits.memory));
-        store.limiter(|sandbox| sandbox.limiter());
-        store.set_epoch_deadline(ticks(self.limits.deadline));
-        let rules = match self.pre.instantiate(&mut store) {
-            Ok(rules) => rules,
-            Err(err) => {
-                let stderr = store.data().stderr_since(0);
-                return Err(match self.failure(err, stderr) {
-                    RulesError::Trap { trap, .. } => RulesError::Instantiate {
-                        source_name: self.source.clone(),
-                        source: trap,
-                    },
-                    limit => limit,
-                });
+            Bound::V0_2 {
+                pre,
+                live,
+                defaults,
+            } => {
+                let (spec, site) = (v0_2::spec(spec), v0_2::site(site));
+                let capabilities = v0_2::capabilities(capabilities);
+                let (mut store, rules) = match live.take() {
+                    Some(live) => live,
+                    None => {
+                        let mut store = new_store(pre.engine(), &limits, Some(defaults));
+                        let rules = pre
+                            .instantiate(&mut store)
+                            .map_err(|err| instantiate_error(&self.source, &limits, err, &store))?;
+                        (store, rules)
+                    }
+                };
+                arm(&mut store, &limits);
+                let before = store.data().stderr_len();
+                match rules.call_build(&mut store, &spec, &site, &capabilities, namespace) {
+                    Ok(result) => {
+                        *live = Some((store, rules));
+                        Ok(result
+                            .map(|objects| objects.into_iter().map(RawObject::from).collect())
+                            .map(|o| (o, ()))
+                            .map_err(|e| Refusal {
+                                field: e.field,
+                                message: e.message,
+                            }))
+                    }
+                    Err(err) => Err((err, store.data().stderr_since(before))),
+                }
             }
         };
-        Ok((store, rules))
+        // The instance is dropped on a trap: after one its state is not to be trusted.
+        let objects: Vec<RawObject> = match called {
+            Ok(Ok((objects, ()))) => objects,
+            Ok(Err(refusal)) => return Ok(Err(refusal)),
+            Err((err, stderr)) => return Err(failure(&self.source, &limits, err, stderr)),
+        };
+        let size: usize = objects.iter().map(|o| o.json.len()).sum();
+        if size > limits.output {
+            return Err(RulesError::OutputTooLarge {
+                source_name: self.source.clone(),
+                size,
+                limit: limits.output,
+            });
+        }
+        Ok(Ok(objects))
     }
 }
 
-fn ticks(deadline: Duration) -> u64 {
+impl From<v0_1::K8sObject> for RawObject {
+    fn from(o: v0_1::K8sObject) -> Self {
+        RawObject {
+            api_version: o.api_version,
+            kind: o.kind,
+            name: o.name,
+            json: o.json,
+        }
+    }
+}
+
+impl From<v0_2::K8sObject> for RawObject {
+    fn from(o: v0_2::K8sObject) -> Self {
+        RawObject {
+            api_version: o.api_version,
+            kind: o.kind,
+            name: o.name,
+            json: o.json,
+        }
+    }
+}
+
+/// A store for one instance: the sandbox, its memory cap, and the default rules for a
+/// contract 0.2 component's `defaults` import.
+fn new_store(
+    engine: &Engine,
+    limits: &Limits,
+    defaults: Option<&Arc<v0_2::DefaultsServer>>,
+) -> Store<Sandbox> {
+    let mut sandbox = Sandbox::new(limits.memory);
+    if let Some(server) = defaults {
+        v0_2::serve(&mut sandbox, server);
+    }
+    let mut store = Store::new(engine, sandbox);
+    store.limiter(|sandbox| sandbox.limiter());
+    arm(&mut store, limits);
+    store
+}
+
+/// Start the deadline of one call (instantiating counts as one).
+fn arm(store: &mut Store<Sandbox>, limits: &Limits) {
+    store.set_epoch_deadline(ticks(limits.deadline));
+    store.data_mut().deadline = Some(std::time::Instant::now() + limits.deadline);
+}
+
+/// A component linked into the sandbox (and, for contract 0.2, the `defaults` import).
+fn link(
+    engine: &Engine,
+    component: &Component,
+    source: &Source,
+    with_defaults: bool,
+) -> Result<wasmtime::component::InstancePre<Sandbox>, RulesError> {
+    let mut linker = Linker::new(engine);
+    sandbox::add_to_linker(&mut linker).map_err(RulesError::Engine)?;
+    if with_defaults {
+        v0_2::add_to_linker(&mut linker).map_err(RulesError::Engine)?;
+    }
+    linker
+        .instantiate_pre(component)
+        .map_err(|e| RulesError::Imports {
+            source_name: source.clone(),
+            source: e,
+        })
+}
+
+/// The embedded default rules, compiled and linked once per process, to serve the
+/// `defaults` import of contract 0.2 components.
+fn defaults_server(
+    engine: &Engine,
+    options: &Options,
+) -> Result<Arc<v0_2::DefaultsServer>, RulesError> {
+    static SERVER: Mutex<Option<Arc<v0_2::DefaultsServer>>> = Mutex::new(None);
+    let mut slot = SERVER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(server) = slot.as_ref() {
+        return Ok(server.clone());
+    }
+    let (component, _) = cache::load(
+        engine,
+        DEFAULT_RULES,
+        DEFAULT_RULES_SHA256,
+        options.cache_dir.as_deref(),
+    )
+    .map_err(|source| RulesError::Compile {
+        source_name: Source::Default,
+        source,
+    })?;
+    let instance_pre = link(engine, &component, &Source::Default, true)?;
+    let pre = v0_2::DefaultRulesPre::new(instance_pre).map_err(|source| RulesError::World {
+        source_name: Source::Default,
+        source,
+    })?;
+    let server = Arc::new(v0_2::DefaultsServer::new(pre));
+    *slot = Some(server.clone());
+    Ok(server)
+}
+
+/// The refusal of a key a contract 0.1.0 component has no place for.
+fn beyond_contract(source: &Source, field: String, whose: &str) -> Refusal {
+    Refusal {
+        message: format!(
+            "{whose} uses it, but the component ({source}) is built for {PACKAGE}@0.1.0, which has no place for it (it needs {PACKAGE}@0.2.0)"
+        ),
+        field,
+    }
+}
+
+/// The error for a call that did not return: which limit stopped it, or the trap.
+fn failure(source: &Source, limits: &Limits, err: wasmtime::Error, stderr: String) -> RulesError {
+    let source_name = source.clone();
+    if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        RulesError::Deadline {
+            source_name,
+            deadline: limits.deadline,
+        }
+    } else if let Some(exceeded) = err.downcast_ref::<MemoryExceeded>() {
+        RulesError::Memory {
+            source_name,
+            limit: limits.memory,
+            source: *exceeded,
+        }
+    } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        RulesError::Exit {
+            source_name,
+            code: exit.0,
+        }
+    } else {
+        RulesError::Trap {
+            source_name,
+            stderr,
+            trap: err,
+        }
+    }
+}
+
+/// The error for an instantiation that failed: a limit, or a trap in a start function.
+fn instantiate_error(
+    source: &Source,
+    limits: &Limits,
+    err: wasmtime::Error,
+    store: &Store<Sandbox>,
+) -> RulesError {
+    match failure(source, limits, err, store.data().stderr_since(0)) {
+        RulesError::Trap { trap, .. } => RulesError::Instantiate {
+            source_name: source.clone(),
+            source: trap,
+        },
+        limit => limit,
+    }
+}
+
+/// Epoch ticks for `deadline` (at least one, plus the tick in progress).
+pub(crate) fn ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1
 }
 

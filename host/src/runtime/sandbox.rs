@@ -33,6 +33,10 @@ pub struct Sandbox {
     table: ResourceTable,
     memory: MemoryCap,
     stderr: MemoryOutputPipe,
+    /// When the running call must end (a nested `defaults` call gets what is left).
+    pub deadline: Option<std::time::Instant>,
+    /// The default rules, served to a contract 0.2 component's `defaults` import.
+    pub defaults: Option<std::sync::Arc<super::bindings::v0_2::DefaultsServer>>,
 }
 
 impl Sandbox {
@@ -63,7 +67,14 @@ impl Sandbox {
                 used: 0,
             },
             stderr,
+            deadline: None,
+            defaults: None,
         }
+    }
+
+    /// Linear memory the component may still grow by.
+    pub fn memory_left(&self) -> usize {
+        self.memory.limit.saturating_sub(self.memory.used)
     }
 
     /// The limiter the store consults when memories or tables grow.

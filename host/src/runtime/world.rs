@@ -9,7 +9,7 @@ use wasmtime::component::types::ComponentItem;
 /// The package of the contract.
 pub const PACKAGE: &str = "berth:rules";
 /// The versions of the package this berth runs.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 /// The function a rules component exports.
 pub const EXPORT: &str = "build";
 
@@ -31,24 +31,29 @@ pub fn supported_worlds() -> String {
         .join(", ")
 }
 
-/// Check the names and kinds of the component's imports and exports. Types are checked
-/// afterwards, when the bindings look up `build`.
-pub fn check(engine: &Engine, component: &Component) -> Result<(), Mismatch> {
+/// Check the names and kinds of the component's imports and exports, and tell which
+/// supported version of the contract it was built for (0.1.0 when it names none). Types
+/// are checked afterwards, when the bindings look up `build`.
+pub fn check(engine: &Engine, component: &Component) -> Result<&'static str, Mismatch> {
     let ty = component.component_type();
     // The version first: a component for another version may well export `build` too,
     // and "wrong version" is the more useful thing to hear.
     let names = ty.imports(engine).chain(ty.exports(engine));
+    let mut found = None;
     for (name, _) in names {
-        if let Some(version) = package_version(name)
-            && !SUPPORTED_VERSIONS.contains(&version)
-        {
-            return Err(Mismatch::Version(version.to_owned()));
+        if let Some(version) = package_version(name) {
+            match SUPPORTED_VERSIONS.iter().find(|v| **v == version) {
+                Some(supported) if found.is_none_or(|f| f == *supported) => {
+                    found = Some(*supported);
+                }
+                _ => return Err(Mismatch::Version(version.to_owned())),
+            }
         }
     }
     let mut exports = Vec::new();
     for (name, item) in ty.exports(engine) {
         if name == EXPORT && matches!(item.ty, ComponentItem::ComponentFunc(_)) {
-            return Ok(());
+            return Ok(found.unwrap_or(SUPPORTED_VERSIONS[0]));
         }
         exports.push(format!("{} `{name}`", kind(&item.ty)));
     }

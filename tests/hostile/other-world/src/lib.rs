@@ -1,4 +1,4 @@
-//! A rules component for `berth:rules@0.2.0`, a version this berth does not support: its
+//! A rules component for `berth:rules@0.9.0`, a version this berth does not support: its
 //! `build` takes other records, so the host must refuse it at load.
 
 // The generated export takes the flattened record as separate arguments.
@@ -6,7 +6,7 @@
 mod bindings {
     wit_bindgen::generate!({
         inline: r#"
-            package berth:rules@0.2.0;
+            package berth:rules@0.9.0;
 
             interface types {
                 record spec {

@@ -1,5 +1,14 @@
-// berth's spec records as the contract's (berth:rules@0.1.0) WIT records. Included by
-// `bindings.rs` and by the render benchmark's raw bindings, with `wit` and `spec` in scope.
+//! The binding site of the host for `berth:rules@0.1.0`: the generated types stay in
+//! here; berth's own records are converted at the call.
+
+wasmtime::component::bindgen!({
+    path: "../wit/berth-rules@0.1.0",
+    world: "rules",
+});
+
+use self::berth::rules::types as wit;
+use crate::spec;
+
 // What 0.1.0 cannot carry is refused, by the path of the field that holds it.
 
 /// A spec as the contract's record, or the path of the first field 0.1.0 has no place for.

@@ -1,0 +1,97 @@
+//! The binding site of the host for `berth:rules@0.2.0`: the world `rules` (whose
+//! `defaults` import berth serves from its embedded default rules) and the world
+//! `default-rules` (those default rules, serving it). The generated types stay in here;
+//! berth's own records are converted at the call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::super::sandbox::Sandbox;
+use crate::capabilities::Capabilities;
+use crate::spec;
+
+mod rules_world {
+    wasmtime::component::bindgen!({
+        path: "../wit/berth-rules@0.2.0",
+        world: "rules",
+        // A nested build that runs out of time or memory stops the caller too.
+        imports: { default: trappable },
+    });
+}
+
+mod default_world {
+    wasmtime::component::bindgen!({
+        path: "../wit/berth-rules@0.2.0",
+        world: "default-rules",
+        with: { "berth:rules/types@0.2.0": super::rules_world::berth::rules::types },
+    });
+}
+
+use rules_world::berth::rules::types as wit;
+
+pub use default_world::DefaultRulesPre;
+pub use rules_world::{Rules, RulesPre};
+pub use wit::K8sObject;
+
+/// The embedded default rules, ready to run for a component's `defaults` import.
+pub struct DefaultsServer {
+    pre: DefaultRulesPre<Sandbox>,
+}
+
+impl DefaultsServer {
+    /// Serve `defaults` from the component behind `pre`.
+    pub fn new(pre: DefaultRulesPre<Sandbox>) -> Self {
+        Self { pre }
+    }
+}
+
+/// Link the `defaults` import (WASI is linked by the sandbox).
+pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    rules_world::berth::rules::defaults::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s)
+}
+
+impl rules_world::berth::rules::defaults::Host for Sandbox {
+    /// The default rules' objects, built in a store of their own that gets what is left of
+    /// the caller's deadline and memory.
+    fn build(
+        &mut self,
+        spec: wit::Spec,
+        site: wit::SiteConfig,
+        capabilities: wit::Capabilities,
+        namespace: String,
+    ) -> wasmtime::Result<Result<Vec<wit::K8sObject>, wit::SpecError>> {
+        let Some(server) = self.defaults.clone() else {
+            return Err(wasmtime::Error::msg(
+                "the default rules called their own `defaults` import",
+            ));
+        };
+        let remaining = self.deadline.map_or(std::time::Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        let mut nested = Sandbox::new(self.memory_left());
+        nested.deadline = self.deadline;
+        let mut store = Store::new(server.pre.engine(), nested);
+        store.limiter(|sandbox| sandbox.limiter());
+        store.set_epoch_deadline(super::super::ticks(remaining));
+        let instance = server.pre.instantiate(&mut store)?;
+        instance.berth_rules_defaults().call_build(
+            &mut store,
+            &spec,
+            &site,
+            &capabilities,
+            &namespace,
+        )
+    }
+}
+
+/// Hand the embedded default rules to a sandbox, for its component's `defaults` import.
+pub fn serve(sandbox: &mut Sandbox, server: &Arc<DefaultsServer>) {
+    sandbox.defaults = Some(server.clone());
+}
+
+// The conversion is shared, as text, with the render benchmark's raw bindings of the
+// same world: it is written against `wit`, `spec` and `Capabilities` in scope.
+include!("records_v0_2.in.rs");

@@ -6,7 +6,7 @@ use std::time::Duration;
 use berth_e2e::{Check, LIMITED_NAMESPACE, cluster, unique_name, wait_for};
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
-    core::v1::{ConfigMap, Namespace, Pod},
+    core::v1::{Namespace, Pod, Secret},
 };
 use kube::{
     Api, ResourceExt as _,
@@ -346,10 +346,10 @@ async fn limited_user_is_confined_to_its_namespace() {
         "namespaces",
     );
     forbidden(
-        Api::<ConfigMap>::namespaced(limited, LIMITED_NAMESPACE)
+        Api::<Secret>::namespaced(limited, LIMITED_NAMESPACE)
             .list(&ListParams::default())
             .await
             .map(|_| ()),
-        "configmaps in its own namespace (not granted)",
+        "secrets in its own namespace (not granted)",
     );
 }

@@ -147,6 +147,17 @@ async fn leftovers(client: &kube::Client, ns: &str) -> Vec<String> {
     found
 }
 
+/// Wait until nothing of berth's is left in `ns` (foreground deletion takes pods first).
+async fn all_gone(client: &kube::Client, ns: &str) {
+    wait_for("everything deleted", WAIT, || async {
+        match leftovers(client, ns).await {
+            left if left.is_empty() => Check::Done(()),
+            left => Check::Pending(left.join(", ")),
+        }
+    })
+    .await;
+}
+
 /// Node ports for one test; distinct across tests and, very likely, across runs on a
 /// reused cluster (node ports are cluster-wide).
 fn node_port(slot: u16) -> u16 {
@@ -377,13 +388,7 @@ async fn full_example_lifecycle() {
         &["undeploy", "inventory", "--wait", "--timeout", "60s"],
     ));
     assert!(out.contains("Deployment/dep-inventory deleted"), "{out}");
-    wait_for("everything deleted", WAIT, || async {
-        match leftovers(&client, &ns).await {
-            left if left.is_empty() => Check::Done(()),
-            left => Check::Pending(left.join(", ")),
-        }
-    })
-    .await;
+    all_gone(&client, &ns).await;
     let err = failed(&berth(&ns, &["undeploy", "inventory"]));
     assert!(
         err.contains(&format!(
@@ -710,13 +715,7 @@ async fn site_rules_work_end_to_end_because_objects_are_found_by_ownership_label
         out.contains("Service/acme-shop deleted") && out.contains("Deployment/acme-shop deleted"),
         "{out}"
     );
-    wait_for("everything deleted", WAIT, || async {
-        match leftovers(&client, &ns).await {
-            left if left.is_empty() => Check::Done(()),
-            left => Check::Pending(left.join(", ")),
-        }
-    })
-    .await;
+    all_gone(&client, &ns).await;
     drop_namespace(&client, &ns).await;
 }
 
@@ -870,13 +869,7 @@ async fn the_inventory_is_an_applyset_that_prunes_adopts_and_survives_its_parent
     ));
     assert!(out.contains("Deployment/dep-inventory deleted"), "{out}");
     assert!(!out.contains("ConfigMap"), "{out}");
-    wait_for("everything deleted", WAIT, || async {
-        match leftovers(&client, &ns).await {
-            left if left.is_empty() => Check::Done(()),
-            left => Check::Pending(left.join(", ")),
-        }
-    })
-    .await;
+    all_gone(&client, &ns).await;
     drop_namespace(&client, &ns).await;
 }
 

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::inventory::{PART_OF_LABEL, applyset_id, delete_exactly, group_kind};
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION,
-    RULES_DIGEST_ANNOTATION, name_of, owned_by,
+    RULES_DIGEST_ANNOTATION, name_of,
 };
 use crate::objects::{ObjectRef, Rendered};
 
@@ -169,15 +169,7 @@ impl Cluster {
                 report.actions.push((object, Action::Deleted));
             }
         }
-        let deployments = self
-            .deployments()
-            .list(&owned_by(component))
-            .await
-            .map_err(ClusterError::api(format!(
-                "cannot list Deployments in namespace {}",
-                self.namespace
-            )))?;
-        for stale in deployments.items {
+        for stale in self.find_deployments(component).await? {
             let name = name_of(&stale.metadata);
             if name != report.deployment {
                 let object = reference(&stale);
@@ -278,15 +270,7 @@ impl Cluster {
     /// first), found by its ownership labels whether or not its inventory is still there,
     /// then the inventory's parent. Nothing found is an error.
     pub async fn undeploy(&self, component: &str) -> Result<UndeployReport, ClusterError> {
-        let deployments = self
-            .deployments()
-            .list(&owned_by(component))
-            .await
-            .map_err(ClusterError::api(format!(
-                "cannot list Deployments in namespace {}",
-                self.namespace
-            )))?
-            .items;
+        let deployments = self.find_deployments(component).await?;
         let services = self.find_services(component).await?;
         let mut deleted = Vec::new();
         for service in services {

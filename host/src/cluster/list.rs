@@ -6,7 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use super::rollout::REVISION_ANNOTATION;
+use super::rollout::{REVISION_ANNOTATION, images_of};
 use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
 use super::{RULES_DIGEST_ANNOTATION, name_of};
 
@@ -99,13 +99,7 @@ fn summary(d: &Deployment, now: Timestamp) -> ComponentSummary {
             .and_then(|s| s.ready_replicas)
             .unwrap_or(0),
         desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-        images: d
-            .spec
-            .iter()
-            .flat_map(|s| s.template.spec.iter())
-            .flat_map(|p| p.containers.iter())
-            .filter_map(|c| c.image.clone())
-            .collect(),
+        images: images_of(d),
         revision: annotation(REVISION_ANNOTATION),
         rules_digest: annotation(RULES_DIGEST_ANNOTATION),
         created: created.map(|t| t.to_string()),

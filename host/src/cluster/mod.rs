@@ -116,15 +116,7 @@ impl Cluster {
 
     /// The Deployment of `component`, found by berth's ownership labels.
     pub async fn find_deployment(&self, component: &str) -> Result<Deployment, ClusterError> {
-        let mut found = self
-            .deployments()
-            .list(&owned_by(component))
-            .await
-            .map_err(ClusterError::api(format!(
-                "cannot list Deployments in namespace {}",
-                self.namespace
-            )))?
-            .items;
+        let mut found = self.find_deployments(component).await?;
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(ClusterError::NotFound {
@@ -137,6 +129,20 @@ impl Cluster {
                 count: n,
             }),
         }
+    }
+
+    /// Every Deployment carrying `component`'s ownership labels (one, unless rules renamed
+    /// it and the old one awaits pruning).
+    async fn find_deployments(&self, component: &str) -> Result<Vec<Deployment>, ClusterError> {
+        Ok(self
+            .deployments()
+            .list(&owned_by(component))
+            .await
+            .map_err(ClusterError::api(format!(
+                "cannot list Deployments in namespace {}",
+                self.namespace
+            )))?
+            .items)
     }
 
     /// The Services of `component`, found by berth's ownership labels.

@@ -122,13 +122,7 @@ fn status_of(namespace: &str, d: &Deployment) -> Status {
         updated,
         ready: s.ready_replicas.unwrap_or(0),
         available,
-        images: d
-            .spec
-            .iter()
-            .flat_map(|s| s.template.spec.iter())
-            .flat_map(|p| p.containers.iter())
-            .filter_map(|c| c.image.clone())
-            .collect(),
+        images: images_of(d),
         revision: d
             .metadata
             .annotations
@@ -137,6 +131,16 @@ fn status_of(namespace: &str, d: &Deployment) -> Status {
         is_available: observed && available == desired && updated == desired,
         rollout: rollout_state(d),
     }
+}
+
+/// Images of the pod template's containers, in order.
+pub(super) fn images_of(d: &Deployment) -> Vec<String> {
+    d.spec
+        .iter()
+        .flat_map(|s| s.template.spec.iter())
+        .flat_map(|p| p.containers.iter())
+        .filter_map(|c| c.image.clone())
+        .collect()
 }
 
 impl Cluster {

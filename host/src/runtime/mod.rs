@@ -273,43 +273,35 @@ impl Rules {
         namespace: &str,
     ) -> Result<BuildResult, RulesError> {
         let limits = self.limits;
+        let source = &self.source;
         let called = match &mut self.bound {
             Bound::V0_1 { pre, live } => {
                 let spec = match v0_1::spec(spec) {
                     Ok(spec) => spec,
-                    Err(field) => return Ok(Err(beyond_contract(&self.source, field, "the spec"))),
+                    Err(field) => return Ok(Err(beyond_contract(source, field, "the spec"))),
                 };
                 let site = match v0_1::site(site) {
                     Ok(site) => site,
                     Err(field) => {
-                        return Ok(Err(beyond_contract(&self.source, field, "the site config")));
+                        return Ok(Err(beyond_contract(source, field, "the site config")));
                     }
                 };
-                let (mut store, rules) = match live.take() {
-                    Some(live) => live,
-                    None => {
-                        let mut store = new_store(pre.engine(), &limits, None);
-                        let rules = pre
-                            .instantiate(&mut store)
-                            .map_err(|err| instantiate_error(&self.source, &limits, err, &store))?;
-                        (store, rules)
-                    }
+                let new = || {
+                    let mut store = new_store(pre.engine(), &limits, None);
+                    let rules = pre
+                        .instantiate(&mut store)
+                        .map_err(|err| instantiate_error(source, &limits, err, &store))?;
+                    Ok((store, rules))
                 };
-                arm(&mut store, &limits);
-                let before = store.data().stderr_len();
-                match rules.call_build(&mut store, &spec, &site, namespace) {
-                    Ok(result) => {
-                        *live = Some((store, rules));
-                        Ok(result
-                            .map(|objects| objects.into_iter().map(RawObject::from).collect())
-                            .map(|o| (o, ()))
-                            .map_err(|e| Refusal {
-                                field: e.field,
-                                message: e.message,
-                            }))
-                    }
-                    Err(err) => Err((err, store.data().stderr_since(before))),
-                }
+                call(live, new, &limits, |rules, store| {
+                    let result = rules.call_build(store, &spec, &site, namespace)?;
+                    Ok(result
+                        .map(|objects| objects.into_iter().map(RawObject::from).collect())
+                        .map_err(|e| Refusal {
+                            field: e.field,
+                            message: e.message,
+                        }))
+                })?
             }
             Bound::V0_2 {
                 pre,
@@ -318,36 +310,26 @@ impl Rules {
             } => {
                 let (spec, site) = (v0_2::spec(spec), v0_2::site(site));
                 let capabilities = v0_2::capabilities(capabilities);
-                let (mut store, rules) = match live.take() {
-                    Some(live) => live,
-                    None => {
-                        let mut store = new_store(pre.engine(), &limits, Some(defaults));
-                        let rules = pre
-                            .instantiate(&mut store)
-                            .map_err(|err| instantiate_error(&self.source, &limits, err, &store))?;
-                        (store, rules)
-                    }
+                let new = || {
+                    let mut store = new_store(pre.engine(), &limits, Some(defaults));
+                    let rules = pre
+                        .instantiate(&mut store)
+                        .map_err(|err| instantiate_error(source, &limits, err, &store))?;
+                    Ok((store, rules))
                 };
-                arm(&mut store, &limits);
-                let before = store.data().stderr_len();
-                match rules.call_build(&mut store, &spec, &site, &capabilities, namespace) {
-                    Ok(result) => {
-                        *live = Some((store, rules));
-                        Ok(result
-                            .map(|objects| objects.into_iter().map(RawObject::from).collect())
-                            .map(|o| (o, ()))
-                            .map_err(|e| Refusal {
-                                field: e.field,
-                                message: e.message,
-                            }))
-                    }
-                    Err(err) => Err((err, store.data().stderr_since(before))),
-                }
+                call(live, new, &limits, |rules, store| {
+                    let result = rules.call_build(store, &spec, &site, &capabilities, namespace)?;
+                    Ok(result
+                        .map(|objects| objects.into_iter().map(RawObject::from).collect())
+                        .map_err(|e| Refusal {
+                            field: e.field,
+                            message: e.message,
+                        }))
+                })?
             }
         };
-        // The instance is dropped on a trap: after one its state is not to be trusted.
         let objects: Vec<RawObject> = match called {
-            Ok(Ok((objects, ()))) => objects,
+            Ok(Ok(objects)) => objects,
             Ok(Err(refusal)) => return Ok(Err(refusal)),
             Err((err, stderr)) => return Err(failure(&self.source, &limits, err, stderr)),
         };
@@ -382,6 +364,30 @@ impl From<v0_2::K8sObject> for RawObject {
             name: o.name,
             json: o.json,
         }
+    }
+}
+
+/// One call on the reused instance, made first if there is none: what the component
+/// returned, or its trap with what it wrote to stderr meanwhile. After a trap the instance
+/// is dropped: its state is not to be trusted.
+fn call<R>(
+    live: &mut Option<(Store<Sandbox>, R)>,
+    new: impl FnOnce() -> Result<(Store<Sandbox>, R), RulesError>,
+    limits: &Limits,
+    build: impl FnOnce(&R, &mut Store<Sandbox>) -> wasmtime::Result<BuildResult>,
+) -> Result<Result<BuildResult, (wasmtime::Error, String)>, RulesError> {
+    let (mut store, rules) = match live.take() {
+        Some(live) => live,
+        None => new()?,
+    };
+    arm(&mut store, limits);
+    let before = store.data().stderr_len();
+    match build(&rules, &mut store) {
+        Ok(result) => {
+            *live = Some((store, rules));
+            Ok(Ok(result))
+        }
+        Err(err) => Ok(Err((err, store.data().stderr_since(before)))),
     }
 }
 

@@ -141,7 +141,7 @@ impl Cluster {
             Err(error) => {
                 let mut removed = self.remove_created(&created).await;
                 if let Some(parent) = parent_made
-                    && self.delete_inventory(component).await.is_ok()
+                    && matches!(self.delete_inventory(component).await, Ok(Some(_)))
                 {
                     removed.push(parent);
                 }

@@ -2,6 +2,7 @@
 //! objects by the ownership labels berth stamps on them, whatever the rules named them.
 
 mod deploy;
+mod discovery;
 mod error;
 mod exec;
 mod history;

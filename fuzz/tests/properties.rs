@@ -210,8 +210,7 @@ fn check_parse(result: Result<Spec, InputError>) -> Result<Option<Spec>, TestCas
 /// Build with the default rules; a refusal must name a spec or site field, objects must
 /// pass the host's checks and come out the same on a second build.
 fn check_build(spec: &g::Spec, site: &g::SiteConfig) -> Result<(), TestCaseError> {
-    let caps = guest_records::capabilities(&berth::Capabilities::newest_known());
-    match berth_rules::build(&berth_rules::DefaultRules, spec, site, &caps, "ns") {
+    match berth_rules::build(&berth_rules::DefaultRules, spec, site, "ns") {
         Err(err) => {
             prop_assert!(
                 FIELDS.iter().any(|f| err.field.starts_with(f)),
@@ -220,7 +219,7 @@ fn check_build(spec: &g::Spec, site: &g::SiteConfig) -> Result<(), TestCaseError
             prop_assert!(!err.message.is_empty(), "refusal without a reason: {err}");
         }
         Ok(objects) => {
-            let again = berth_rules::build(&berth_rules::DefaultRules, spec, site, &caps, "ns")
+            let again = berth_rules::build(&berth_rules::DefaultRules, spec, site, "ns")
                 .map_err(|e| TestCaseError::fail(format!("second build refused: {e}")))?;
             let json = |objects: &[g::K8sObject]| -> Vec<String> {
                 objects.iter().map(|o| o.json.clone()).collect()

@@ -18,7 +18,11 @@ pub mod bindings {
 }
 
 pub use bindings::berth::rules::types;
-pub use types::{Capabilities, K8sObject, SiteConfig, Spec, SpecError};
+pub use types::{K8sObject, SiteConfig, Spec, SpecError};
+
+/// What the target cluster serves (`kube_version()`, `serves("policy/v1")`): an import of
+/// the component, so it answers only inside berth (natively, the calls panic).
+pub use bindings::berth::rules::cluster;
 
 impl From<crate::FieldError> for SpecError {
     fn from(err: crate::FieldError) -> Self {
@@ -64,11 +68,9 @@ macro_rules! export_rules {
                 fn build(
                     spec: $crate::Spec,
                     site: $crate::SiteConfig,
-                    capabilities: $crate::Capabilities,
                     namespace: ::std::string::String,
                 ) -> ::std::result::Result<Objects, $crate::SpecError> {
-                    $build(&spec, &site, &capabilities, &namespace)
-                        .map_err(::std::convert::Into::into)
+                    $build(&spec, &site, &namespace).map_err(::std::convert::Into::into)
                 }
             }
 
@@ -76,11 +78,9 @@ macro_rules! export_rules {
                 fn build(
                     spec: $crate::Spec,
                     site: $crate::SiteConfig,
-                    capabilities: $crate::Capabilities,
                     namespace: ::std::string::String,
                 ) -> ::std::result::Result<Objects, $crate::SpecError> {
-                    $crate::defaults(&spec, &site, &capabilities, &namespace)
-                        .map_err(::std::convert::Into::into)
+                    $crate::defaults(&spec, &site, &namespace).map_err(::std::convert::Into::into)
                 }
             }
 
@@ -91,7 +91,6 @@ macro_rules! export_rules {
         const _: fn(
             &$crate::Spec,
             &$crate::SiteConfig,
-            &$crate::Capabilities,
             &str,
         ) -> ::std::result::Result<
             ::std::vec::Vec<$crate::K8sObject>,
@@ -102,10 +101,9 @@ macro_rules! export_rules {
         fn __berth_rules_build(
             spec: &$crate::Spec,
             site: &$crate::SiteConfig,
-            capabilities: &$crate::Capabilities,
             namespace: &str,
         ) -> ::std::result::Result<::std::vec::Vec<$crate::K8sObject>, $crate::FieldError> {
-            $crate::build(&$rules, spec, site, capabilities, namespace)
+            $crate::build(&$rules, spec, site, namespace)
         }
         $crate::export_rules!(build = __berth_rules_build);
     };

@@ -23,7 +23,7 @@ mod volumes;
 pub use alloc::FreeLists;
 #[doc(hidden)]
 pub use component::bindings as __bindings;
-pub use component::{Capabilities, K8sObject, SiteConfig, Spec, SpecError, types};
+pub use component::{K8sObject, SiteConfig, Spec, SpecError, cluster, types};
 pub use error::FieldError;
 pub use labels::Labels;
 pub use ports::{PortMapping, Protocol, parse_port};

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use serde_json::{Map, Value};
 
-use crate::component::types::{Capabilities, K8sObject, SiteConfig, Spec};
+use crate::component::types::{K8sObject, SiteConfig, Spec};
 use crate::container::{self, ContainerParts};
 use crate::deployment::{DeploymentParts, deployment};
 use crate::error::{FieldError, Result};
@@ -90,7 +90,6 @@ pub fn build(
     rules: &impl Rules,
     spec: &Spec,
     site: &SiteConfig,
-    _capabilities: &Capabilities,
     namespace: &str,
 ) -> Result<Vec<K8sObject>> {
     rules.check_extensions(
@@ -102,12 +101,7 @@ pub fn build(
 
 /// What the `defaults` interface serves: the default rules' objects, extensions left to
 /// the caller.
-pub fn defaults(
-    spec: &Spec,
-    site: &SiteConfig,
-    _capabilities: &Capabilities,
-    namespace: &str,
-) -> Result<Vec<K8sObject>> {
+pub fn defaults(spec: &Spec, site: &SiteConfig, namespace: &str) -> Result<Vec<K8sObject>> {
     objects(&DefaultRules, spec, site, namespace)
 }
 

@@ -2,21 +2,14 @@
 //! out (apps/v1, deterministic names), and every refusal naming its field.
 
 use berth_rules::types::{
-    Capabilities, EnvValue, EnvVar, Filebeat, KeyRef, LogInfo, MsbService, Probe as Readiness,
-    ResourceAmounts, Resources, SiteConfig, Spec, Tls, TlsInfo, Volume, VolumeSource,
+    EnvValue, EnvVar, Filebeat, KeyRef, LogInfo, MsbService, Probe as Readiness, ResourceAmounts,
+    Resources, SiteConfig, Spec, Tls, TlsInfo, Volume, VolumeSource,
 };
 use berth_rules::{DefaultRules, K8sObject, build, defaults};
 use serde_json::{Value, json};
 
 fn s(v: &str) -> String {
     v.to_owned()
-}
-
-fn caps() -> Capabilities {
-    Capabilities {
-        kube_version: s("1.33"),
-        api_versions: vec![s("v1"), s("apps/v1"), s("policy/v1")],
-    }
 }
 
 fn literal(name: &str, value: &str) -> EnvVar {
@@ -139,7 +132,7 @@ fn no_site() -> SiteConfig {
 }
 
 fn objects(spec: &Spec, site: &SiteConfig) -> Vec<(String, String, String, Value)> {
-    build(&DefaultRules, spec, site, &caps(), "apps")
+    build(&DefaultRules, spec, site, "apps")
         .unwrap()
         .into_iter()
         .map(
@@ -161,7 +154,7 @@ fn objects(spec: &Spec, site: &SiteConfig) -> Vec<(String, String, String, Value
 }
 
 fn refusal(spec: &Spec, site: &SiteConfig) -> String {
-    let err = build(&DefaultRules, spec, site, &caps(), "apps").unwrap_err();
+    let err = build(&DefaultRules, spec, site, "apps").unwrap_err();
     format!("{}: {}", err.field, err.message)
 }
 
@@ -330,8 +323,8 @@ fn full_spec_builds_what_the_reference_builds() {
 
 #[test]
 fn same_spec_same_bytes() {
-    let a = build(&DefaultRules, &full(), &site(), &caps(), "apps").unwrap();
-    let b = build(&DefaultRules, &full(), &site(), &caps(), "apps").unwrap();
+    let a = build(&DefaultRules, &full(), &site(), "apps").unwrap();
+    let b = build(&DefaultRules, &full(), &site(), "apps").unwrap();
     let bytes = |v: &[K8sObject]| v.iter().map(|o| o.json.clone()).collect::<Vec<_>>();
     assert_eq!(bytes(&a), bytes(&b));
 }
@@ -593,8 +586,8 @@ fn the_default_rules_refuse_extension_keys_at_the_top_but_leave_them_to_a_caller
     );
     // Through the `defaults` interface the same objects come back, extensions untouched.
     spec.extensions = s(r#"{"acme": {"min_available": 2}}"#);
-    let through_defaults = defaults(&spec, &site, &caps(), "apps").unwrap();
-    let top = build(&DefaultRules, &minimal(), &no_site(), &caps(), "apps").unwrap();
+    let through_defaults = defaults(&spec, &site, "apps").unwrap();
+    let top = build(&DefaultRules, &minimal(), &no_site(), "apps").unwrap();
     let json = |objects: &[K8sObject]| objects.iter().map(|o| o.json.clone()).collect::<Vec<_>>();
     assert_eq!(json(&through_defaults), json(&top));
 }

@@ -97,8 +97,7 @@ fn wasm_render(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
 }
 
 fn native_build(spec: &native::Spec, site: &native::SiteConfig) -> usize {
-    let caps = guest_records::capabilities(&Capabilities::newest_known());
-    berth_rules::build(&berth_rules::DefaultRules, spec, site, &caps, NAMESPACE)
+    berth_rules::build(&berth_rules::DefaultRules, spec, site, NAMESPACE)
         .expect("objects")
         .len()
 }
@@ -120,7 +119,6 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
         &berth_rules::DefaultRules,
         &native_spec,
         &native_site,
-        &guest_records::capabilities(&Capabilities::newest_known()),
         NAMESPACE,
     )
     .expect("objects");
@@ -338,11 +336,11 @@ mod raw {
         world: "default-rules",
     });
     pub use self::berth::rules::types as wit;
-    pub use records::{capabilities, site, spec};
+    pub use records::{site, spec};
 
     mod records {
         use super::wit;
-        use ::berth::{Capabilities, spec};
+        use ::berth::spec;
         include!("../src/runtime/bindings/records_v0_2.in.rs");
     }
 }
@@ -368,6 +366,17 @@ impl WasiView for Bare {
     }
 }
 
+/// The `cluster` import, answered as an offline render would (the default rules never ask).
+impl raw::berth::rules::cluster::Host for Bare {
+    fn kube_version(&mut self) -> String {
+        ::berth::capabilities::NEWEST_KNOWN_VERSION.to_owned()
+    }
+
+    fn serves(&mut self, api_version: String) -> bool {
+        Capabilities::newest_known().serves(&api_version)
+    }
+}
+
 impl RawRules {
     /// Compile with berth's engine settings, epoch interruption on or off.
     fn new(epoch: bool) -> Self {
@@ -377,6 +386,11 @@ impl RawRules {
         let component = Component::new(&engine, DEFAULT_RULES).expect("compile");
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+        raw::berth::rules::cluster::add_to_linker::<Bare, wasmtime::component::HasSelf<Bare>>(
+            &mut linker,
+            |bare| bare,
+        )
+        .expect("cluster");
         let pre = linker.instantiate_pre(&component).expect("pre");
         Self {
             pre: raw::DefaultRulesPre::new(pre).expect("the rules world"),
@@ -422,9 +436,8 @@ impl RawRules {
         spec: &raw::wit::Spec,
         site: &raw::wit::SiteConfig,
     ) -> usize {
-        let caps = raw::capabilities(&Capabilities::newest_known());
         instance
-            .call_build(store, spec, site, &caps, NAMESPACE)
+            .call_build(store, spec, site, NAMESPACE)
             .expect("run")
             .expect("objects")
             .len()

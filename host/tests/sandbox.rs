@@ -458,9 +458,26 @@ fn a_0_2_component_starts_from_the_defaults_import() {
     // The default rules' objects, plus what the caller added.
     let mut labels = via.deployment.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.remove("via").as_deref(), Some("defaults"));
+    // What the `cluster` import answered: the capabilities of the call (the newest known).
+    assert_eq!(labels.remove("kube").as_deref(), Some("1.33"));
+    assert_eq!(labels.remove("pdb-api").as_deref(), Some("v1"));
     assert_eq!(Some(labels), plain.deployment.metadata.labels);
     assert_eq!(via.deployment.spec, plain.deployment.spec);
     assert_eq!(via.services.len(), plain.services.len());
+
+    // Another cluster, on the same instance: the import answers for it.
+    let old = berth::Capabilities {
+        kube_version: "1.20".into(),
+        api_versions: vec!["apps/v1".into(), "policy/v1beta1".into(), "v1".into()],
+    };
+    let objects = rules
+        .render(&spec("web"), &SiteConfig::default(), &old, "team")
+        .expect("renders");
+    let labels = objects.deployment.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        (labels["kube"].as_str(), labels["pdb-api"].as_str()),
+        ("1.20", "v1beta1")
+    );
 
     // A refusal of the nested default rules is the caller's, naming the field.
     let mut bad = spec("web");

@@ -87,14 +87,6 @@ fn probe(p: &wit::Probe) -> g::Probe {
     }
 }
 
-/// Capabilities as the guest's record.
-pub fn capabilities(c: &berth::Capabilities) -> g::Capabilities {
-    g::Capabilities {
-        kube_version: c.kube_version.clone(),
-        api_versions: c.api_versions.clone(),
-    }
-}
-
 fn amounts(a: &wit::ResourceAmounts) -> g::ResourceAmounts {
     g::ResourceAmounts {
         cpu: a.cpu.clone(),

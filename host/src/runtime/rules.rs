@@ -207,7 +207,6 @@ impl Rules {
                 defaults,
             } => {
                 let (spec, site) = (v0_2::spec(spec), v0_2::site(site));
-                let capabilities = v0_2::capabilities(capabilities);
                 let new = || {
                     let mut store = new_store(pre.engine(), &limits, Some(defaults));
                     let rules = pre
@@ -216,7 +215,12 @@ impl Rules {
                     Ok((store, rules))
                 };
                 call(live, new, &limits, |rules, store| {
-                    let result = rules.call_build(store, &spec, &site, &capabilities, namespace)?;
+                    // What the `cluster` import answers during this call; copied only when
+                    // it changes, so a batch of builds for one cluster pays nothing for it.
+                    if *store.data().capabilities != *capabilities {
+                        store.data_mut().capabilities = Arc::new(capabilities.clone());
+                    }
+                    let result = rules.call_build(store, &spec, &site, namespace)?;
                     Ok(result
                         .map(|objects| objects.into_iter().map(RawObject::from).collect())
                         .map_err(|e| Refusal {

@@ -27,6 +27,12 @@ const HANDLES: usize = 1024;
 /// The WASI interface whose timers the sandbox replaces (the version wasmtime-wasi links).
 const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
+/// The capabilities a store starts with, until a call sets the target's.
+static NEWEST_KNOWN: std::sync::LazyLock<std::sync::Arc<crate::capabilities::Capabilities>> =
+    std::sync::LazyLock::new(|| {
+        std::sync::Arc::new(crate::capabilities::Capabilities::newest_known())
+    });
+
 /// What a rules component sees of the world: nothing it could depend on.
 pub struct Sandbox {
     wasi: WasiCtx,
@@ -37,6 +43,8 @@ pub struct Sandbox {
     pub deadline: Option<std::time::Instant>,
     /// The default rules, served to a contract 0.2 component's `defaults` import.
     pub defaults: Option<std::sync::Arc<super::bindings::v0_2::DefaultsServer>>,
+    /// What the target cluster serves, for a contract 0.2 component's `cluster` import.
+    pub capabilities: std::sync::Arc<crate::capabilities::Capabilities>,
 }
 
 impl Sandbox {
@@ -69,6 +77,7 @@ impl Sandbox {
             stderr,
             deadline: None,
             defaults: None,
+            capabilities: NEWEST_KNOWN.clone(),
         }
     }
 

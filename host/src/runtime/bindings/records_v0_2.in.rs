@@ -1,6 +1,5 @@
 // berth's spec records as the contract's (berth:rules@0.2.0) WIT records. Included by
-// `v0_2.rs` and by the render benchmark's raw bindings, with `wit`, `spec` and
-// `Capabilities` in scope.
+// `v0_2.rs` and by the render benchmark's raw bindings, with `wit` and `spec` in scope.
 
 /// A spec as the contract's record.
 pub fn spec(s: &spec::Spec) -> wit::Spec {
@@ -112,14 +111,6 @@ pub fn site(s: &spec::SiteConfig) -> wit::SiteConfig {
             image: t.image.clone(),
         }),
         extensions: json(&s.extensions),
-    }
-}
-
-/// Capabilities as the contract's record.
-pub fn capabilities(c: &Capabilities) -> wit::Capabilities {
-    wit::Capabilities {
-        kube_version: c.kube_version.clone(),
-        api_versions: c.api_versions.clone(),
     }
 }
 

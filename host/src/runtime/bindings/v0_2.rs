@@ -1,6 +1,7 @@
 //! The binding site of the host for `berth:rules@0.2.0`: the world `rules` (whose
-//! `defaults` import berth serves from its embedded default rules) and the world
-//! `default-rules` (those default rules, serving it). The generated types stay in here;
+//! `cluster` import berth answers from the capabilities of the call, and whose `defaults`
+//! import it serves from its embedded default rules) and the world `default-rules` (those
+//! default rules, serving it). The generated types stay in here;
 //! berth's own records are converted at the call.
 
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::super::sandbox::Sandbox;
-use crate::capabilities::Capabilities;
 use crate::spec;
 
 mod rules_world {
@@ -26,7 +26,10 @@ mod default_world {
     wasmtime::component::bindgen!({
         path: "../wit/berth-rules@0.2.0",
         world: "default-rules",
-        with: { "berth:rules/types@0.2.0": super::rules_world::berth::rules::types },
+        with: {
+            "berth:rules/types@0.2.0": super::rules_world::berth::rules::types,
+            "berth:rules/cluster@0.2.0": super::rules_world::berth::rules::cluster,
+        },
     });
 }
 
@@ -48,9 +51,20 @@ impl DefaultsServer {
     }
 }
 
-/// Link the `defaults` import (WASI is linked by the sandbox).
+/// Link the `cluster` and `defaults` imports (WASI is linked by the sandbox).
 pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    rules_world::berth::rules::cluster::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s)?;
     rules_world::berth::rules::defaults::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s)
+}
+
+impl rules_world::berth::rules::cluster::Host for Sandbox {
+    fn kube_version(&mut self) -> wasmtime::Result<String> {
+        Ok(self.capabilities.kube_version.clone())
+    }
+
+    fn serves(&mut self, api_version: String) -> wasmtime::Result<bool> {
+        Ok(self.capabilities.serves(&api_version))
+    }
 }
 
 impl rules_world::berth::rules::defaults::Host for Sandbox {
@@ -60,7 +74,6 @@ impl rules_world::berth::rules::defaults::Host for Sandbox {
         &mut self,
         spec: wit::Spec,
         site: wit::SiteConfig,
-        capabilities: wit::Capabilities,
         namespace: String,
     ) -> wasmtime::Result<Result<Vec<wit::K8sObject>, wit::SpecError>> {
         let Some(server) = self.defaults.clone() else {
@@ -73,17 +86,14 @@ impl rules_world::berth::rules::defaults::Host for Sandbox {
         });
         let mut nested = Sandbox::new(self.memory_left());
         nested.deadline = self.deadline;
+        nested.capabilities = self.capabilities.clone();
         let mut store = Store::new(server.pre.engine(), nested);
         store.limiter(|sandbox| sandbox.limiter());
         store.set_epoch_deadline(super::super::ticks(remaining));
         let instance = server.pre.instantiate(&mut store)?;
-        instance.berth_rules_defaults().call_build(
-            &mut store,
-            &spec,
-            &site,
-            &capabilities,
-            &namespace,
-        )
+        instance
+            .berth_rules_defaults()
+            .call_build(&mut store, &spec, &site, &namespace)
     }
 }
 
@@ -93,5 +103,5 @@ pub fn serve(sandbox: &mut Sandbox, server: &Arc<DefaultsServer>) {
 }
 
 // The conversion is shared, as text, with the render benchmark's raw bindings of the
-// same world: it is written against `wit`, `spec` and `Capabilities` in scope.
+// same world: it is written against `wit` and `spec` in scope.
 include!("records_v0_2.in.rs");

@@ -1,8 +1,9 @@
 //! Rules for `berth:rules@0.2.0` written against the world alone, as a component in any
 //! language would be: the objects come from the `defaults` import, and this component only
-//! labels them `via: defaults` — or, by the spec's `component_name`, misbehaves after the
-//! nested call (`defaults-loop` spins past the deadline, `defaults-bomb` grows memory), so
-//! the host's limits are shown to cover the nested build too.
+//! labels them `via: defaults`, `kube: <version>` and `pdb-api: v1|v1beta1` (from the
+//! `cluster` import) — or, by the spec's `component_name`, misbehaves after the nested call
+//! (`defaults-loop` spins past the deadline, `defaults-bomb` grows memory), so the host's
+//! limits are shown to hold after it.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -15,8 +16,8 @@ mod bindings {
 mod export {
     use std::hint::black_box;
 
-    use super::bindings::berth::rules::defaults;
-    use super::bindings::{Capabilities, Guest, K8sObject, SiteConfig, Spec, SpecError, export};
+    use super::bindings::berth::rules::{cluster, defaults};
+    use super::bindings::{Guest, K8sObject, SiteConfig, Spec, SpecError, export};
 
     struct ViaDefaults;
 
@@ -24,10 +25,15 @@ mod export {
         fn build(
             spec: Spec,
             site: SiteConfig,
-            capabilities: Capabilities,
             namespace: String,
         ) -> Result<Vec<K8sObject>, SpecError> {
-            let mut objects = defaults::build(&spec, &site, &capabilities, &namespace)?;
+            let mut objects = defaults::build(&spec, &site, &namespace)?;
+            let pdb_api = if cluster::serves("policy/v1") {
+                "v1"
+            } else {
+                "v1beta1"
+            };
+            let kube = cluster::kube_version();
             match spec.component_name.as_str() {
                 "defaults-loop" => {
                     let mut n = 0u64;
@@ -49,7 +55,10 @@ mod export {
                         field: "component_name".into(),
                         message: e.to_string(),
                     })?;
-                value["metadata"]["labels"]["via"] = "defaults".into();
+                let labels = &mut value["metadata"]["labels"];
+                labels["via"] = "defaults".into();
+                labels["kube"] = kube.as_str().into();
+                labels["pdb-api"] = pdb_api.into();
                 object.json = value.to_string();
             }
             Ok(objects)

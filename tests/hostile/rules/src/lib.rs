@@ -5,19 +5,14 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
-use berth_rules::{Capabilities, DefaultRules, FieldError, K8sObject, SiteConfig, Spec};
+use berth_rules::{DefaultRules, FieldError, K8sObject, SiteConfig, Spec};
 use serde_json::{Value, json};
 
 berth_rules::export_rules!(build = hostile);
 
 /// The misbehaviour named by the component name, or the default rules.
-fn hostile(
-    spec: &Spec,
-    site: &SiteConfig,
-    capabilities: &Capabilities,
-    namespace: &str,
-) -> Result<Vec<K8sObject>, FieldError> {
-    let default = || berth_rules::build(&DefaultRules, spec, site, capabilities, namespace);
+fn hostile(spec: &Spec, site: &SiteConfig, namespace: &str) -> Result<Vec<K8sObject>, FieldError> {
+    let default = || berth_rules::build(&DefaultRules, spec, site, namespace);
     match spec.component_name.as_str() {
         "loop" => spin(),
         "sleep-loop" => loop {

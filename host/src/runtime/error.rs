@@ -57,14 +57,16 @@ pub enum RulesError {
         /// Its exports, with their kinds.
         exports: Vec<String>,
     },
-    /// The component's `build` has another type than the world's.
+    /// The component's `build` has another type than its contract version's world.
     #[error(
-        "{source_name}: its `build` does not match the one of {} (the only world this berth supports)",
-        supported_worlds()
+        "{source_name}: its `build` does not match the one of {}/rules@{version}, the version it names",
+        world::PACKAGE
     )]
     World {
         /// The rules component.
         source_name: Source,
+        /// The contract version the component names.
+        version: &'static str,
         #[source]
         /// The underlying error.
         source: wasmtime::Error,

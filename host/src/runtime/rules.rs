@@ -106,6 +106,7 @@ impl Rules {
         })?;
         let world_error = |e| RulesError::World {
             source_name: source.clone(),
+            version,
             source: e,
         };
         let bound = if version == "0.1.0" {
@@ -362,6 +363,7 @@ fn defaults_server(
     let instance_pre = link(engine, &component, &Source::Default, true)?;
     let pre = v0_2::DefaultRulesPre::new(instance_pre).map_err(|source| RulesError::World {
         source_name: Source::Default,
+        version: "0.2.0",
         source,
     })?;
     let server = Arc::new(v0_2::DefaultsServer::new(pre));

@@ -6,19 +6,21 @@ use std::path::Path;
 
 use berth_e2e::{berth_command, repo_root};
 
-fn render(rules: &Path, spec: &str, cache: &Path) -> Vec<u8> {
-    let out = berth_command(env!("CARGO_BIN_EXE_berth"))
+/// `berth render` of `examples/<spec>.yaml` with the example site config, by `rules` (the
+/// embedded default rules when `None`).
+fn render(rules: Option<&Path>, spec: &str, cache: &Path) -> Vec<u8> {
+    let mut command = berth_command(env!("CARGO_BIN_EXE_berth"));
+    command
         .env("BERTH_CACHE_DIR", cache)
         .args(["render", "--config", "examples/site.yaml", "--spec"])
-        .arg(format!("examples/{spec}.yaml"))
-        .arg("--rules")
-        .arg(rules)
-        .output()
-        .expect("run berth");
+        .arg(format!("examples/{spec}.yaml"));
+    if let Some(rules) = rules {
+        command.arg("--rules").arg(rules);
+    }
+    let out = command.output().expect("run berth");
     assert!(
         out.status.success(),
-        "{}: {}",
-        rules.display(),
+        "{rules:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
@@ -33,7 +35,7 @@ fn components_built_for_0_1_0_render_as_they_did() {
         for spec in ["full", "minimal"] {
             let expected = std::fs::read(fixtures.join(format!("{spec}.{rules}.yaml")))
                 .expect("expected output");
-            let rendered = render(&component, spec, cache.path());
+            let rendered = render(Some(&component), spec, cache.path());
             assert!(
                 rendered == expected,
                 "{rules} rules on {spec}.yaml:\n{}",
@@ -48,22 +50,12 @@ fn the_default_rules_moved_to_0_2_0_and_build_the_same_objects() {
     let fixtures = repo_root().join("tests/fixtures/rules-0.1.0");
     let cache = tempfile::tempdir().expect("temp dir");
     for spec in ["full", "minimal"] {
-        let out = berth_command(env!("CARGO_BIN_EXE_berth"))
-            .env("BERTH_CACHE_DIR", cache.path())
-            .args(["render", "--config", "examples/site.yaml", "--spec"])
-            .arg(format!("examples/{spec}.yaml"))
-            .output()
-            .expect("run berth");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let rendered = render(None, spec, cache.path());
         let before = std::fs::read(fixtures.join(format!("{spec}.default.yaml"))).expect("fixture");
         assert!(
-            out.stdout == before,
+            rendered == before,
             "{spec}.yaml:\n{}",
-            String::from_utf8_lossy(&out.stdout)
+            String::from_utf8_lossy(&rendered)
         );
     }
     let rules = berth::Rules::default_rules(&berth::Options::default()).expect("default rules");

@@ -186,20 +186,15 @@ impl Rules {
                     }
                 };
                 let new = || {
-                    let mut store = new_store(pre.engine(), &limits, None);
-                    let rules = pre
-                        .instantiate(&mut store)
-                        .map_err(|err| instantiate_error(source, &limits, err, &store))?;
-                    Ok((store, rules))
+                    fresh(pre.engine(), source, &limits, None, |store| {
+                        pre.instantiate(store)
+                    })
                 };
                 call(live, new, &limits, |rules, store| {
                     let result = rules.call_build(store, &spec, &site, namespace)?;
                     Ok(result
                         .map(|objects| objects.into_iter().map(RawObject::from).collect())
-                        .map_err(|e| Refusal {
-                            field: e.field,
-                            message: e.message,
-                        }))
+                        .map_err(Refusal::from))
                 })?
             }
             Bound::V0_2 {
@@ -209,11 +204,10 @@ impl Rules {
             } => {
                 let (spec, site) = (v0_2::spec(spec), v0_2::site(site));
                 let new = || {
-                    let mut store = new_store(pre.engine(), &limits, Some(defaults));
-                    let rules = pre
-                        .instantiate(&mut store)
-                        .map_err(|err| instantiate_error(source, &limits, err, &store))?;
-                    Ok((store, rules))
+                    let engine = pre.engine();
+                    fresh(engine, source, &limits, Some(defaults), |store| {
+                        pre.instantiate(store)
+                    })
                 };
                 call(live, new, &limits, |rules, store| {
                     // What the `cluster` import answers during this call; copied only when
@@ -224,10 +218,7 @@ impl Rules {
                     let result = rules.call_build(store, &spec, &site, namespace)?;
                     Ok(result
                         .map(|objects| objects.into_iter().map(RawObject::from).collect())
-                        .map_err(|e| Refusal {
-                            field: e.field,
-                            message: e.message,
-                        }))
+                        .map_err(Refusal::from))
                 })?
             }
         };
@@ -255,6 +246,24 @@ impl From<v0_1::K8sObject> for RawObject {
             kind: o.kind,
             name: o.name,
             json: o.json,
+        }
+    }
+}
+
+impl From<v0_1::SpecError> for Refusal {
+    fn from(e: v0_1::SpecError) -> Self {
+        Refusal {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+impl From<v0_2::SpecError> for Refusal {
+    fn from(e: v0_2::SpecError) -> Self {
+        Refusal {
+            field: e.field,
+            message: e.message,
         }
     }
 }
@@ -292,6 +301,20 @@ fn call<R>(
         }
         Err(err) => Ok(Err((err, store.data().stderr_since(before)))),
     }
+}
+
+/// A new instance in a new store, or why it could not be made.
+fn fresh<R>(
+    engine: &Engine,
+    source: &Source,
+    limits: &Limits,
+    defaults: Option<&Arc<v0_2::DefaultsServer>>,
+    instantiate: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
+) -> Result<(Store<Sandbox>, R), RulesError> {
+    let mut store = new_store(engine, limits, defaults);
+    let rules =
+        instantiate(&mut store).map_err(|err| instantiate_error(source, limits, err, &store))?;
+    Ok((store, rules))
 }
 
 /// A store for one instance: the sandbox, its memory cap, and the default rules for a

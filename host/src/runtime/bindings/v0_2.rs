@@ -37,7 +37,7 @@ use rules_world::berth::rules::types as wit;
 
 pub use default_world::DefaultRulesPre;
 pub use rules_world::{Rules, RulesPre};
-pub use wit::K8sObject;
+pub use wit::{K8sObject, SpecError};
 
 /// The embedded default rules, ready to run for a component's `defaults` import.
 pub struct DefaultsServer {

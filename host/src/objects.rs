@@ -234,12 +234,6 @@ impl ObjectRef {
             .rsplit_once('/')
             .map_or(self.api_version.as_str(), |(_, version)| version)
     }
-
-    /// Whether `other` names the same object (kind, namespace and name), uids aside.
-    pub fn same_name(&self, other: &ObjectRef) -> bool {
-        (self.group(), &self.kind, &self.namespace, &self.name)
-            == (other.group(), &other.kind, &other.namespace, &other.name)
-    }
 }
 
 /// As `Kind/name`, the form berth's reports have always printed.

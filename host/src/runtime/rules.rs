@@ -325,9 +325,7 @@ fn new_store(
     defaults: Option<&Arc<v0_2::DefaultsServer>>,
 ) -> Store<Sandbox> {
     let mut sandbox = Sandbox::new(limits.memory);
-    if let Some(server) = defaults {
-        v0_2::serve(&mut sandbox, server);
-    }
+    sandbox.defaults = defaults.cloned();
     let mut store = Store::new(engine, sandbox);
     store.limiter(|sandbox| sandbox.limiter());
     arm(&mut store, limits);

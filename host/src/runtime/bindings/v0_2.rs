@@ -4,7 +4,6 @@
 //! default rules, serving it). The generated types stay in here;
 //! berth's own records are converted at the call.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -95,11 +94,6 @@ impl rules_world::berth::rules::defaults::Host for Sandbox {
             .berth_rules_defaults()
             .call_build(&mut store, &spec, &site, &namespace)
     }
-}
-
-/// Hand the embedded default rules to a sandbox, for its component's `defaults` import.
-pub fn serve(sandbox: &mut Sandbox, server: &Arc<DefaultsServer>) {
-    sandbox.defaults = Some(server.clone());
 }
 
 // The conversion is shared, as text, with the render benchmark's raw bindings of the

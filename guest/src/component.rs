@@ -38,7 +38,8 @@ impl From<crate::FieldError> for SpecError {
 /// default rules, extensions left to the caller.
 ///
 /// - `export_rules!(MyRules)`: a value implementing [`Rules`](crate::Rules); the default
-///   logic ([`build`](crate::build)) runs with its naming, labels and extension keys.
+///   logic ([`build`](crate::build)) runs with its naming, labels, extension keys and
+///   extra objects.
 /// - `export_rules!(build = my_build)`: a function with the signature of
 ///   [`build`](crate::build) minus the rules, for a site that post-processes or replaces
 ///   the default objects (and validates its own extensions).

@@ -2,7 +2,8 @@
 //!
 //! The logic is plain Rust over the WIT records, so it is unit-tested natively and a site
 //! can reuse it as a library: implement [`Rules`] to change naming or labelling, keep the
-//! rest, and export it with [`export_rules!`]. The wasm export glue lives in `component`.
+//! rest, add objects of its own ([`Rules::extra_objects`]), and export it with
+//! [`export_rules!`]. The wasm export glue lives in `component`.
 
 mod alloc;
 mod component;
@@ -24,8 +25,10 @@ pub use alloc::FreeLists;
 #[doc(hidden)]
 pub use component::bindings as __bindings;
 pub use component::{K8sObject, SiteConfig, Spec, SpecError, cluster, types};
-pub use error::FieldError;
+pub use error::{FieldError, Result};
 pub use labels::Labels;
 pub use ports::{PortMapping, Protocol, parse_port};
 pub use probe::parse_interval;
-pub use rules::{DefaultRules, Rules, build, defaults};
+pub use rules::{DefaultRules, Rules, Workload, build, defaults, extensions, object};
+/// The JSON library of [`object`] and [`extensions`], for a site's crate (`json!`).
+pub use serde_json;

@@ -9,7 +9,8 @@ use crate::container::{self, ContainerParts};
 use crate::deployment::{DeploymentParts, deployment};
 use crate::error::{FieldError, Result};
 use crate::labels::{self, Labels};
-use crate::model::StringMap;
+use crate::model::{self, StringMap};
+use crate::ports::PortMapping;
 use crate::service::{self, ServiceParts};
 use crate::{msb, ports, probe, quantity, sidecars, volumes};
 
@@ -42,6 +43,19 @@ pub trait Rules {
         Labels::new()
     }
 
+    /// Objects a site always adds beside the Deployment and Services, e.g. a
+    /// PodDisruptionBudget or NetworkPolicy; [`build`] appends them after the default
+    /// objects. `workload` describes the Deployment built; [`object`] makes a
+    /// [`K8sObject`] from JSON. The default rules add none.
+    fn extra_objects(
+        &self,
+        _spec: &Spec,
+        _site: &SiteConfig,
+        _workload: &Workload<'_>,
+    ) -> Result<Vec<K8sObject>> {
+        Ok(Vec::new())
+    }
+
     /// Check the `extensions` of the spec and of the site config: rules that use keys
     /// there validate them here. The default rules use none, so any key is refused by
     /// name: a typo cannot pass silently.
@@ -60,6 +74,50 @@ pub trait Rules {
         }
         Ok(())
     }
+}
+
+/// The Deployment the default logic built, for [`Rules::extra_objects`].
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    /// The component's name (`spec.component_name`).
+    pub component: &'a str,
+    /// The namespace the objects go to.
+    pub namespace: &'a str,
+    /// Name of the Deployment ([`Rules::deployment_name`]).
+    pub deployment_name: &'a str,
+    /// Labels of the Deployment: the spec's labels, [`Rules::extra_labels`] and `app`
+    /// (its pods and Services carry `k8sdeployment` too).
+    pub labels: &'a Labels,
+    /// The Deployment's `spec.selector.matchLabels`: `app` and `k8sdeployment`.
+    pub selector: &'a Labels,
+    /// The spec's ports, parsed, in spec order; no container port/protocol pair twice.
+    pub ports: &'a [PortMapping],
+}
+
+/// A [`K8sObject`] from a JSON object, its `apiVersion`, `kind` and `metadata.name`
+/// read from it; the error names the one missing or not a string (`apiVersion`).
+pub fn object(value: Value) -> Result<K8sObject> {
+    let text = |field: &str, found: Option<&Value>| {
+        found
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    "missing or not a string in an object built by the rules",
+                )
+            })
+    };
+    let api_version = text("apiVersion", value.get("apiVersion"))?;
+    let kind = text("kind", value.get("kind"))?;
+    let name = text("metadata.name", value.pointer("/metadata/name"))?;
+    Ok(K8sObject {
+        api_version,
+        kind,
+        name,
+        // A `Value` has string keys only, so serialization cannot fail.
+        json: serde_json::to_string(&value).unwrap_or_default(),
+    })
 }
 
 /// The `extensions` JSON text of a spec or site config as a map (`{}` when empty); the
@@ -84,8 +142,9 @@ pub struct DefaultRules;
 impl Rules for DefaultRules {}
 
 /// Build the objects for `spec` in `namespace`: a Deployment, then the ClusterIP Service
-/// and the NodePort Service when the spec has (exposed) ports. The rules check the
-/// extensions first ([`Rules::check_extensions`]).
+/// and the NodePort Service when the spec has (exposed) ports, then the rules' own
+/// ([`Rules::extra_objects`]). The rules check the extensions first
+/// ([`Rules::check_extensions`]).
 pub fn build(
     rules: &impl Rules,
     spec: &Spec,
@@ -96,21 +155,38 @@ pub fn build(
         &extensions(&spec.extensions)?,
         &extensions(&site.extensions)?,
     )?;
-    objects(rules, spec, site, namespace)
+    let built = objects(rules, spec, site, namespace)?;
+    let extra = rules.extra_objects(
+        spec,
+        site,
+        &Workload {
+            component: &spec.component_name,
+            namespace,
+            deployment_name: &built.deployment.metadata.name,
+            labels: &built.deployment.metadata.labels,
+            selector: &built.deployment.spec.selector.match_labels,
+            ports: &built.ports,
+        },
+    )?;
+    let mut objects = built.objects;
+    objects.extend(extra);
+    Ok(objects)
 }
 
 /// What the `defaults` interface serves: the default rules' objects, extensions left to
 /// the caller.
 pub fn defaults(spec: &Spec, site: &SiteConfig, namespace: &str) -> Result<Vec<K8sObject>> {
-    objects(&DefaultRules, spec, site, namespace)
+    Ok(objects(&DefaultRules, spec, site, namespace)?.objects)
 }
 
-fn objects(
-    rules: &impl Rules,
-    spec: &Spec,
-    site: &SiteConfig,
-    namespace: &str,
-) -> Result<Vec<K8sObject>> {
+/// The default objects, with what [`Workload`] shows of them.
+struct Built {
+    objects: Vec<K8sObject>,
+    deployment: model::Deployment,
+    ports: Vec<PortMapping>,
+}
+
+fn objects(rules: &impl Rules, spec: &Spec, site: &SiteConfig, namespace: &str) -> Result<Built> {
     let name = spec.component_name.as_str();
     labels::check_dns_label("component_name", name)?;
     container::check_image("image", &spec.image)?;
@@ -179,25 +255,26 @@ fn objects(
         labels::check_dns_subdomain(&format!("image_pull_secrets[{i}]"), secret)?;
     }
 
-    let mut objects = vec![object(
-        "apps/v1",
-        "Deployment",
-        &deployment(DeploymentParts {
-            name: deployment_name,
-            namespace,
-            hostname: name,
-            replicas,
-            labels: object_labels,
-            pod_labels: pod_labels.clone(),
-            selector_keys: &[APP_LABEL, DEPLOYMENT_LABEL],
-            containers: [Some(main), sidecar].into_iter().flatten().collect(),
-            init_containers: init.into_iter().collect(),
-            volumes: mounts.volumes,
-            pull_secrets: &site.image_pull_secrets,
-        }),
-    )];
+    let deployment = deployment(DeploymentParts {
+        name: deployment_name,
+        namespace,
+        hostname: name,
+        replicas,
+        labels: object_labels,
+        pod_labels: pod_labels.clone(),
+        selector_keys: &[APP_LABEL, DEPLOYMENT_LABEL],
+        containers: [Some(main), sidecar].into_iter().flatten().collect(),
+        init_containers: init.into_iter().collect(),
+        volumes: mounts.volumes,
+        pull_secrets: &site.image_pull_secrets,
+    });
+    let mut objects = vec![to_object("apps/v1", "Deployment", &deployment)];
     if ports.is_empty() {
-        return Ok(objects);
+        return Ok(Built {
+            objects,
+            deployment,
+            ports,
+        });
     }
     let parts = ServiceParts {
         namespace,
@@ -213,7 +290,7 @@ fn objects(
     }
     let service_name = rules.service_name(name);
     check_service_name(&service_name)?;
-    objects.push(object(
+    objects.push(to_object(
         "v1",
         "Service",
         &service::cluster_ip(service_name, &ports, annotations, &parts),
@@ -221,14 +298,18 @@ fn objects(
     let exposed_name = rules.exposed_service_name(name);
     if let Some(exposed) = service::node_port(exposed_name.clone(), &ports, &parts) {
         check_service_name(&exposed_name)?;
-        objects.push(object("v1", "Service", &exposed));
+        objects.push(to_object("v1", "Service", &exposed));
     }
-    Ok(objects)
+    Ok(Built {
+        objects,
+        deployment,
+        ports,
+    })
 }
 
 /// Serialize one object. The model holds only strings, numbers and maps with string keys,
 /// so serialization cannot fail.
-fn object<T: Serialize + Named>(api_version: &str, kind: &str, value: &T) -> K8sObject {
+fn to_object<T: Serialize + Named>(api_version: &str, kind: &str, value: &T) -> K8sObject {
     K8sObject {
         api_version: api_version.into(),
         kind: kind.into(),
@@ -242,13 +323,13 @@ trait Named {
     fn name(&self) -> &str;
 }
 
-impl Named for crate::model::Deployment {
+impl Named for model::Deployment {
     fn name(&self) -> &str {
         &self.metadata.name
     }
 }
 
-impl Named for crate::model::Service {
+impl Named for model::Service {
     fn name(&self) -> &str {
         &self.metadata.name
     }
@@ -264,5 +345,194 @@ fn check_service_name(name: &str) -> Result<()> {
             "component_name",
             format!("Service name {name:?} must start with a letter"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(ports: &[&str]) -> Spec {
+        Spec {
+            component_name: "web".into(),
+            image: "nginx:1.27".into(),
+            replicas: 2,
+            always_pull: false,
+            ports: ports.iter().map(|p| (*p).to_owned()).collect(),
+            env: Vec::new(),
+            volumes: Vec::new(),
+            labels: vec![("tier".into(), "front".into())],
+            readiness: None,
+            liveness: None,
+            command: None,
+            args: None,
+            resources: None,
+            log_info: None,
+            tls_info: None,
+            msb_list: Vec::new(),
+            extensions: "{}".into(),
+        }
+    }
+
+    fn site() -> SiteConfig {
+        SiteConfig {
+            image_pull_secrets: Vec::new(),
+            filebeat: None,
+            tls: None,
+            extensions: "{}".into(),
+        }
+    }
+
+    /// Rules that add one ConfigMap and record the workload they were shown.
+    #[derive(Default)]
+    struct Extra {
+        seen: std::cell::RefCell<Option<Value>>,
+    }
+
+    impl Rules for Extra {
+        fn extra_labels(&self, _spec: &Spec) -> Labels {
+            Labels::from([("team".into(), "core".into())])
+        }
+
+        fn extra_objects(
+            &self,
+            _spec: &Spec,
+            _site: &SiteConfig,
+            w: &Workload<'_>,
+        ) -> Result<Vec<K8sObject>> {
+            let ports: Vec<_> = w
+                .ports
+                .iter()
+                .map(|p| format!("{}/{}", p.container_port, p.protocol.as_str()))
+                .collect();
+            self.seen.replace(Some(json!({
+                "component": w.component,
+                "namespace": w.namespace,
+                "deployment_name": w.deployment_name,
+                "labels": w.labels,
+                "selector": w.selector,
+                "ports": ports,
+            })));
+            Ok(vec![object(json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": format!("{}-extra", w.deployment_name), "namespace": w.namespace},
+            }))?])
+        }
+    }
+
+    fn kinds(objects: &[K8sObject]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect()
+    }
+
+    #[test]
+    fn extra_objects_come_after_the_deployment_and_services() {
+        let rules = Extra::default();
+        let objects = build(&rules, &spec(&["80:30080", "53/udp:0"]), &site(), "shop").unwrap();
+        assert_eq!(
+            kinds(&objects),
+            [
+                "Deployment/dep-web",
+                "Service/web",
+                "Service/xweb",
+                "ConfigMap/dep-web-extra"
+            ]
+        );
+        let extra: Value = serde_json::from_str(&objects[3].json).unwrap();
+        assert_eq!(extra["metadata"]["namespace"], "shop");
+        assert_eq!(objects[3].api_version, "v1");
+
+        let without_ports = build(&rules, &spec(&[]), &site(), "shop").unwrap();
+        assert_eq!(
+            kinds(&without_ports),
+            ["Deployment/dep-web", "ConfigMap/dep-web-extra"]
+        );
+    }
+
+    #[test]
+    fn defaults_have_no_extra_objects() {
+        let objects = defaults(&spec(&["80:30080"]), &site(), "shop").unwrap();
+        assert_eq!(
+            kinds(&objects),
+            ["Deployment/dep-web", "Service/web", "Service/xweb"]
+        );
+        assert_eq!(
+            kinds(&build(&DefaultRules, &spec(&["80:30080"]), &site(), "shop").unwrap()),
+            kinds(&objects)
+        );
+    }
+
+    #[test]
+    fn workload_shows_the_deployment_built() {
+        let rules = Extra::default();
+        let objects = build(&rules, &spec(&["80:30080", "53/udp:0"]), &site(), "shop").unwrap();
+        let deployment: Value = serde_json::from_str(&objects[0].json).unwrap();
+        let seen = rules.seen.take().expect("extra_objects called");
+        assert_eq!(
+            seen["selector"],
+            deployment["spec"]["selector"]["matchLabels"]
+        );
+        assert_eq!(
+            seen["selector"],
+            json!({"app": "web", "k8sdeployment": "dep-web"})
+        );
+        assert_eq!(seen["labels"], deployment["metadata"]["labels"]);
+        assert_eq!(
+            seen["labels"],
+            json!({"app": "web", "team": "core", "tier": "front"})
+        );
+        assert_eq!(seen["ports"], json!(["80/TCP", "53/UDP"]));
+        assert_eq!(seen["component"], "web");
+        assert_eq!(seen["namespace"], "shop");
+        assert_eq!(seen["deployment_name"], "dep-web");
+    }
+
+    #[test]
+    fn object_reads_its_identity_from_the_json() {
+        let value = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                           "metadata": {"name": "web"}, "spec": {"minAvailable": 1}});
+        let made = object(value.clone()).unwrap();
+        assert_eq!(
+            (
+                made.api_version.as_str(),
+                made.kind.as_str(),
+                made.name.as_str()
+            ),
+            ("policy/v1", "PodDisruptionBudget", "web")
+        );
+        assert_eq!(serde_json::from_str::<Value>(&made.json).unwrap(), value);
+    }
+
+    #[test]
+    fn object_errors_name_the_missing_field() {
+        let field = |value: Value| object(value).unwrap_err().field;
+        assert_eq!(
+            field(json!({"kind": "X", "metadata": {"name": "x"}})),
+            "apiVersion"
+        );
+        assert_eq!(
+            field(json!({"apiVersion": "v1", "metadata": {"name": "x"}})),
+            "kind"
+        );
+        assert_eq!(
+            field(json!({"apiVersion": "v1", "kind": "X"})),
+            "metadata.name"
+        );
+        assert_eq!(
+            field(json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": 3}})),
+            "metadata.name"
+        );
+        assert_eq!(field(json!({"apiVersion": 1, "kind": "X"})), "apiVersion");
+        assert_eq!(field(json!(["not", "an", "object"])), "apiVersion");
+        let err = object(json!({})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "apiVersion: missing or not a string in an object built by the rules"
+        );
     }
 }

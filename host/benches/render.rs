@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use berth::objects::Rendered;
-use berth::render::{self, Format};
+use berth::render::{self, Format, Secrets};
 use berth::runtime::{DEFAULT_RULES, Options, Rules, Source};
 use berth::spec;
-use berth::{Capabilities, SiteConfig, Spec};
+use berth::{AllowedKinds, Capabilities, SiteConfig, Spec};
 use berth_rules::types as native;
 
 use berth_e2e::guest_records;
@@ -194,10 +194,10 @@ fn process_parts(c: &mut Criterion) {
         })
     });
     group.bench_function("format_yaml", |b| {
-        b.iter(|| render::format(black_box(&rendered), Format::Yaml).expect("yaml"))
+        b.iter(|| render::format(black_box(&rendered), Format::Yaml, Secrets::Mask).expect("yaml"))
     });
     group.bench_function("format_json", |b| {
-        b.iter(|| render::format(black_box(&rendered), Format::Json).expect("json"))
+        b.iter(|| render::format(black_box(&rendered), Format::Json, Secrets::Mask).expect("json"))
     });
     group.finish();
 }
@@ -222,6 +222,7 @@ fn host_checks(c: &mut Criterion) {
                 &spec.component_name,
                 black_box(objects.clone()),
                 NAMESPACE,
+                &AllowedKinds::new(),
             )
             .expect("valid objects")
         })

@@ -12,6 +12,7 @@
 
 pub mod capabilities;
 pub mod cluster;
+pub mod kinds;
 pub mod objects;
 pub mod render;
 pub mod runtime;
@@ -20,6 +21,7 @@ pub mod spec;
 
 pub use capabilities::Capabilities;
 pub use cluster::{Cluster, ClusterError, Connection};
+pub use kinds::{AllowedKinds, KindName};
 pub use objects::{InvalidObject, ObjectRef, Rendered};
 pub use render::{Format, RenderError};
 pub use runtime::{Limits, Options, Rules, RulesError, Source};

@@ -7,6 +7,7 @@ use std::collections::hash_map::Entry;
 use serde::Serialize;
 
 use crate::capabilities::Capabilities;
+use crate::kinds::AllowedKinds;
 use crate::objects::{InvalidObject, Object, ObjectRef, Rendered};
 use crate::runtime::{Refusal, Rules, RulesError};
 use crate::spec::{Origin, SiteConfig, Spec};
@@ -89,6 +90,7 @@ impl Rules {
             &spec.component_name,
             objects,
             namespace,
+            &AllowedKinds::new().with(site.allowed_kinds.iter().cloned()),
         )?)
     }
 
@@ -140,10 +142,31 @@ pub enum Format {
 #[error("cannot write the objects as YAML")]
 pub struct FormatError(#[source] serde_saphyr::SerializeError);
 
+/// Whether Secret values are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Secrets {
+    /// Each value of a Secret's `data` and `stringData` printed as `***`.
+    #[default]
+    Mask,
+    /// Printed as they are.
+    Show,
+}
+
 /// The objects of one or more components as text, in order: what `berth render` prints.
-pub fn format(rendered: &[Rendered], format: Format) -> Result<String, FormatError> {
+pub fn format(
+    rendered: &[Rendered],
+    format: Format,
+    secrets: Secrets,
+) -> Result<String, FormatError> {
     // Straight from the typed objects: a JSON tree in between would double the work.
-    let items: Vec<Object<'_>> = rendered.iter().flat_map(Rendered::objects).collect();
+    let items: Vec<Object<'_>> = rendered
+        .iter()
+        .flat_map(Rendered::objects)
+        .map(|o| match secrets {
+            Secrets::Mask => o.masked(),
+            Secrets::Show => o,
+        })
+        .collect();
     match format {
         Format::Yaml => serde_saphyr::to_string_multiple(&items).map_err(FormatError),
         Format::Json => {

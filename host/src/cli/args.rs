@@ -37,6 +37,9 @@ pub enum Command {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t)]
         output: RenderFormat,
+        /// Print Secret values (masked as *** by default).
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Build a component's objects and create them (or apply changes) on the cluster.
     Deploy {
@@ -156,6 +159,10 @@ pub struct BuildArgs {
     /// Memory the rules may use: 64Mi, 1Gi, or bytes (1Mi to 4Gi).
     #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = units::rules_memory)]
     pub rules_memory: usize,
+    /// Accept objects of this kind from the rules besides the default ones (repeatable):
+    /// v1/Secret, cert-manager.io/v1/Certificate. Added to the site config's allowed_kinds.
+    #[arg(long, value_name = "APIVERSION/KIND")]
+    pub allow_kind: Vec<berth::KindName>,
 }
 
 /// The cluster `render` builds for (Helm's `--kube-version`, `--api-versions`); `deploy`

@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use berth::cluster::{Cluster, ClusterError, Connection, ExecLine, Scope};
+use berth::render::Secrets;
 use berth::runtime::{Options, Rules};
 use berth::{Capabilities, Rendered, SiteConfig, spec};
 
@@ -24,10 +25,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             build,
             target,
             output,
+            show_secrets,
         } => render_command(
             &build,
             &target.capabilities(),
-            output,
+            (output, show_secrets),
             connection.namespace.as_deref().unwrap_or("default"),
         ),
         command => tokio::runtime::Builder::new_current_thread()
@@ -41,13 +43,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
 fn render_command(
     build: &BuildArgs,
     capabilities: &Capabilities,
-    output: RenderFormat,
+    (output, show_secrets): (RenderFormat, bool),
     namespace: &str,
 ) -> Result<ExitStatus, CliError> {
     let specs = spec::load_specs(&build.spec)?;
     let (site, mut rules) = site_and_rules(build)?;
     let rendered = rules.render_all(&specs, &site, capabilities, namespace)?;
-    write_stdout(&berth::render::format(&rendered, output.into())?)?;
+    let secrets = if show_secrets {
+        Secrets::Show
+    } else {
+        Secrets::Mask
+    };
+    write_stdout(&berth::render::format(&rendered, output.into(), secrets)?)?;
     Ok(ExitStatus::Success)
 }
 
@@ -90,10 +97,11 @@ impl OneBuild {
 
 /// The site config and the rules component `args` name.
 fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
-    let site = match &args.config {
+    let mut site = match &args.config {
         Some(path) => spec::load_site(path)?,
         None => SiteConfig::default(),
     };
+    site.allowed_kinds.extend(args.allow_kind.iter().cloned());
     let options = Options::default()
         .deadline(args.rules_deadline)
         .memory(args.rules_memory);
@@ -111,7 +119,13 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             build,
             target,
             output,
-        } => render_command(&build, &target.capabilities(), output, cluster.namespace()),
+            show_secrets,
+        } => render_command(
+            &build,
+            &target.capabilities(),
+            (output, show_secrets),
+            cluster.namespace(),
+        ),
         Command::Deploy {
             build,
             wait,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::kinds::KindName;
 use crate::objects::ObjectRef;
 
 /// Why a cluster operation failed.
@@ -133,6 +134,29 @@ pub enum ClusterError {
         /// What is wrong with the selector.
         #[source]
         problem: crate::selector::SelectorError,
+    },
+    /// The cluster does not serve a kind the rules built (checked before anything is
+    /// created).
+    #[error("the cluster does not serve {} {}", kind.api_version, kind.kind)]
+    NotServed {
+        /// The kind.
+        kind: KindName,
+    },
+    /// The cluster serves a kind the rules built as cluster-scoped.
+    #[error("{} {} is cluster-scoped on this cluster; berth applies only namespaced objects", kind.api_version, kind.kind)]
+    ClusterScoped {
+        /// The kind.
+        kind: KindName,
+    },
+    /// scale on a component whose replica count an autoscaler owns.
+    #[error(
+        "the replicas of {component:?} are set by its HorizontalPodAutoscaler {autoscaler}; change its minReplicas/maxReplicas instead"
+    )]
+    Autoscaled {
+        /// The component.
+        component: String,
+        /// The autoscaler.
+        autoscaler: String,
     },
     /// exec found no running pod.
     #[error("{component:?} has no running pods")]

@@ -133,14 +133,15 @@ impl Cluster {
         Ok(())
     }
 
-    /// Delete `component`'s parent, if there is one and it is berth's; returns it.
-    pub(super) async fn delete_inventory(
+    /// `component`'s parent and the group-kinds it names, if there is one and it is
+    /// berth's.
+    pub(super) async fn read_parent(
         &self,
         component: &str,
-    ) -> Result<Option<ObjectRef>, ClusterError> {
+    ) -> Result<Option<(ObjectRef, BTreeSet<String>)>, ClusterError> {
         let name = parent_name(component);
-        let api = self.config_maps();
-        let existing = api
+        let existing = self
+            .config_maps()
             .get_opt(&name)
             .await
             .map_err(ClusterError::api(format!("cannot read ConfigMap {name}")))?;
@@ -148,14 +149,25 @@ impl Cluster {
             return Ok(None);
         };
         let labels = existing.metadata.labels.clone().unwrap_or_default();
-        if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component) {
+        if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
+            || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
+        {
             return Ok(None);
         }
         let object = ObjectRef::of("v1", "ConfigMap", &existing.metadata);
-        api.delete(&name, &delete_exactly(&object))
+        Ok(Some((object, kinds_of(&existing))))
+    }
+
+    /// Delete the parent `parent` (that object, by uid).
+    pub(super) async fn delete_parent(&self, parent: &ObjectRef) -> Result<(), ClusterError> {
+        self.config_maps()
+            .delete(&parent.name, &delete_exactly(parent))
             .await
-            .map_err(ClusterError::api(format!("cannot delete ConfigMap {name}")))?;
-        Ok(Some(object))
+            .map_err(ClusterError::api(format!(
+                "cannot delete ConfigMap {}",
+                parent.name
+            )))?;
+        Ok(())
     }
 
     /// The parent object for `component` naming `kinds`.

@@ -8,12 +8,12 @@ mod exec;
 mod history;
 mod inventory;
 mod list;
+mod resources;
 mod rollout;
 
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -111,10 +111,6 @@ impl Cluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    fn services(&self) -> Api<Service> {
-        Api::namespaced(self.client.clone(), &self.namespace)
-    }
-
     /// The Deployment of `component`, found by berth's ownership labels.
     pub async fn find_deployment(&self, component: &str) -> Result<Deployment, ClusterError> {
         let mut found = self.find_deployments(component).await?;
@@ -141,19 +137,6 @@ impl Cluster {
             .await
             .map_err(ClusterError::api(format!(
                 "cannot list Deployments in namespace {}",
-                self.namespace
-            )))?
-            .items)
-    }
-
-    /// The Services of `component`, found by berth's ownership labels.
-    async fn find_services(&self, component: &str) -> Result<Vec<Service>, ClusterError> {
-        Ok(self
-            .services()
-            .list(&owned_by(component))
-            .await
-            .map_err(ClusterError::api(format!(
-                "cannot list Services in namespace {}",
                 self.namespace
             )))?
             .items)

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Cluster, ClusterError, name_of};
+use super::{Cluster, ClusterError, name_of, owned_by};
 use crate::objects::ObjectRef;
 
 /// Annotation the deployment controller keeps the revision in.
@@ -219,10 +220,31 @@ impl Cluster {
         }
     }
 
-    /// Set `component`'s replica count.
+    /// Set `component`'s replica count; refused when an autoscaler of the component
+    /// scales its Deployment (it would undo the change).
     pub async fn scale(&self, component: &str, replicas: i32) -> Result<(), ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
+        // autoscaling/v1 is served by every cluster and names the target like the others.
+        let autoscalers: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let owned = autoscalers
+            .list(&owned_by(component))
+            .await
+            .map_err(ClusterError::api(format!(
+                "cannot list HorizontalPodAutoscalers in namespace {}",
+                self.namespace
+            )))?;
+        if let Some(hpa) = owned.items.iter().find(|hpa| {
+            hpa.spec.as_ref().is_some_and(|spec| {
+                spec.scale_target_ref.kind == "Deployment" && spec.scale_target_ref.name == name
+            })
+        }) {
+            return Err(ClusterError::Autoscaled {
+                component: component.to_owned(),
+                autoscaler: name_of(&hpa.metadata),
+            });
+        }
         let patch = json!({ "spec": { "replicas": replicas } });
         self.deployments()
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))

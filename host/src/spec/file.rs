@@ -261,6 +261,8 @@ pub(super) struct SiteFile {
     tls: Option<TlsFile>,
     #[serde(default)]
     extensions: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    allowed_kinds: Vec<crate::kinds::KindName>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -380,6 +382,7 @@ impl From<SiteFile> for m::SiteConfig {
                 image: t.image,
             }),
             extensions: s.extensions,
+            allowed_kinds: s.allowed_kinds,
         }
     }
 }

@@ -579,5 +579,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("filebeat: missing field `log_path`"), "{err}");
+        let site = parse_site(
+            Path::new("site.yaml"),
+            "allowed_kinds: [v1/Secret, cert-manager.io/v1/Certificate]\n",
+        )
+        .unwrap();
+        let kinds: Vec<String> = site.allowed_kinds.iter().map(ToString::to_string).collect();
+        assert_eq!(kinds, ["v1/Secret", "cert-manager.io/v1/Certificate"]);
+        let err = parse_site(
+            Path::new("site.yaml"),
+            "allowed_kinds: [v1/Secret, Secret]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "site.yaml: allowed_kinds[1]: \"Secret\" is not APIVERSION/KIND (e.g. v1/Secret, cert-manager.io/v1/Certificate)"
+        );
     }
 }

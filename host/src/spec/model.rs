@@ -203,6 +203,10 @@ pub struct SiteConfig {
     pub tls: Option<Tls>,
     /// Keys for the site's own rules, which validate them (contract 0.2).
     pub extensions: serde_json::Map<String, serde_json::Value>,
+    /// Kinds the platform allows the rules to build besides the default ones
+    /// ([`DEFAULT_KINDS`](crate::kinds::DEFAULT_KINDS)): the host's policy, not handed
+    /// to the rules.
+    pub allowed_kinds: Vec<crate::kinds::KindName>,
 }
 
 /// The site's logging sidecar.

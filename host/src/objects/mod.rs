@@ -1,29 +1,40 @@
-//! Checking what a rules component returned: every object parsed into the Kubernetes
-//! types berth operates on, with no field those types do not know, valid names and labels,
-//! in the target namespace; exactly one Deployment whose selector matches its pods, and
-//! its Services.
+//! Checking what a rules component returned: objects of the kinds the host accepts,
+//! parsed strictly where berth's Kubernetes types know the kind (no field they do not
+//! have) and checked by shape otherwise; valid names and labels, in the target namespace,
+//! never cluster-scoped; exactly one Deployment whose selector matches its pods.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod check;
+mod strict;
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::DynamicObject;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
+use crate::kinds::{AllowedKinds, KindName, group_of, is_cluster_scoped};
 use crate::runtime::{RawObject, Source};
-use crate::selector::{Requirement, Selector};
+use check::{check_deployment, check_other, check_service};
+use strict::parse;
 
 /// The objects of one component, checked, and the rules component that built them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     /// The component's name (the spec's `component_name`).
     pub component: String,
-    /// The component's Deployment.
+    /// The component's Deployment: the workload status, scale, upgrade, rollback and exec
+    /// operate on. Without `spec.replicas` when an autoscaler of the set owns them.
     pub deployment: Deployment,
     /// Its Services, in the order the rules returned them.
     pub services: Vec<Service>,
+    /// Every other object (ConfigMaps, PodDisruptionBudgets, custom resources, …), in the
+    /// order the rules returned them.
+    pub others: Vec<DynamicObject>,
+    /// The HorizontalPodAutoscaler of the set that scales the Deployment, if any.
+    pub autoscaler: Option<String>,
     /// The rules component that built them.
     pub rules: Source,
     /// The SHA-256 of that component's bytes, in hex.
@@ -45,14 +56,26 @@ pub struct InvalidObject {
 /// What is wrong with an object, or with the set of objects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
-    /// Neither an `apps/v1` Deployment nor a `v1` Service.
-    #[error("berth accepts only apps/v1 Deployments and v1 Services")]
-    Kind,
-    /// The JSON does not parse into the Kubernetes type.
+    /// A kind the platform has not allowed.
+    #[error(
+        "berth does not accept {kind} objects unless the platform allows them (--allow-kind {kind}, or allowed_kinds in the site config)"
+    )]
+    NotAllowed {
+        /// The kind, as an allowance names it.
+        kind: KindName,
+    },
+    /// A cluster-scoped kind: a component's objects live in its namespace.
+    #[error("{kind} is cluster-scoped; berth applies only namespaced objects")]
+    ClusterScoped {
+        /// The kind.
+        kind: KindName,
+    },
+    /// The JSON does not parse into the Kubernetes type, or is not an object of the kind
+    /// declared.
     #[error("not a valid {kind}: {message}")]
     Malformed {
         /// The kind.
-        kind: &'static str,
+        kind: String,
         /// What is wrong.
         message: String,
     },
@@ -103,20 +126,29 @@ pub enum Problem {
     /// Not exactly one Deployment.
     #[error("{0} Deployments; exactly one is required")]
     DeploymentCount(usize),
-    /// Two Services with one name: the second would replace the first.
-    #[error("two Services named {0:?}")]
-    DuplicateService(String),
+    /// Two objects of one kind and name: the second would replace the first.
+    #[error("returned twice")]
+    Duplicate,
+    /// An autoscaler that scales something other than the component's Deployment.
+    #[error("spec.scaleTargetRef names {target}, not the component's Deployment {deployment}")]
+    ScaleTarget {
+        /// What it names.
+        target: String,
+        /// The component's Deployment.
+        deployment: String,
+    },
 }
 
 impl Rendered {
     /// Check the objects the rules `source` (whose bytes hash to `rules_digest`) returned
-    /// for `component` in `namespace`.
+    /// for `component` in `namespace`, accepting the kinds `allowed`.
     pub fn from_objects(
         source: &Source,
         rules_digest: &str,
         component: &str,
         objects: Vec<RawObject>,
         namespace: &str,
+        allowed: &AllowedKinds,
     ) -> Result<Self, InvalidObject> {
         let refuse = |object: String, problem: Problem| InvalidObject {
             source_name: source.clone(),
@@ -125,30 +157,44 @@ impl Rendered {
         };
         let mut deployments = Vec::new();
         let mut services = Vec::new();
-        let mut service_names = BTreeSet::new();
+        let mut others = Vec::new();
+        let mut seen = BTreeSet::new();
         for obj in objects {
             let label = format!("{} {}/{}", obj.api_version, obj.kind, obj.name);
-            match (obj.api_version.as_str(), obj.kind.as_str()) {
-                ("apps/v1", "Deployment") => {
-                    let mut d: Deployment =
-                        parse(&obj.json, "Deployment").map_err(|p| refuse(label.clone(), p))?;
-                    check_deployment(&mut d, &obj.name, namespace).map_err(|p| refuse(label, p))?;
-                    deployments.push(d);
-                }
-                ("v1", "Service") => {
-                    let mut s: Service =
-                        parse(&obj.json, "Service").map_err(|p| refuse(label.clone(), p))?;
-                    check_service(&mut s, &obj.name, namespace)
-                        .map_err(|p| refuse(label.clone(), p))?;
-                    if !service_names.insert(obj.name.clone()) {
-                        return Err(refuse(label, Problem::DuplicateService(obj.name)));
-                    }
-                    services.push(s);
-                }
-                _ => return Err(refuse(label, Problem::Kind)),
+            let kind = KindName {
+                api_version: obj.api_version.clone(),
+                kind: obj.kind.clone(),
+            };
+            if is_cluster_scoped(&obj.api_version, &obj.kind) {
+                return Err(refuse(label, Problem::ClusterScoped { kind }));
             }
+            if !allowed.allows(&obj.api_version, &obj.kind) {
+                return Err(refuse(label, Problem::NotAllowed { kind }));
+            }
+            // One name per group-kind: two versions of one kind are one object.
+            if !seen.insert((
+                group_of(&obj.api_version).to_owned(),
+                obj.kind.clone(),
+                obj.name.clone(),
+            )) {
+                return Err(refuse(label, Problem::Duplicate));
+            }
+            let checked = match (obj.api_version.as_str(), obj.kind.as_str()) {
+                ("apps/v1", "Deployment") => parse(&obj.json, "Deployment").and_then(|mut d| {
+                    check_deployment(&mut d, &obj.name, namespace)?;
+                    deployments.push(d);
+                    Ok(())
+                }),
+                ("v1", "Service") => parse(&obj.json, "Service").and_then(|mut s| {
+                    check_service(&mut s, &obj.name, namespace)?;
+                    services.push(s);
+                    Ok(())
+                }),
+                _ => check_other(&obj, namespace).map(|o| others.push(o)),
+            };
+            checked.map_err(|p| refuse(label, p))?;
         }
-        let deployment = match <[Deployment; 1]>::try_from(deployments) {
+        let mut deployment = match <[Deployment; 1]>::try_from(deployments) {
             Ok([d]) => d,
             Err(found) => {
                 return Err(refuse(
@@ -157,30 +203,79 @@ impl Rendered {
                 ));
             }
         };
+        let autoscaler = autoscaler(&others, &deployment).map_err(|(hpa, p)| refuse(hpa, p))?;
+        if autoscaler.is_some()
+            && let Some(spec) = deployment.spec.as_mut()
+        {
+            // The autoscaler owns the replica count: applying one would fight it.
+            spec.replicas = None;
+        }
         Ok(Self {
             component: component.to_owned(),
             deployment,
             services,
+            others,
+            autoscaler,
             rules: source.clone(),
             rules_digest: rules_digest.to_owned(),
         })
     }
 
-    /// Every object, Deployment first.
+    /// Every object: the Deployment, the Services, then the others in the rules' order.
     pub fn objects(&self) -> impl Iterator<Item = Object<'_>> {
         std::iter::once(Object::Deployment(&self.deployment))
             .chain(self.services.iter().map(Object::Service))
+            .chain(self.others.iter().map(|o| Object::Other(Cow::Borrowed(o))))
     }
 }
 
+/// The name of the set's HorizontalPodAutoscaler, which must scale the component's
+/// Deployment if there is one.
+fn autoscaler(
+    others: &[DynamicObject],
+    deployment: &Deployment,
+) -> Result<Option<String>, (String, Problem)> {
+    let deployment_name = deployment.metadata.name.clone().unwrap_or_default();
+    let mut found = None;
+    for hpa in others {
+        let Some(types) = &hpa.types else { continue };
+        if types.kind != "HorizontalPodAutoscaler" || group_of(&types.api_version) != "autoscaling"
+        {
+            continue;
+        }
+        let name = hpa.metadata.name.clone().unwrap_or_default();
+        let target = &hpa.data["spec"]["scaleTargetRef"];
+        let kind = target["kind"].as_str().unwrap_or_default();
+        let target_name = target["name"].as_str().unwrap_or_default();
+        let api_version = target["apiVersion"].as_str().unwrap_or("apps/v1");
+        if kind != "Deployment" || target_name != deployment_name || group_of(api_version) != "apps"
+        {
+            let label = format!("{} HorizontalPodAutoscaler/{name}", types.api_version);
+            return Err((
+                label,
+                Problem::ScaleTarget {
+                    target: format!("{api_version} {kind}/{target_name}"),
+                    deployment: deployment_name,
+                },
+            ));
+        }
+        found = Some(name);
+    }
+    Ok(found)
+}
+
 /// One object of a [`Rendered`] set; serializes as the object itself.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+// Owned only for a masked Secret, and a set has a handful of objects: no box needed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Object<'a> {
     /// The Deployment.
     Deployment(&'a Deployment),
     /// A Service.
     Service(&'a Service),
+    /// Any other object.
+    Other(Cow<'a, DynamicObject>),
 }
 
 impl Object<'_> {
@@ -189,8 +284,35 @@ impl Object<'_> {
         match self {
             Object::Deployment(d) => ObjectRef::of("apps/v1", "Deployment", &d.metadata),
             Object::Service(s) => ObjectRef::of("v1", "Service", &s.metadata),
+            Object::Other(o) => ObjectRef::dynamic(o),
         }
     }
+
+    /// The object with a Secret's values replaced by `***`, as `kubectl diff` shows them.
+    pub fn masked(self) -> Self {
+        match self {
+            Object::Other(o) if is_secret(&o) => {
+                let mut o = o.into_owned();
+                for field in ["data", "stringData"] {
+                    if let Some(values) = o.data.get_mut(field).and_then(|v| v.as_object_mut()) {
+                        for value in values.values_mut() {
+                            *value = "***".into();
+                        }
+                    }
+                }
+                Object::Other(Cow::Owned(o))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Whether `object` is a core `Secret`.
+fn is_secret(object: &DynamicObject) -> bool {
+    object
+        .types
+        .as_ref()
+        .is_some_and(|t| t.api_version == "v1" && t.kind == "Secret")
 }
 
 /// An object on a cluster: its API group and version, kind, namespace, name, and uid once
@@ -221,11 +343,15 @@ impl ObjectRef {
         }
     }
 
+    /// The reference of an object of any kind.
+    pub fn dynamic(object: &DynamicObject) -> Self {
+        let types = object.types.clone().unwrap_or_default();
+        Self::of(&types.api_version, &types.kind, &object.metadata)
+    }
+
     /// The API group (empty for the core group).
     pub fn group(&self) -> &str {
-        self.api_version
-            .rsplit_once('/')
-            .map_or("", |(group, _)| group)
+        group_of(&self.api_version)
     }
 
     /// The API version within the group.
@@ -249,194 +375,11 @@ impl std::fmt::Display for ObjectRef {
     }
 }
 
-/// Parse `json` into a Kubernetes type, refusing fields the type does not know: serde
-/// would drop them without a word, and the object applied would not be the one built.
-fn parse<T: DeserializeOwned + Serialize>(json: &str, kind: &'static str) -> Result<T, Problem> {
-    // One typed pass that notes any field the type skips: what valid objects take. Only
-    // when it fails or skips something does the slower pass below run, for the error's
-    // field path and its rule that an unknown field set to null is absent, not unknown.
-    let mut skipped = false;
-    let mut de = serde_json::Deserializer::from_str(json);
-    let parsed = serde_ignored::deserialize(&mut de, |_| skipped = true).and_then(|parsed| {
-        de.end()?;
-        Ok(parsed)
-    });
-    match parsed {
-        Ok(parsed) if !skipped => Ok(parsed),
-        _ => parse_with_paths(json, kind),
-    }
-}
-
-/// [`parse`] through a JSON tree: slower, but it names the field at fault.
-fn parse_with_paths<T: DeserializeOwned + Serialize>(
-    json: &str,
-    kind: &'static str,
-) -> Result<T, Problem> {
-    let malformed = |message: String| Problem::Malformed { kind, message };
-    let original: Value = serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
-    let parsed: T = serde_path_to_error::deserialize(&original).map_err(|e| {
-        let path = e.path().to_string();
-        malformed(format!("{path}: {}", e.into_inner()))
-    })?;
-    if let Some(path) = unknown_field(&original, &value(&parsed), String::new()) {
-        return Err(Problem::UnknownField { kind, path });
-    }
-    Ok(parsed)
-}
-
-/// The first field of `original` that is missing from `known` (the object parsed and
-/// serialized again), as a path like `spec.template.spec.containers[0].privileged`.
-/// Nulls are skipped: they mean "absent" to Kubernetes too.
-fn unknown_field(original: &Value, known: &Value, path: String) -> Option<String> {
-    match (original, known) {
-        (Value::Object(fields), Value::Object(known_fields)) => {
-            fields.iter().find_map(|(key, value)| {
-                let field = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                match known_fields.get(key) {
-                    _ if value.is_null() => None,
-                    None => Some(field),
-                    Some(known) => unknown_field(value, known, field),
-                }
-            })
-        }
-        (Value::Array(items), Value::Array(known_items)) => items
-            .iter()
-            .zip(known_items)
-            .enumerate()
-            .find_map(|(i, (item, known))| unknown_field(item, known, format!("{path}[{i}]"))),
-        _ => None,
-    }
-}
-
-fn check_deployment(d: &mut Deployment, declared: &str, namespace: &str) -> Result<(), Problem> {
-    place(&mut d.metadata, declared, namespace)?;
-    if !is_dns_subdomain(declared) {
-        return Err(Problem::InvalidName {
-            name: declared.to_owned(),
-            rule: "DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)",
-        });
-    }
-    check_labels("metadata.labels", d.metadata.labels.as_ref())?;
-    let spec = d.spec.as_ref().ok_or(Problem::NoSpec)?;
-    let pod_labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref());
-    check_labels("spec.template.metadata.labels", pod_labels)?;
-    check_labels(
-        "spec.selector.matchLabels",
-        spec.selector.match_labels.as_ref(),
-    )?;
-    selects(&spec.selector, pod_labels.unwrap_or(&BTreeMap::new())).map_err(Problem::Selector)
-}
-
-fn check_service(s: &mut Service, declared: &str, namespace: &str) -> Result<(), Problem> {
-    place(&mut s.metadata, declared, namespace)?;
-    if !is_dns_label(declared) || !declared.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(Problem::InvalidName {
-            name: declared.to_owned(),
-            rule: "DNS-1035 label (lower-case letters, digits and '-', starting with a letter, at most 63 characters)",
-        });
-    }
-    check_labels("metadata.labels", s.metadata.labels.as_ref())?;
-    let selector = s.spec.as_ref().and_then(|spec| spec.selector.as_ref());
-    check_labels("spec.selector", selector)
-}
-
-/// Check the object's name and set its namespace to the target.
-fn place(meta: &mut ObjectMeta, declared: &str, namespace: &str) -> Result<(), Problem> {
-    if meta.name.as_deref() != Some(declared) {
-        return Err(Problem::NameMismatch {
-            found: meta.name.clone(),
-        });
-    }
-    match meta.namespace.as_deref() {
-        None | Some("") => meta.namespace = Some(namespace.to_owned()),
-        Some(ns) if ns == namespace => {}
-        Some(ns) => {
-            return Err(Problem::Namespace {
-                found: ns.to_owned(),
-                target: namespace.to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Whether the selector is non-empty and matches `labels`, as the API server requires of
-/// a Deployment (`selector does not match template labels`).
-fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> Result<(), String> {
-    let selector = Selector::new(selector).map_err(|e| e.to_string())?;
-    match selector.first_unmatched(labels) {
-        None => Ok(()),
-        Some(Requirement::Equals(key, value)) => Err(format!(
-            "requires {key}={value}, which the pod template labels do not have"
-        )),
-        Some(other) => Err(format!(
-            "requires {other}, which the pod template labels do not meet"
-        )),
-    }
-}
-
-fn check_labels(path: &str, labels: Option<&BTreeMap<String, String>>) -> Result<(), Problem> {
-    for (key, value) in labels.into_iter().flatten() {
-        let invalid = |message: String| Problem::InvalidLabel {
-            path: format!("{path}.{key}"),
-            message,
-        };
-        let (prefix, name) = match key.rsplit_once('/') {
-            Some((prefix, name)) => (Some(prefix), name),
-            None => (None, key.as_str()),
-        };
-        if !prefix.is_none_or(is_dns_subdomain) || !is_label_name(name) {
-            return Err(invalid(format!("{key:?} is not a valid label key")));
-        }
-        if !value.is_empty() && !is_label_name(value) {
-            return Err(invalid(format!("{value:?} is not a valid label value")));
-        }
-    }
-    Ok(())
-}
-
-/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    b.len() <= 63
-        && b.first().is_some_and(alnum)
-        && b.last().is_some_and(alnum)
-        && b.iter().all(|c| alnum(c) || *c == b'-')
-}
-
-/// DNS-1123 labels joined by '.', at most 253 characters.
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
-}
-
-/// A label name or value: at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends.
-fn is_label_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() <= 63
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-fn value(object: &impl Serialize) -> serde_json::Value {
-    // k8s-openapi types always serialize to JSON.
-    serde_json::to_value(object).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::strict::parse_with_paths;
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn obj(api_version: &str, kind: &str, name: &str, json: Value) -> RawObject {
         RawObject {
@@ -481,14 +424,28 @@ mod tests {
     }
 
     fn check(objects: Vec<RawObject>) -> Result<Rendered, String> {
-        Rendered::from_objects(&Source::Default, "", "web", objects, "team")
-            .map_err(|e| e.to_string())
+        Rendered::from_objects(
+            &Source::Default,
+            "",
+            "web",
+            objects,
+            "team",
+            &AllowedKinds::new(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn problem(objects: Vec<RawObject>) -> Problem {
-        Rendered::from_objects(&Source::Default, "", "web", objects, "team")
-            .expect_err("refused")
-            .problem
+        Rendered::from_objects(
+            &Source::Default,
+            "",
+            "web",
+            objects,
+            "team",
+            &AllowedKinds::new(),
+        )
+        .expect_err("refused")
+        .problem
     }
 
     /// The Deployment with one change to its JSON.
@@ -532,7 +489,7 @@ mod tests {
         let err = check(vec![deployment("dep-a", None), binding]).unwrap_err();
         assert!(
             err.contains(
-                "ClusterRoleBinding/root: berth accepts only apps/v1 Deployments and v1 Services"
+                "ClusterRoleBinding/root: rbac.authorization.k8s.io/v1/ClusterRoleBinding is cluster-scoped; berth applies only namespaced objects"
             ),
             "{err}"
         );
@@ -572,7 +529,7 @@ mod tests {
             );
         }
         let p = problem(vec![deployment("dep-a", None), service("a"), service("a")]);
-        assert_eq!(p, Problem::DuplicateService("a".into()));
+        assert_eq!(p, Problem::Duplicate);
     }
 
     #[test]
@@ -719,5 +676,168 @@ mod tests {
             matches!(&p, Problem::Malformed { message, .. } if message.contains("trailing characters")),
             "{p}"
         );
+    }
+
+    fn check_allowing(objects: Vec<RawObject>, allowed: &[&str]) -> Result<Rendered, Problem> {
+        let allowed = AllowedKinds::new().with(allowed.iter().map(|k| k.parse().unwrap()));
+        Rendered::from_objects(&Source::Default, "", "web", objects, "team", &allowed)
+            .map_err(|e| e.problem)
+    }
+
+    fn secret() -> RawObject {
+        obj(
+            "v1",
+            "Secret",
+            "creds",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                   "data": {"password": "aHVudGVyMg=="}, "stringData": {"user": "admin"}}),
+        )
+    }
+
+    fn certificate(json: Value) -> RawObject {
+        obj("cert-manager.io/v1", "Certificate", "web-tls", json)
+    }
+
+    fn certificate_json() -> Value {
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+               "metadata": {"name": "web-tls", "labels": {"app": "web"}},
+               "spec": {"secretName": "web-tls", "dnsNames": ["web.shop"]}})
+    }
+
+    #[test]
+    fn kinds_beyond_the_defaults_need_an_allowance() {
+        let p = check_allowing(vec![deployment("dep-a", None), secret()], &[]).unwrap_err();
+        assert_eq!(
+            p.to_string(),
+            "berth does not accept v1/Secret objects unless the platform allows them (--allow-kind v1/Secret, or allowed_kinds in the site config)"
+        );
+        let r = check_allowing(vec![deployment("dep-a", None), secret()], &["v1/Secret"]).unwrap();
+        assert_eq!(r.others.len(), 1);
+        assert_eq!(r.others[0].metadata.namespace.as_deref(), Some("team"));
+        let p = check_allowing(
+            vec![deployment("dep-a", None), certificate(certificate_json())],
+            &["v1/Secret"],
+        )
+        .unwrap_err();
+        assert!(matches!(p, Problem::NotAllowed { .. }), "{p}");
+        let r = check_allowing(
+            vec![deployment("dep-a", None), certificate(certificate_json())],
+            &["cert-manager.io/v1/Certificate"],
+        )
+        .unwrap();
+        assert_eq!(r.others[0].data["spec"]["secretName"], "web-tls");
+        // Cluster-scoped kinds are refused even when "allowed".
+        let ns = obj(
+            "v1",
+            "Namespace",
+            "x",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}),
+        );
+        let p = check_allowing(vec![deployment("dep-a", None), ns], &["v1/Namespace"]).unwrap_err();
+        assert!(matches!(p, Problem::ClusterScoped { .. }), "{p}");
+    }
+
+    #[test]
+    fn known_kinds_are_parsed_strictly_and_others_by_shape() {
+        let pdb = |extra: Value| {
+            let mut json = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "web"},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}}});
+            json["spec"]["maxUnavailabel"] = extra;
+            obj("policy/v1", "PodDisruptionBudget", "web", json)
+        };
+        assert!(check_allowing(vec![deployment("dep-a", None), pdb(Value::Null)], &[]).is_ok());
+        let p = check_allowing(vec![deployment("dep-a", None), pdb(1.into())], &[]).unwrap_err();
+        assert_eq!(
+            p.to_string(),
+            "unknown field spec.maxUnavailabel (not part of the Kubernetes PodDisruptionBudget)"
+        );
+        // policy/v1beta1 is not in berth's types: checked by shape, the API server does
+        // the rest.
+        let mut old = pdb(1.into());
+        old.api_version = "policy/v1beta1".into();
+        old.json = old.json.replace("policy/v1", "policy/v1beta1");
+        assert!(check_allowing(vec![deployment("dep-a", None), old], &[]).is_ok());
+        let allow = &["cert-manager.io/v1/Certificate"];
+        let shape = |change: fn(&mut Value)| {
+            let mut json = certificate_json();
+            change(&mut json);
+            check_allowing(vec![deployment("dep-a", None), certificate(json)], allow).unwrap_err()
+        };
+        let p = shape(|c| c["apiVersion"] = "cert-manager.io/v2".into());
+        assert_eq!(
+            p.to_string(),
+            "not a valid Certificate: apiVersion \"cert-manager.io/v2\" differs from the declared \"cert-manager.io/v1\""
+        );
+        let p = shape(|c| c["metadata"]["lables"] = json!({}));
+        assert!(
+            matches!(&p, Problem::UnknownField { path, .. } if path == "lables"),
+            "{p}"
+        );
+        let p = shape(|c| c["metadata"]["namespace"] = "kube-system".into());
+        assert!(matches!(p, Problem::Namespace { .. }), "{p}");
+        let p = shape(|c| c["metadata"]["labels"]["bad key"] = "x".into());
+        assert!(matches!(p, Problem::InvalidLabel { .. }), "{p}");
+        let p = shape(|c| c["metadata"] = json!("web-tls"));
+        assert!(p.to_string().ends_with("metadata is not an object"), "{p}");
+        let mut dup = certificate(certificate_json());
+        dup.api_version = "cert-manager.io/v1".into();
+        let p = check_allowing(
+            vec![
+                deployment("dep-a", None),
+                certificate(certificate_json()),
+                dup,
+            ],
+            allow,
+        )
+        .unwrap_err();
+        assert_eq!(p, Problem::Duplicate);
+    }
+
+    fn hpa(target_kind: &str, target: &str) -> RawObject {
+        obj(
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            "web",
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                   "metadata": {"name": "web"},
+                   "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": target},
+                            "minReplicas": 2, "maxReplicas": 5}}),
+        )
+    }
+
+    #[test]
+    fn an_autoscaler_owns_the_replicas_of_the_deployment_only() {
+        let with_replicas = changed(|d| d["spec"]["replicas"] = 3.into());
+        let r = check_allowing(vec![with_replicas.clone()], &[]).unwrap();
+        assert_eq!(r.deployment.spec.as_ref().unwrap().replicas, Some(3));
+        assert_eq!(r.autoscaler, None);
+        let r =
+            check_allowing(vec![with_replicas.clone(), hpa("Deployment", "dep-a")], &[]).unwrap();
+        assert_eq!(r.deployment.spec.as_ref().unwrap().replicas, None);
+        assert_eq!(r.autoscaler.as_deref(), Some("web"));
+        let p =
+            check_allowing(vec![with_replicas, hpa("Deployment", "dep-other")], &[]).unwrap_err();
+        assert_eq!(
+            p.to_string(),
+            "spec.scaleTargetRef names apps/v1 Deployment/dep-other, not the component's Deployment dep-a"
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked_unless_shown() {
+        let r = check_allowing(vec![deployment("dep-a", None), secret()], &["v1/Secret"]).unwrap();
+        let shown: Vec<Value> = r
+            .objects()
+            .map(|o| serde_json::to_value(o).unwrap())
+            .collect();
+        let masked: Vec<Value> = r
+            .objects()
+            .map(|o| serde_json::to_value(o.masked()).unwrap())
+            .collect();
+        assert_eq!(shown[1]["data"]["password"], "aHVudGVyMg==");
+        assert_eq!(masked[1]["data"]["password"], "***");
+        assert_eq!(masked[1]["stringData"]["user"], "***");
+        assert_eq!(masked[0], shown[0], "only Secrets are masked");
     }
 }

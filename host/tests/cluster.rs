@@ -158,10 +158,11 @@ async fn all_gone(client: &kube::Client, ns: &str) {
     .await;
 }
 
-/// Node ports for one test; distinct across tests and, very likely, across runs on a
-/// reused cluster (node ports are cluster-wide).
+/// Node ports for one test (slots 0 to 9); distinct across tests and, very likely, across
+/// runs on a reused cluster (node ports are cluster-wide).
 fn node_port(slot: u16) -> u16 {
-    30000 + (std::process::id() % 800) as u16 * 3 + slot
+    assert!(slot < 10, "ten slots per process");
+    30000 + (std::process::id() % 270) as u16 * 10 + slot
 }
 
 /// Assert that everything in `want` is in `live`: object keys recursively, arrays element
@@ -650,6 +651,8 @@ async fn site_rules_work_end_to_end_because_objects_are_found_by_ownership_label
     let (client, ns) = namespace("site").await;
     let rules = components::component("site-rules");
     let rules = rules.to_str().expect("utf-8 path");
+    let site = root().join("examples/site-rules/site.yaml");
+    let site = site.to_str().expect("utf-8 path");
     let dir = tempfile::tempdir().expect("dir");
     let spec = write_spec(
         &dir,
@@ -667,6 +670,8 @@ async fn site_rules_work_end_to_end_because_objects_are_found_by_ownership_label
             &spec,
             "--rules",
             rules,
+            "--config",
+            site,
             "--wait",
             "--timeout",
             "60s",
@@ -781,7 +786,7 @@ async fn the_inventory_is_an_applyset_that_prunes_adopts_and_survives_its_parent
     };
 
     // The parent, as KEP-3659 has it, and every member part of the set.
-    deploy(node_port(3));
+    deploy(node_port(4));
     let parent = config_maps.get("berth-inventory").await.expect("parent");
     let labels = parent.metadata.labels.clone().unwrap_or_default();
     let annotations = parent.metadata.annotations.clone().unwrap_or_default();

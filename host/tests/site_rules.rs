@@ -1,5 +1,6 @@
 //! A site's own rules (`examples/site-rules`, built here with cargo): Acme's names and
-//! labels on objects that are otherwise exactly the default rules' ones.
+//! labels from its site config on objects that are otherwise exactly the default rules'
+//! ones, plus the NetworkPolicy and PodDisruptionBudget its house rules add.
 
 use berth_e2e::components;
 
@@ -21,23 +22,48 @@ fn options(cache: &Path) -> Options {
     }
 }
 
-fn full_spec() -> (Spec, SiteConfig) {
+fn full_spec() -> Spec {
+    spec::load_spec(&root().join("examples/full.yaml")).expect("full example")
+}
+
+/// The default rules' site config, and Acme's: the same plus its cost-center table.
+fn sites() -> (SiteConfig, SiteConfig) {
     (
-        spec::load_spec(&root().join("examples/full.yaml")).expect("full example"),
         spec::load_site(&root().join("examples/site.yaml")).expect("site example"),
+        spec::load_site(&root().join("examples/site-rules/site.yaml")).expect("acme's site"),
     )
 }
 
 fn render_with(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
-    rules
-        .render_from(
-            &spec::Origin::file(Path::new("full.yaml")),
-            spec,
-            site,
-            &berth::Capabilities::newest_known(),
-            "shop",
-        )
-        .expect("renders")
+    render_for(rules, spec, site, &berth::Capabilities::newest_known()).expect("renders")
+}
+
+fn render_for(
+    rules: &mut Rules,
+    spec: &Spec,
+    site: &SiteConfig,
+    capabilities: &berth::Capabilities,
+) -> Result<Rendered, berth::RenderError> {
+    rules.render_from(
+        &spec::Origin::file(Path::new("full.yaml")),
+        spec,
+        site,
+        capabilities,
+        "shop",
+    )
+}
+
+/// The other objects of a set as `apiVersion Kind/name`.
+fn others(rendered: &Rendered) -> Vec<String> {
+    rendered
+        .others
+        .iter()
+        .map(|o| {
+            let types = o.types.clone().unwrap_or_default();
+            let name = o.metadata.name.clone().unwrap_or_default();
+            format!("{} {}/{name}", types.api_version, types.kind)
+        })
+        .collect()
 }
 
 fn labels(
@@ -57,8 +83,9 @@ fn site_rules_rename_and_label_and_keep_the_rest() {
     let mut site_rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
     assert_eq!(site_rules.source(), &Source::File(path));
     let mut default = Rules::default_rules(&options(cache.path())).expect("default rules");
-    let (spec, site) = full_spec();
-    let acme = render_with(&mut site_rules, &spec, &site);
+    let spec = full_spec();
+    let (site, acme_site) = sites();
+    let acme = render_with(&mut site_rules, &spec, &acme_site);
     let reference = render_with(&mut default, &spec, &site);
 
     let d = &acme.deployment;
@@ -103,6 +130,85 @@ fn site_rules_rename_and_label_and_keep_the_rest() {
         assert_eq!(a.spec, r.spec);
         assert_eq!(a.metadata.annotations, r.metadata.annotations);
     }
+
+    // Always a NetworkPolicy admitting ingress to the pods on their container ports only;
+    // no PodDisruptionBudget, since the spec has no min_available.
+    assert_eq!(
+        others(&acme),
+        ["networking.k8s.io/v1 NetworkPolicy/acme-inventory"]
+    );
+    let policy = &acme.others[0].data["spec"];
+    assert_eq!(
+        policy["podSelector"]["matchLabels"],
+        serde_json::to_value(&spec_d.selector.match_labels).expect("json")
+    );
+    assert_eq!(policy["policyTypes"], serde_json::json!(["Ingress"]));
+    let container_ports: Vec<serde_json::Value> = spec_d
+        .template
+        .spec
+        .as_ref()
+        .expect("pod spec")
+        .containers[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| serde_json::json!({"port": p.container_port, "protocol": p.protocol}))
+        .collect();
+    assert_eq!(container_ports.len(), 3, "8080/TCP, 8443/TCP, 9125/UDP");
+    assert_eq!(
+        policy["ingress"],
+        serde_json::json!([{"ports": container_ports}])
+    );
+}
+
+#[test]
+fn min_available_adds_a_disruption_budget_at_the_version_the_cluster_serves() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let mut rules = Rules::from_file(&components::component("site-rules"), &options(cache.path()))
+        .expect("site rules load");
+    let (_, site) = sites();
+    let mut spec = full_spec();
+    spec.extensions = serde_json::from_str(r#"{"acme": {"min_available": 1}}"#).expect("json");
+
+    let newest = berth::Capabilities::newest_known();
+    let rendered = render_for(&mut rules, &spec, &site, &newest).expect("renders");
+    assert_eq!(
+        others(&rendered),
+        [
+            "policy/v1 PodDisruptionBudget/acme-inventory",
+            "networking.k8s.io/v1 NetworkPolicy/acme-inventory"
+        ]
+    );
+    let pdb = &rendered.others[0].data["spec"];
+    let selector = &rendered.deployment.spec.as_ref().expect("spec").selector;
+    assert_eq!(
+        pdb["selector"],
+        serde_json::to_value(selector).expect("json")
+    );
+    assert_eq!(pdb["minAvailable"], 1);
+
+    // Kubernetes 1.20 serves policy/v1beta1 only.
+    let old = berth::Capabilities {
+        kube_version: "1.20".into(),
+        api_versions: ["v1", "apps/v1", "policy/v1beta1", "networking.k8s.io/v1"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let rendered = render_for(&mut rules, &spec, &site, &old).expect("renders");
+    assert_eq!(
+        others(&rendered)[0],
+        "policy/v1beta1 PodDisruptionBudget/acme-inventory"
+    );
+
+    // An unknown key under extensions.acme is refused by name.
+    spec.extensions = serde_json::from_str(r#"{"acme": {"min_availabel": 1}}"#).expect("json");
+    let err = render_for(&mut rules, &spec, &site, &newest)
+        .expect_err("refused")
+        .to_string();
+    assert_eq!(
+        err,
+        "full.yaml: extensions.acme.min_availabel: not used by acme's rules"
+    );
 }
 
 #[test]
@@ -110,11 +216,11 @@ fn cost_center_follows_the_team() {
     let cache = tempfile::tempdir().expect("temp dir");
     let path = components::component("site-rules");
     let mut rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
-    let site = SiteConfig::default();
-    let cost_center = |rules: &mut Rules, extra: &str| {
+    let (_, site) = sites();
+    let cost_center = |rules: &mut Rules, site: &SiteConfig, extra: &str| {
         let text = format!("component_name: web\nimage: nginx\n{extra}");
         let spec = spec::parse_spec(Path::new("web.yaml"), &text).expect("spec");
-        let rendered = render_with(rules, &spec, &site);
+        let rendered = render_with(rules, &spec, site);
         let meta = Some(&rendered.deployment.metadata);
         let found = labels(meta);
         let get = |key: &str| {
@@ -126,15 +232,18 @@ fn cost_center_follows_the_team() {
         (get("team"), get("cost-center"))
     };
     let some = |team: &str, cc: &str| (Some(team.to_owned()), Some(cc.to_owned()));
-    assert_eq!(cost_center(&mut rules, ""), some("platform", "cc-1001"));
+    assert_eq!(cost_center(&mut rules, &site, ""), some("platform", "cc-1001"));
     assert_eq!(
-        cost_center(&mut rules, "labels: {team: payments}\n"),
+        cost_center(&mut rules, &site, "labels: {team: payments}\n"),
         some("payments", "cc-2040")
     );
     assert_eq!(
-        cost_center(&mut rules, "labels: {team: research}\n"),
+        cost_center(&mut rules, &site, "labels: {team: research}\n"),
         some("research", "cc-unassigned")
     );
+    // Without the site's table, every team is unassigned.
+    let site = SiteConfig::default();
+    assert_eq!(cost_center(&mut rules, &site, ""), some("platform", "cc-unassigned"));
     // The default rules' refusals come through unchanged.
     let spec = spec::parse_spec(
         Path::new("web.yaml"),
@@ -159,7 +268,7 @@ fn berth_render_takes_the_site_rules() {
             "--spec",
             "examples/full.yaml",
             "--config",
-            "examples/site.yaml",
+            "examples/site-rules/site.yaml",
         ])
         .arg("--rules")
         .arg(&path)
@@ -189,7 +298,8 @@ fn berth_render_takes_the_site_rules() {
         [
             "Deployment/acme-inventory",
             "Service/acme-inventory",
-            "Service/acme-inventory-ext"
+            "Service/acme-inventory-ext",
+            "NetworkPolicy/acme-inventory"
         ]
     );
 }

@@ -143,17 +143,13 @@ fn site_rules_rename_and_label_and_keep_the_rest() {
         serde_json::to_value(&spec_d.selector.match_labels).expect("json")
     );
     assert_eq!(policy["policyTypes"], serde_json::json!(["Ingress"]));
-    let container_ports: Vec<serde_json::Value> = spec_d
-        .template
-        .spec
-        .as_ref()
-        .expect("pod spec")
-        .containers[0]
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| serde_json::json!({"port": p.container_port, "protocol": p.protocol}))
-        .collect();
+    let container_ports: Vec<serde_json::Value> =
+        spec_d.template.spec.as_ref().expect("pod spec").containers[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| serde_json::json!({"port": p.container_port, "protocol": p.protocol}))
+            .collect();
     assert_eq!(container_ports.len(), 3, "8080/TCP, 8443/TCP, 9125/UDP");
     assert_eq!(
         policy["ingress"],
@@ -232,7 +228,10 @@ fn cost_center_follows_the_team() {
         (get("team"), get("cost-center"))
     };
     let some = |team: &str, cc: &str| (Some(team.to_owned()), Some(cc.to_owned()));
-    assert_eq!(cost_center(&mut rules, &site, ""), some("platform", "cc-1001"));
+    assert_eq!(
+        cost_center(&mut rules, &site, ""),
+        some("platform", "cc-1001")
+    );
     assert_eq!(
         cost_center(&mut rules, &site, "labels: {team: payments}\n"),
         some("payments", "cc-2040")
@@ -243,7 +242,10 @@ fn cost_center_follows_the_team() {
     );
     // Without the site's table, every team is unassigned.
     let site = SiteConfig::default();
-    assert_eq!(cost_center(&mut rules, &site, ""), some("platform", "cc-unassigned"));
+    assert_eq!(
+        cost_center(&mut rules, &site, ""),
+        some("platform", "cc-unassigned")
+    );
     // The default rules' refusals come through unchanged.
     let spec = spec::parse_spec(
         Path::new("web.yaml"),

@@ -3,7 +3,8 @@
 //! labels them `via: defaults`, `kube: <version>` and `pdb-api: v1|v1beta1` (from the
 //! `cluster` import) — or, by the spec's `component_name`, misbehaves after the nested call
 //! (`defaults-loop` spins past the deadline, `defaults-bomb` grows memory), so the host's
-//! limits are shown to hold after it.
+//! limits are shown to hold after it. Objects listed in the spec's `extensions.objects`
+//! are returned after the default ones as they are, so a test can hand the host any kind.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -61,8 +62,39 @@ mod export {
                 labels["pdb-api"] = pdb_api.into();
                 object.json = value.to_string();
             }
+            objects.extend(extra_objects(&spec.extensions)?);
             Ok(objects)
         }
+    }
+
+    /// The objects in `extensions.objects`, each named by its own apiVersion, kind and name.
+    fn extra_objects(extensions: &str) -> Result<Vec<K8sObject>, SpecError> {
+        let refuse = |message: String| SpecError {
+            field: "extensions.objects".into(),
+            message,
+        };
+        if extensions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let extensions: serde_json::Value =
+            serde_json::from_str(extensions).map_err(|e| refuse(e.to_string()))?;
+        let text = |o: &serde_json::Value, pointer: &str| {
+            o.pointer(pointer)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok(extensions["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| K8sObject {
+                api_version: text(o, "/apiVersion"),
+                kind: text(o, "/kind"),
+                name: text(o, "/metadata/name"),
+                json: o.to_string(),
+            })
+            .collect())
     }
 
     export!(ViaDefaults with_types_in super::bindings);

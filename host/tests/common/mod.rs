@@ -1,0 +1,199 @@
+//! What the cluster test crates share: running berth as a user would, a namespace per
+//! test, and what is left of a component afterwards.
+
+// Each test crate uses its own part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use berth_e2e::{Check, berth_command, cluster, unique_name, wait_for};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::{Value, json};
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn root() -> PathBuf {
+    berth_e2e::repo_root()
+}
+
+/// Run berth as a user would, against the test cluster's admin kubeconfig.
+pub fn berth(namespace: &str, args: &[&str]) -> Output {
+    berth_as(&cluster().admin_kubeconfig, namespace, args)
+}
+
+pub fn berth_as(kubeconfig: &Path, namespace: &str, args: &[&str]) -> Output {
+    // Global flags first: whatever follows `--` belongs to exec's command.
+    berth_command(env!("CARGO_BIN_EXE_berth"))
+        .args(["-n", namespace, "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(args)
+        .env(
+            "BERTH_CACHE_DIR",
+            std::env::temp_dir().join("berth-test-cache"),
+        )
+        .output()
+        .expect("run berth")
+}
+
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An error: exit code 1; returns stderr.
+pub fn failed(out: &Output) -> String {
+    exited(out, 1)
+}
+
+/// Not available, or a rollout that did not finish: exit code 3; returns stderr.
+pub fn not_available(out: &Output) -> String {
+    exited(out, 3)
+}
+
+pub fn exited(out: &Output, code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit code {code}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub async fn namespace(prefix: &str) -> (kube::Client, String) {
+    let client = cluster().admin_client().await;
+    let name = unique_name(prefix);
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    (client, name)
+}
+
+/// Delete a test's namespace (the namespace controller removes what is left in it).
+pub async fn drop_namespace(client: &kube::Client, ns: &str) {
+    Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+}
+
+/// Every object berth or the controllers made for `component` in `ns`.
+pub async fn leftovers(client: &kube::Client, ns: &str) -> Vec<String> {
+    let lp = ListParams::default();
+    let mut found = Vec::new();
+    for d in Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!(
+            "Deployment/{}",
+            d.metadata.name.unwrap_or_default()
+        ));
+    }
+    for s in Api::<Service>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!("Service/{}", s.metadata.name.unwrap_or_default()));
+    }
+    for r in Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!(
+            "ReplicaSet/{}",
+            r.metadata.name.unwrap_or_default()
+        ));
+    }
+    for p in Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!("Pod/{}", p.metadata.name.unwrap_or_default()));
+    }
+    // berth's inventories (the namespace's own kube-root-ca.crt is not berth's).
+    let berths = ListParams::default().labels("app.kubernetes.io/managed-by=berth");
+    for c in Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .list(&berths)
+        .await
+        .expect("list")
+        .items
+    {
+        found.push(format!("ConfigMap/{}", c.metadata.name.unwrap_or_default()));
+    }
+    found
+}
+
+/// Wait until nothing of berth's is left in `ns` (foreground deletion takes pods first).
+pub async fn all_gone(client: &kube::Client, ns: &str) {
+    wait_for("everything deleted", WAIT, || async {
+        match leftovers(client, ns).await {
+            left if left.is_empty() => Check::Done(()),
+            left => Check::Pending(left.join(", ")),
+        }
+    })
+    .await;
+}
+
+/// Node ports for one test (slots 0 to 9); distinct across tests and, very likely, across
+/// runs on a reused cluster (node ports are cluster-wide).
+pub fn node_port(slot: u16) -> u16 {
+    assert!(slot < 10, "ten slots per process");
+    30000 + (std::process::id() % 270) as u16 * 10 + slot
+}
+
+/// Assert that everything in `want` is in `live`: object keys recursively, arrays element
+/// by element with the same length, scalars equal.
+pub fn assert_subset(want: &Value, live: &Value, path: &str) {
+    match (want, live) {
+        (Value::Object(w), Value::Object(l)) => {
+            for (key, value) in w {
+                let here = format!("{path}.{key}");
+                assert!(l.contains_key(key), "{here} missing in the cluster");
+                assert_subset(value, &l[key], &here);
+            }
+        }
+        (Value::Array(w), Value::Array(l)) => {
+            assert_eq!(w.len(), l.len(), "{path}: length");
+            for (i, (a, b)) in w.iter().zip(l).enumerate() {
+                assert_subset(a, b, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(want, live, "{path}"),
+    }
+}
+
+/// The full example with its node port moved to one no other test uses (node ports are
+/// cluster-wide and tests run in parallel).
+pub fn full_example(dir: &tempfile::TempDir, node_port: u16) -> String {
+    let spec = std::fs::read_to_string(root().join("examples/full.yaml")).expect("example");
+    write_spec(dir, &spec.replace("30443", &node_port.to_string()))
+}
+
+pub fn write_spec(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, text).expect("write spec");
+    path.to_string_lossy().into_owned()
+}

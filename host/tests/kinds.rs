@@ -1,0 +1,462 @@
+//! Objects of any namespaced kind on the local control plane (Kubernetes 1.20): Acme's
+//! PodDisruptionBudget and NetworkPolicy applied, pruned and undeployed; kinds beyond the
+//! defaults refused until allowed, cluster-scoped, foreign-namespace and unserved kinds
+//! refused with nothing created; an autoscaler owning the replicas.
+
+mod common;
+
+use std::time::Duration;
+
+use berth_e2e::{Check, components, wait_for};
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use serde_json::{Value, json};
+
+/// The PodDisruptionBudget of a 1.20 cluster, which berth's types do not know.
+fn pdb_v1beta1() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "policy",
+        "v1beta1",
+        "PodDisruptionBudget",
+    ))
+}
+
+/// The test's custom kinds: `Certificate` (namespaced) and `Issuer` (cluster-scoped), in a
+/// group of the test's own.
+const GROUP: &str = "berth-test.example";
+
+fn custom(kind: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(GROUP, "v1", kind))
+}
+
+/// Everything in `ns` that carries berth's ownership labels for `component`, of the kinds
+/// this file deploys, and the component's parent.
+async fn labelled(client: &kube::Client, ns: &str, component: &str) -> Vec<String> {
+    let owned = ListParams::default().labels(&format!(
+        "app.kubernetes.io/managed-by=berth,berth.dev/component={component}"
+    ));
+    let kinds = [
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
+        pdb_v1beta1(),
+        custom("Certificate"),
+    ];
+    let mut found = Vec::new();
+    for kind in kinds {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &kind);
+        let items = match api.list(&owned).await {
+            Ok(list) => list.items,
+            // The custom kind exists only once a test made its CRD.
+            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+            Err(e) => panic!("list {}: {e}", kind.plural),
+        };
+        for o in items {
+            found.push(format!(
+                "{}/{}",
+                kind.kind,
+                o.metadata.name.unwrap_or_default()
+            ));
+        }
+    }
+    found
+}
+
+async fn nothing_labelled(client: &kube::Client, ns: &str, component: &str) {
+    let left = labelled(client, ns, component).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acme_deploys_its_budget_and_policy_prunes_the_budget_and_undeploys_everything() {
+    let (client, ns) = namespace("acme").await;
+    let rules = components::component("site-rules");
+    let rules = rules.to_str().expect("utf-8 path");
+    let site = root().join("examples/site-rules/site.yaml");
+    let site = site.to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("dir");
+    let spec_text =
+        "component_name: shop\nimage: example/shop:1\nports: ['8080:0', '9125/udp:0']\n";
+    let budgeted = write_spec(
+        &dir,
+        &format!("{spec_text}extensions: {{acme: {{min_available: 1}}}}\n"),
+    );
+    let deploy = |spec: &str| {
+        ok(&berth(
+            &ns,
+            &["deploy", "--spec", spec, "--rules", rules, "--config", site],
+        ))
+    };
+    let out = deploy(&budgeted);
+    assert!(
+        out.contains("PodDisruptionBudget/acme-shop created")
+            && out.contains("NetworkPolicy/acme-shop created"),
+        "{out}"
+    );
+
+    // The cluster is 1.20: the rules saw no policy/v1 and built policy/v1beta1.
+    let d = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("acme-shop")
+        .await
+        .expect("Deployment");
+    let d_spec = d.spec.expect("spec");
+    let pdbs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &pdb_v1beta1());
+    let pdb = pdbs.get("acme-shop").await.expect("PodDisruptionBudget");
+    assert_eq!(pdb.data["spec"]["minAvailable"], 1);
+    assert_eq!(
+        pdb.data["spec"]["selector"],
+        serde_json::to_value(&d_spec.selector).expect("json")
+    );
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
+        .get("acme-shop")
+        .await
+        .expect("NetworkPolicy")
+        .spec
+        .expect("spec");
+    assert_eq!(policy.pod_selector.as_ref(), Some(&d_spec.selector));
+    let container_ports: Vec<(Value, Option<String>)> =
+        d_spec.template.spec.expect("pod spec").containers[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (json!(p.container_port), p.protocol.clone()))
+            .collect();
+    let admitted: Vec<(Value, Option<String>)> = policy
+        .ingress
+        .iter()
+        .flatten()
+        .flat_map(|rule| rule.ports.iter().flatten())
+        .map(|p| {
+            (
+                serde_json::to_value(&p.port).expect("json"),
+                p.protocol.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(admitted, container_ports);
+    assert_eq!(container_ports.len(), 2);
+    let parent = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("berth-shop")
+        .await
+        .expect("parent");
+    let kinds = |parent: &ConfigMap| {
+        parent.metadata.annotations.as_ref().expect("annotations")
+            ["applyset.kubernetes.io/contains-group-kinds"]
+            .clone()
+    };
+    assert_eq!(
+        kinds(&parent),
+        "Deployment.apps,NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service"
+    );
+
+    // Without min_available the budget is pruned, and the parent names it no longer.
+    let out = deploy(&write_spec(&dir, spec_text));
+    assert!(
+        out.contains("PodDisruptionBudget/acme-shop deleted"),
+        "{out}"
+    );
+    assert!(pdbs.get_opt("acme-shop").await.expect("get").is_none());
+    let parent = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("berth-shop")
+        .await
+        .expect("parent");
+    assert_eq!(
+        kinds(&parent),
+        "Deployment.apps,NetworkPolicy.networking.k8s.io,Service"
+    );
+
+    let out = ok(&berth(
+        &ns,
+        &["undeploy", "shop", "--wait", "--timeout", "60s"],
+    ));
+    assert!(out.contains("NetworkPolicy/acme-shop deleted"), "{out}");
+    nothing_labelled(&client, &ns, "shop").await;
+    all_gone(&client, &ns).await;
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_map_volumes_and_env_from_secrets_reach_the_pod_spec() {
+    let (client, ns) = namespace("refs").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        "component_name: refs\nimage: example/refs:1\n\
+         env: {DB_PASSWORD: {secret: db, key: password}, MODE: {config_map: settings, key: mode}}\n\
+         volumes:\n  - config_volume: {name: settings}\n    container: {bind: /etc/refs}\n",
+    );
+    ok(&berth(&ns, &["deploy", "--spec", &spec]));
+    let d = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("dep-refs")
+        .await
+        .expect("Deployment");
+    let pod = serde_json::to_value(d.spec.expect("spec").template.spec).expect("json");
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["env"].as_array().expect("env")[..2],
+        json!([
+            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}
+        ])
+        .as_array()
+        .expect("array")[..]
+    );
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["configMap"].is_object())
+        .expect("a ConfigMap volume");
+    assert_eq!(
+        volume["configMap"],
+        json!({"name": "settings", "defaultMode": 420, "optional": true})
+    );
+    let mount = container["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("its mount");
+    assert_eq!(
+        (&mount["mountPath"], &mount["readOnly"]),
+        (&json!("/etc/refs"), &json!(true))
+    );
+    ok(&berth(
+        &ns,
+        &["undeploy", "refs", "--wait", "--timeout", "60s"],
+    ));
+    all_gone(&client, &ns).await;
+    drop_namespace(&client, &ns).await;
+}
+
+/// Create the test's CRDs (cluster-wide, shared by runs) and wait until they are served.
+async fn custom_kinds(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (kind, plural, scope) in [
+        ("Certificate", "certificates", "Namespaced"),
+        ("Issuer", "issuers", "Cluster"),
+    ] {
+        let crd: CustomResourceDefinition = serde_json::from_value(json!({
+            "metadata": {"name": format!("{plural}.{GROUP}")},
+            "spec": {
+                "group": GROUP, "scope": scope,
+                "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                              "schema": {"openAPIV3Schema": {"type": "object",
+                                  "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        }))
+        .expect("CRD");
+        match crds.create(&PostParams::default(), &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => panic!("create CRD: {e}"),
+        }
+        let name = format!("{plural}.{GROUP}");
+        wait_for("CRD established", Duration::from_secs(60), || async {
+            let crd = crds.get(&name).await.expect("get CRD");
+            let established = crd.status.and_then(|s| s.conditions).is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+            if established {
+                Check::Done(())
+            } else {
+                Check::Pending("not established".to_owned())
+            }
+        })
+        .await;
+    }
+}
+
+/// A spec for the rules that return the objects of `extensions.objects` after the
+/// default ones.
+fn spec_with(dir: &tempfile::TempDir, objects: Value) -> String {
+    let spec = json!({
+        "component_name": "certs",
+        "image": "example/certs:1",
+        "ports": ["8443:0"],
+        "extensions": {"objects": objects},
+    });
+    write_spec(dir, &spec.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kinds_beyond_the_defaults_are_refused_until_allowed_and_a_refusal_creates_nothing() {
+    let (client, ns) = namespace("kinds").await;
+    custom_kinds(&client).await;
+    let rules = components::component("berth-defaults-caller");
+    let rules = rules.to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("dir");
+    let deploy = |spec: &str, extra: &[&str]| {
+        let mut args = vec!["deploy", "--spec", spec, "--rules", rules];
+        args.extend_from_slice(extra);
+        berth(&ns, &args)
+    };
+    let object = |api_version: &str, kind: &str, name: &str, extra: Value| {
+        let mut o = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+        if let (Some(o), Value::Object(extra)) = (o.as_object_mut(), extra) {
+            o.extend(extra);
+        }
+        o
+    };
+    let certificate = object(
+        &format!("{GROUP}/v1"),
+        "Certificate",
+        "certs-tls",
+        json!({"spec": {"secretName": "certs-tls", "dnsNames": ["certs.example"]}}),
+    );
+    let allow = |kind: &'static str| vec!["--allow-kind", kind];
+    let refusals = [
+        (
+            json!([certificate.clone()]),
+            vec![],
+            "berth does not accept berth-test.example/v1/Certificate objects unless the platform allows them (--allow-kind berth-test.example/v1/Certificate, or allowed_kinds in the site config)",
+        ),
+        (
+            json!([object(
+                "v1",
+                "Secret",
+                "certs-key",
+                json!({"stringData": {"key": "x"}})
+            )]),
+            vec![],
+            "berth does not accept v1/Secret objects unless the platform allows them",
+        ),
+        (
+            // Allowed or not, a cluster-scoped kind of berth's tables is refused.
+            json!([object(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                "certs",
+                json!({})
+            )]),
+            allow("rbac.authorization.k8s.io/v1/ClusterRole"),
+            "rbac.authorization.k8s.io/v1/ClusterRole is cluster-scoped; berth applies only namespaced objects",
+        ),
+        (
+            json!([object(
+                "v1",
+                "ConfigMap",
+                "certs",
+                json!({"metadata": {"name": "certs", "namespace": "kube-system"}})
+            )]),
+            vec![],
+            "v1 ConfigMap/certs: namespace \"kube-system\" is not the target namespace",
+        ),
+        (
+            // 1.20 serves policy/v1beta1 only.
+            json!([object(
+                "policy/v1",
+                "PodDisruptionBudget",
+                "certs",
+                json!({"spec": {"minAvailable": 1}})
+            )]),
+            vec![],
+            "the cluster does not serve policy/v1 PodDisruptionBudget",
+        ),
+        (
+            // Not in berth's tables: discovery tells that it is cluster-scoped.
+            json!([object(&format!("{GROUP}/v1"), "Issuer", "certs", json!({}))]),
+            allow("berth-test.example/v1/Issuer"),
+            "berth-test.example/v1 Issuer is cluster-scoped on this cluster; berth applies only namespaced objects",
+        ),
+    ];
+    for (objects, extra, message) in refusals {
+        let err = failed(&deploy(&spec_with(&dir, objects), &extra));
+        assert!(err.contains(message), "{message}:\n{err}");
+        // Refused before anything was made, not made and rolled back.
+        assert!(!err.contains("rolled back"), "{err}");
+        nothing_labelled(&client, &ns, "certs").await;
+    }
+
+    // Allowed, the custom resource and the Secret are applied with the rest, labelled as
+    // members of the set, and undeploy deletes them with the rest.
+    let secret = object(
+        "v1",
+        "Secret",
+        "certs-key",
+        json!({"stringData": {"key": "x"}}),
+    );
+    let spec = spec_with(&dir, json!([certificate, secret]));
+    let out = ok(&deploy(
+        &spec,
+        &[
+            "--allow-kind",
+            "berth-test.example/v1/Certificate",
+            "--allow-kind",
+            "v1/Secret",
+        ],
+    ));
+    assert!(
+        out.contains("Certificate/certs-tls created") && out.contains("Secret/certs-key created"),
+        "{out}"
+    );
+    let certs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &custom("Certificate"));
+    let cert = certs.get("certs-tls").await.expect("Certificate");
+    assert_eq!(cert.data["spec"]["secretName"], "certs-tls");
+    let labels = cert.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("berth.dev/component").map(String::as_str),
+        Some("certs")
+    );
+    assert!(labels.contains_key("applyset.kubernetes.io/part-of"));
+    let out = ok(&berth(
+        &ns,
+        &["undeploy", "certs", "--wait", "--timeout", "60s"],
+    ));
+    assert!(out.contains("Certificate/certs-tls deleted"), "{out}");
+    nothing_labelled(&client, &ns, "certs").await;
+    all_gone(&client, &ns).await;
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_autoscaler_owns_the_replicas_and_scale_refuses() {
+    let (client, ns) = namespace("hpa").await;
+    let rules = components::component("berth-defaults-caller");
+    let rules = rules.to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("dir");
+    let hpa = json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "scaled"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "dep-scaled"},
+                 "minReplicas": 2, "maxReplicas": 4}
+    });
+    let spec = json!({"component_name": "scaled", "image": "example/scaled:1", "replicas": 5,
+                      "extensions": {"objects": [hpa]}});
+    let spec = write_spec(&dir, &spec.to_string());
+    ok(&berth(&ns, &["deploy", "--spec", &spec, "--rules", rules]));
+    // berth applied no replica count: the API server defaulted it (1), or the autoscaler
+    // already raised it to its minimum (2); never the spec's 5.
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let replicas = || async {
+        deployments
+            .get("dep-scaled")
+            .await
+            .expect("Deployment")
+            .spec
+            .and_then(|s| s.replicas)
+    };
+    let before = replicas().await;
+    assert!(matches!(before, Some(1 | 2)), "{before:?}");
+    let err = failed(&berth(&ns, &["scale", "scaled", "3"]));
+    assert!(
+        err.contains("the replicas of \"scaled\" are set by its HorizontalPodAutoscaler scaled"),
+        "{err}"
+    );
+    assert_ne!(replicas().await, Some(3));
+    ok(&berth(
+        &ns,
+        &["undeploy", "scaled", "--wait", "--timeout", "60s"],
+    ));
+    all_gone(&client, &ns).await;
+    drop_namespace(&client, &ns).await;
+}

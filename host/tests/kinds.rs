@@ -1,13 +1,14 @@
 //! Objects of any namespaced kind on the local control plane (Kubernetes 1.20): Acme's
 //! PodDisruptionBudget and NetworkPolicy applied, pruned and undeployed; kinds beyond the
 //! defaults refused until allowed, cluster-scoped, foreign-namespace and unserved kinds
-//! refused with nothing created; an autoscaler owning the replicas.
+//! refused with nothing created; an autoscaler owning the replicas; every verb as a user
+//! holding only the Role the README documents (`examples/berth-role.json`).
 
 mod common;
 
 use std::time::Duration;
 
-use berth_e2e::{Check, components, wait_for};
+use berth_e2e::{Check, LIMITED_NAMESPACE, cluster, components, unique_name, wait_for};
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -459,4 +460,68 @@ async fn an_autoscaler_owns_the_replicas_and_scale_refuses() {
     ));
     all_gone(&client, &ns).await;
     drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_verb_works_with_only_the_documented_role() {
+    // up.sh binds the limited user to examples/berth-role.json in its namespace, nothing
+    // more; Acme's rules add a PodDisruptionBudget and a NetworkPolicy to the usual kinds.
+    let limited = cluster()
+        .limited_kubeconfig
+        .clone()
+        .expect("limited kubeconfig");
+    let client = cluster().admin_client().await;
+    let ns = LIMITED_NAMESPACE;
+    let name = unique_name("rbac");
+    let rules = components::component("site-rules");
+    let rules = rules.to_str().expect("utf-8 path");
+    let site = root().join("examples/site-rules/site.yaml");
+    let site = site.to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        &format!(
+            "component_name: {name}\nimage: example/rbac:1\nports: ['8080:0']\n\
+             extensions: {{acme: {{min_available: 1}}}}\n"
+        ),
+    );
+    let run = |args: &[&str]| ok(&berth_as(&limited, ns, args));
+    let wait = ["--wait", "--timeout", "60s"];
+    let deploy = [
+        &[
+            "deploy", "--spec", &spec, "--rules", rules, "--config", site,
+        ][..],
+        &wait,
+    ]
+    .concat();
+    let out = run(&deploy);
+    assert!(
+        out.contains(&format!("PodDisruptionBudget/acme-{name} created")),
+        "{out}"
+    );
+    run(&["status", &name]);
+    run(&["wait", &name, "--timeout", "60s"]);
+    run(&[&["scale", &name, "2"][..], &wait].concat());
+    run(&[&["upgrade", &name, "example/rbac:2"][..], &wait].concat());
+    let history = run(&["history", &name]);
+    assert!(history.contains("example/rbac:2"), "{history}");
+    run(&[&["rollback", &name][..], &wait].concat());
+    let listed = run(&["list"]);
+    assert!(listed.contains(&name), "{listed}");
+    let exec = run(&["exec", &name, "--", "echo", "hi"]);
+    assert_eq!(exec.matches("hi").count(), 2, "{exec}");
+    // A redeploy that prunes (no min_available) and the undeploy of every kind.
+    let plain = write_spec(
+        &dir,
+        &format!("component_name: {name}\nimage: example/rbac:1\nports: ['8080:0']\n"),
+    );
+    let out = run(&[
+        "deploy", "--spec", &plain, "--rules", rules, "--config", site,
+    ]);
+    assert!(
+        out.contains(&format!("PodDisruptionBudget/acme-{name} deleted")),
+        "{out}"
+    );
+    run(&[&["undeploy", &name][..], &wait].concat());
+    nothing_labelled(&client, ns, &name).await;
 }

@@ -308,20 +308,13 @@ create() { # path json : POST, 409 (already exists) is fine
     esac
 }
 create /api/v1/namespaces "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$LIMITED_NS\"}}"
-create "/apis/rbac.authorization.k8s.io/v1/namespaces/$LIMITED_NS/roles" "$(
-    cat <<EOF
-{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role",
- "metadata":{"name":"limited-user","namespace":"$LIMITED_NS"},
- "rules":[
-  {"apiGroups":[""],"resources":["pods","pods/exec","pods/log","services","configmaps"],"verbs":["*"]},
-  {"apiGroups":["apps"],"resources":["deployments","replicasets"],"verbs":["*"]}]}
-EOF
-)"
+# Exactly the Role the README documents as the least berth needs in a namespace.
+create "/apis/rbac.authorization.k8s.io/v1/namespaces/$LIMITED_NS/roles" "$(cat "$ROOT/examples/berth-role.json")"
 create "/apis/rbac.authorization.k8s.io/v1/namespaces/$LIMITED_NS/rolebindings" "$(
     cat <<EOF
 {"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding",
  "metadata":{"name":"limited-user","namespace":"$LIMITED_NS"},
- "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"limited-user"},
+ "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"berth"},
  "subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"limited-user"}]}
 EOF
 )"

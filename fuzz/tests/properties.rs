@@ -234,9 +234,14 @@ fn check_build(spec: &g::Spec, site: &g::SiteConfig) -> Result<(), TestCaseError
                     json: o.json,
                 })
                 .collect();
-            if let Err(err) =
-                Rendered::from_objects(&Source::Default, "", &spec.component_name, objects, "ns")
-            {
+            if let Err(err) = Rendered::from_objects(
+                &Source::Default,
+                "",
+                &spec.component_name,
+                objects,
+                "ns",
+                &berth::AllowedKinds::new(),
+            ) {
                 return Err(TestCaseError::fail(format!(
                     "the host refuses what the default rules built: {err}\nspec: {spec:?}\nsite: {site:?}"
                 )));

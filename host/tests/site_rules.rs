@@ -305,3 +305,50 @@ fn berth_render_takes_the_site_rules() {
         ]
     );
 }
+
+#[test]
+fn render_builds_the_budget_for_the_kube_version_given() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("web.yaml");
+    std::fs::write(
+        &spec,
+        "component_name: web\nimage: nginx\nextensions: {acme: {min_available: 2}}\n",
+    )
+    .expect("write spec");
+    let render = |flags: &[&str]| {
+        let out = berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
+            .env("BERTH_CACHE_DIR", cache.path())
+            .args([
+                "render",
+                "-o",
+                "json",
+                "--config",
+                "examples/site-rules/site.yaml",
+            ])
+            .arg("--rules")
+            .arg(components::component("site-rules"))
+            .arg("--spec")
+            .arg(&spec)
+            .args(flags)
+            .output()
+            .expect("run berth");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["kind"] == "PodDisruptionBudget")
+            .map(|pdb| pdb["apiVersion"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        render(&["--kube-version", "1.33"]).as_deref(),
+        Some("policy/v1")
+    );
+    assert_eq!(render(&[]).as_deref(), Some("policy/v1"));
+}

@@ -29,6 +29,9 @@ pub use error::{FieldError, Result};
 pub use labels::Labels;
 pub use ports::{PortMapping, Protocol, parse_port};
 pub use probe::parse_interval;
-pub use rules::{DefaultRules, Rules, Workload, build, defaults, extensions, object};
+pub use rules::{
+    DefaultRules, ExtensionsOf, Rules, Workload, build, defaults, extensions, object,
+    site_extensions,
+};
 /// The JSON library of [`object`] and [`extensions`], for a site's crate (`json!`).
 pub use serde_json;

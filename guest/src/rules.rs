@@ -135,6 +135,48 @@ pub fn extensions(json: &str) -> Result<Map<String, Value>> {
     }
 }
 
+/// Whose `extensions` a site's rules read: error messages say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionsOf {
+    /// The component spec's.
+    Spec,
+    /// The site config's.
+    SiteConfig,
+}
+
+/// A site's own table in the `extensions` JSON text of a spec or site config:
+/// `extensions.<site>` (empty when absent), with any other key beside it, or under it any
+/// key not in `known`, refused by name (`extensions.acme.min_avail: not used by acme's
+/// rules`), so a typo cannot pass silently.
+pub fn site_extensions(
+    json: &str,
+    site: &str,
+    known: &[&str],
+    of: ExtensionsOf,
+) -> Result<Map<String, Value>> {
+    let origin = match of {
+        ExtensionsOf::Spec => "",
+        ExtensionsOf::SiteConfig => "(in the site config) ",
+    };
+    let unused = |field| FieldError::new(field, format!("{origin}not used by {site}'s rules"));
+    let mut all = extensions(json)?;
+    if let Some(other) = all.keys().find(|key| *key != site) {
+        return Err(unused(format!("extensions.{other}")));
+    }
+    let table = match all.remove(site) {
+        None => Map::new(),
+        Some(Value::Object(table)) => table,
+        Some(other) => {
+            let message = format!("{origin}{other} is not a map");
+            return Err(FieldError::new(format!("extensions.{site}"), message));
+        }
+    };
+    match table.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(other) => Err(unused(format!("extensions.{site}.{other}"))),
+        None => Ok(table),
+    }
+}
+
 /// The rules of the reference plugin.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRules;
@@ -534,5 +576,25 @@ mod tests {
             err.to_string(),
             "apiVersion: missing or not a string in an object built by the rules"
         );
+    }
+
+    #[test]
+    fn site_extensions_keep_the_sites_table_and_refuse_the_rest() {
+        let of = |json: &str, of| site_extensions(json, "acme", &["min_available"], of);
+        let table = of(r#"{"acme": {"min_available": 2}}"#, ExtensionsOf::Spec).unwrap();
+        assert_eq!(table["min_available"], 2);
+        assert!(of("", ExtensionsOf::Spec).unwrap().is_empty());
+        let err = of(r#"{"acme": {"min": 2}}"#, ExtensionsOf::Spec).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "extensions.acme.min: not used by acme's rules"
+        );
+        let err = of(r#"{"other": 1}"#, ExtensionsOf::SiteConfig).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "extensions.other: (in the site config) not used by acme's rules"
+        );
+        let err = of(r#"{"acme": []}"#, ExtensionsOf::Spec).unwrap_err();
+        assert_eq!(err.to_string(), "extensions.acme: [] is not a map");
     }
 }

@@ -5,7 +5,9 @@
 //! Extensions: the site config's `extensions.acme.cost_centers` maps a team to its cost
 //! center; a spec's `extensions.acme.min_available` asks for the PodDisruptionBudget.
 
+use berth_rules::ExtensionsOf as Of;
 use berth_rules::serde_json::{self, Map, Value, json};
+use berth_rules::site_extensions;
 use berth_rules::{FieldError, K8sObject, Labels, Result, Rules, SiteConfig, Spec, Workload};
 
 /// Prefix of every object name, and the key of Acme's extensions.
@@ -14,9 +16,6 @@ const SITE: &str = "acme";
 const DEFAULT_TEAM: &str = "platform";
 /// Cost center of a team missing from the site's table, so it shows up in reports.
 const UNASSIGNED: &str = "cc-unassigned";
-/// How errors about the site config's extensions start.
-const IN_SITE: &str = "(in the site config) ";
-
 /// Acme's rules for one spec under one site config.
 struct Acme {
     /// Cost center of each team (site config `extensions.acme.cost_centers`).
@@ -28,19 +27,21 @@ struct Acme {
 impl Acme {
     /// Acme's extensions of `spec` and `site`, validated.
     fn new(spec: &Spec, site: &SiteConfig) -> Result<Self> {
-        let min_available = acme(&spec.extensions, "min_available", "")?.map(|n| {
-            let message = format!("{n} is not a non-negative integer (at most {})", i32::MAX);
-            let n = n.as_u64().and_then(|n| i32::try_from(n).ok());
-            n.ok_or(FieldError::new("extensions.acme.min_available", message))
-        });
-        let min_available = min_available.transpose()?;
-        let cost_centers = match acme(&site.extensions, "cost_centers", IN_SITE)? {
-            None => Labels::new(),
-            Some(table) => serde_json::from_value(table.clone()).map_err(|_| {
-                let message = format!("{IN_SITE}{table} is not a map of team to cost center");
-                FieldError::new("extensions.acme.cost_centers", message)
-            })?,
+        let mut ours = site_extensions(&spec.extensions, SITE, &["min_available"], Of::Spec)?;
+        let min_available = match ours.remove("min_available") {
+            None => None,
+            Some(n) => Some(n.as_u64().and_then(|n| n.try_into().ok()).ok_or_else(|| {
+                let message = format!("{n} is not a non-negative integer (at most {})", i32::MAX);
+                FieldError::new("extensions.acme.min_available", message)
+            })?),
         };
+        let mut ours = site_extensions(&site.extensions, SITE, &["cost_centers"], Of::SiteConfig)?;
+        let table = ours.remove("cost_centers").unwrap_or(json!({}));
+        let cost_centers = serde_json::from_value(table.clone()).map_err(|_| {
+            let message =
+                format!("(in the site config) {table} is not a map of team to cost center");
+            FieldError::new("extensions.acme.cost_centers", message)
+        })?;
         Ok(Self {
             cost_centers,
             min_available,
@@ -49,23 +50,21 @@ impl Acme {
 
     /// Acme's own objects: a PodDisruptionBudget when the spec asks for one (`policy/v1`
     /// if `policy_v1()` says the cluster serves it), and a NetworkPolicy admitting the
-    /// spec's ports only (the default rules refuse a port and protocol given twice).
+    /// spec's ports only (none without ports).
     fn objects(&self, w: &Workload, policy_v1: impl FnOnce() -> bool) -> Result<Vec<K8sObject>> {
         let meta = json!({"name": w.deployment_name, "namespace": w.namespace, "labels": w.labels});
+        let selector = json!({"matchLabels": w.selector});
         let mut objects = Vec::new();
         if let Some(min_available) = self.min_available {
-            let api_version = format!("policy/{}", if policy_v1() { "v1" } else { "v1beta1" });
             objects.push(berth_rules::object(json!({
-                "apiVersion": api_version, "kind": "PodDisruptionBudget", "metadata": meta,
-                "spec": {"selector": {"matchLabels": w.selector}, "minAvailable": min_available},
+                "apiVersion": if policy_v1() { "policy/v1" } else { "policy/v1beta1" },
+                "kind": "PodDisruptionBudget", "metadata": meta,
+                "spec": {"selector": selector, "minAvailable": min_available},
             }))?);
         }
-        let ports: Vec<Value> = w
-            .ports
-            .iter()
+        let ports: Vec<Value> = (w.ports.iter())
             .map(|p| json!({"port": p.container_port, "protocol": p.protocol.as_str()}))
             .collect();
-        // One rule admitting the ports; none, admitting nothing, without ports.
         let ingress = if ports.is_empty() {
             json!([])
         } else {
@@ -73,32 +72,9 @@ impl Acme {
         };
         objects.push(berth_rules::object(json!({
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
-            "spec": {"podSelector": {"matchLabels": w.selector}, "policyTypes": ["Ingress"],
-                     "ingress": ingress},
+            "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": ingress},
         }))?);
         Ok(objects)
-    }
-}
-
-/// `extensions.acme.<key>` of a spec's or site config's `extensions` JSON text, refusing
-/// any other key there; `origin` starts the messages.
-fn acme(json: &str, key: &str, origin: &str) -> Result<Option<Value>> {
-    let unused = |field| FieldError::new(field, format!("{origin}not used by acme's rules"));
-    let mut extensions = berth_rules::extensions(json)?;
-    if let Some(other) = extensions.keys().find(|other| *other != SITE) {
-        return Err(unused(format!("extensions.{other}")));
-    }
-    let mut table = match extensions.remove(SITE) {
-        None => return Ok(None),
-        Some(Value::Object(table)) => table,
-        Some(other) => {
-            let message = format!("{origin}{other} is not a map");
-            return Err(FieldError::new("extensions.acme", message));
-        }
-    };
-    match table.keys().find(|other| *other != key) {
-        Some(other) => Err(unused(format!("extensions.acme.{other}"))),
-        None => Ok(table.remove(key)),
     }
 }
 
@@ -118,8 +94,10 @@ impl Rules for Acme {
     fn extra_labels(&self, spec: &Spec) -> Labels {
         let team = spec.labels.iter().find(|(key, _)| key == "team");
         let team = team.map_or(DEFAULT_TEAM, |(_, value)| value.as_str());
-        let cost_center = self.cost_centers.get(team);
-        let cost_center = cost_center.map_or(UNASSIGNED, String::as_str);
+        let cost_center = self
+            .cost_centers
+            .get(team)
+            .map_or(UNASSIGNED, String::as_str);
         Labels::from([
             ("team".into(), team.into()),
             ("cost-center".into(), cost_center.into()),

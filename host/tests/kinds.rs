@@ -377,6 +377,27 @@ async fn kinds_beyond_the_defaults_are_refused_until_allowed_and_a_refusal_creat
         nothing_labelled(&client, &ns, "certs").await;
     }
 
+    // A kind berth's types do not know at that version passes the shape check; the API
+    // server's refusal (applied after the Deployment) rolls back everything made before.
+    let bad_budget = object(
+        "policy/v1beta1",
+        "PodDisruptionBudget",
+        "certs",
+        json!({"spec": {"minAvailable": "lots"}}),
+    );
+    let err = failed(&deploy(&spec_with(&dir, json!([bad_budget])), &[]));
+    assert!(
+        err.contains("cannot create PodDisruptionBudget certs: PodDisruptionBudget.policy \"certs\" is invalid"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "(rolled back: removed Deployment/dep-certs, Service/certs, ConfigMap/berth-certs)"
+        ),
+        "{err}"
+    );
+    nothing_labelled(&client, &ns, "certs").await;
+
     // Allowed, the custom resource and the Secret are applied with the rest, labelled as
     // members of the set, and undeploy deletes them with the rest.
     let secret = object(

@@ -259,22 +259,23 @@ fn cost_center_follows_the_team() {
     assert_eq!(refusal.field, "ports[0]");
 }
 
-#[test]
-fn berth_render_takes_the_site_rules() {
+/// `berth render -o json` with Acme's rules and site config, and `args`: the items.
+fn render_items(spec: &Path, args: &[&str]) -> Vec<serde_json::Value> {
     let cache = tempfile::tempdir().expect("temp dir");
-    let path = components::component("site-rules");
     let out = berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
         .env("BERTH_CACHE_DIR", cache.path())
         .args([
             "render",
-            "--spec",
-            "examples/full.yaml",
+            "-o",
+            "json",
             "--config",
             "examples/site-rules/site.yaml",
         ])
         .arg("--rules")
-        .arg(&path)
-        .args(["-o", "json"])
+        .arg(components::component("site-rules"))
+        .arg("--spec")
+        .arg(spec)
+        .args(args)
         .output()
         .expect("run berth");
     assert!(
@@ -283,9 +284,12 @@ fn berth_render_takes_the_site_rules() {
         String::from_utf8_lossy(&out.stderr)
     );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
-    let names: Vec<_> = list["items"]
-        .as_array()
-        .expect("items")
+    list["items"].as_array().expect("items").clone()
+}
+
+#[test]
+fn berth_render_takes_the_site_rules() {
+    let names: Vec<_> = render_items(Path::new("examples/full.yaml"), &[])
         .iter()
         .map(|i| {
             format!(
@@ -308,7 +312,6 @@ fn berth_render_takes_the_site_rules() {
 
 #[test]
 fn render_builds_the_budget_for_the_kube_version_given() {
-    let cache = tempfile::tempdir().expect("temp dir");
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = dir.path().join("web.yaml");
     std::fs::write(
@@ -316,39 +319,15 @@ fn render_builds_the_budget_for_the_kube_version_given() {
         "component_name: web\nimage: nginx\nextensions: {acme: {min_available: 2}}\n",
     )
     .expect("write spec");
-    let render = |flags: &[&str]| {
-        let out = berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
-            .env("BERTH_CACHE_DIR", cache.path())
-            .args([
-                "render",
-                "-o",
-                "json",
-                "--config",
-                "examples/site-rules/site.yaml",
-            ])
-            .arg("--rules")
-            .arg(components::component("site-rules"))
-            .arg("--spec")
-            .arg(&spec)
-            .args(flags)
-            .output()
-            .expect("run berth");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
-        list["items"]
-            .as_array()
-            .expect("items")
+    let budget_api = |flags: &[&str]| {
+        render_items(&spec, flags)
             .iter()
             .find(|i| i["kind"] == "PodDisruptionBudget")
             .map(|pdb| pdb["apiVersion"].as_str().unwrap_or_default().to_owned())
     };
     assert_eq!(
-        render(&["--kube-version", "1.33"]).as_deref(),
+        budget_api(&["--kube-version", "1.33"]).as_deref(),
         Some("policy/v1")
     );
-    assert_eq!(render(&[]).as_deref(), Some("policy/v1"));
+    assert_eq!(budget_api(&[]).as_deref(), Some("policy/v1"));
 }

@@ -399,7 +399,7 @@ async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_fresh_deploy_makes_only_the_create_requests() {
+async fn a_deploy_makes_a_read_and_an_apply_per_object_and_nothing_else() {
     let (admin, ns) = namespace("count").await;
     let (client, requests) = counting_client().await;
     let cluster = berth::cluster::Cluster::new(client, ns.clone());
@@ -417,17 +417,32 @@ async fn a_fresh_deploy_makes_only_the_create_requests() {
         .expect("deploy");
     assert_eq!(
         requests.load(Ordering::SeqCst),
-        4,
-        "the inventory, two Services and a Deployment, nothing else"
+        1 + 3 * 2,
+        "the inventory's create; a read and an apply for each of two Services and a Deployment"
     );
     requests.store(0, Ordering::SeqCst);
     cluster
+        .deploy(&component, rendered.clone())
+        .await
+        .expect("redeploy");
+    // The inventory: a create that fails, a read. Each object: a read and an apply (never
+    // skipped: drift is put back). Then one list per kind (Services, Deployments) for what
+    // to prune. The kind list is unchanged: no write.
+    assert_eq!(requests.load(Ordering::SeqCst), 2 + 3 * 2 + 2);
+    requests.store(0, Ordering::SeqCst);
+    let report = cluster
         .deploy(&component, rendered)
         .await
         .expect("redeploy");
-    // The inventory and each object: a create that fails, a read; then one list per kind
-    // (Services, Deployments) for what to prune. The kind list is unchanged: no write.
-    assert_eq!(requests.load(Ordering::SeqCst), 10);
+    assert_eq!(requests.load(Ordering::SeqCst), 2 + 3 * 2 + 2);
+    assert!(
+        report
+            .actions
+            .iter()
+            .all(|(_, a)| *a == berth::cluster::Action::Unchanged),
+        "{:?}",
+        report.actions
+    );
     drop_namespace(&admin, &ns).await;
 }
 

@@ -45,6 +45,10 @@ pub enum Command {
     Deploy {
         #[command(flatten)]
         build: BuildArgs,
+        /// `server`: send every request as a server-side dry run (admission and validation,
+        /// nothing persisted) and report what deploy would do.
+        #[arg(long, value_enum, value_name = "server", conflicts_with = "wait")]
+        dry_run: Option<DryRun>,
         #[command(flatten)]
         wait: WaitArgs,
         #[arg(short, long, value_enum, default_value_t)]
@@ -201,6 +205,13 @@ pub struct WaitArgs {
     /// How long --wait may take (500ms, 90s, 2m, 1h or seconds).
     #[arg(long, value_parser = units::duration, default_value = "1800")]
     pub timeout: Duration,
+    /// When the rollout --wait waits for fails, leave everything as it is for debugging
+    /// (default: put back what this command changed).
+    #[arg(long, requires = "wait")]
+    pub keep_on_failure: bool,
+    /// How long putting things back after a failed rollout may take.
+    #[arg(long, value_parser = units::duration, default_value = "60", value_name = "DURATION")]
+    pub undo_timeout: Duration,
 }
 
 /// Output of cluster commands.
@@ -211,6 +222,13 @@ pub enum Output {
     Text,
     /// For programs.
     Json,
+}
+
+/// Dry-run strategies (only the API server's: a client-side one is `render`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Through the API server's admission and validation, nothing persisted.
+    Server,
 }
 
 /// Output of `render`.

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::args::Output;
 use berth::cluster::{
-    ComponentSummary, DeployReport, ExecLine, ExecOutcome, Revision, Status, Stream, UndeployReport,
+    ComponentSummary, DeployReport, ExecLine, ExecOutcome, Revision, Status, Stream,
+    UndeployReport, UndoReport,
 };
 
 /// The deployment description.
@@ -15,6 +16,9 @@ pub fn deploy(report: &DeployReport, output: Output) -> String {
         return json(report);
     }
     let mut text = String::new();
+    if report.dry_run {
+        text += "server dry run: nothing was changed\n";
+    }
     for (object, action) in &report.actions {
         text += &format!("{object} {action}\n");
     }
@@ -29,6 +33,33 @@ pub fn deploy(report: &DeployReport, output: Output) -> String {
         }
     );
     text
+}
+
+/// What was put back after a failed rollout, and what could not be, on stderr: the
+/// error that follows says why the rollout failed.
+pub fn undone(report: &UndoReport) {
+    let names = |objects: &[berth::ObjectRef]| {
+        objects
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !report.removed.is_empty() {
+        eprintln!("undone: removed {}", names(&report.removed));
+    }
+    if !report.restored.is_empty() {
+        eprintln!(
+            "undone: restored {} as they were (a Deployment's earlier pod template is a new revision in its history)",
+            names(&report.restored)
+        );
+    }
+    if !report.recreated.is_empty() {
+        eprintln!("undone: made again {}", names(&report.recreated));
+    }
+    for (object, why) in &report.failed {
+        eprintln!("could not restore {object}: {why}");
+    }
 }
 
 /// What undeploy deleted.

@@ -1,13 +1,14 @@
 //! Running the command the arguments name, through the berth library.
 
 use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use berth::cluster::{Cluster, ClusterError, Connection, ExecLine, Scope};
 use berth::render::Secrets;
 use berth::runtime::{Options, Rules};
 use berth::{Capabilities, Rendered, SiteConfig, spec};
 
-use super::args::{BuildArgs, Cli, Command, Output, RenderFormat, WaitArgs};
+use super::args::{BuildArgs, Cli, Command, DryRun, Output, RenderFormat, WaitArgs};
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
 use super::report;
@@ -128,6 +129,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
         ),
         Command::Deploy {
             build,
+            dry_run,
             wait,
             output,
         } => {
@@ -137,9 +139,19 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             let capabilities = cluster.capabilities().await?;
             let rendered = one.render(&capabilities, cluster.namespace())?;
             let component = rendered.component.clone();
-            let deployed = cluster.deploy(&component, rendered).await?;
+            let target = match dry_run {
+                Some(DryRun::Server) => cluster.dry_run(),
+                None => cluster.clone(),
+            };
+            let deployed = target.deploy(&component, rendered).await?;
             write_stdout(&report::deploy(&deployed, output))?;
-            settle(&cluster, &component, &wait).await
+            let failed = match settle(&cluster, &component, &wait).await {
+                Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
+                other => return other,
+            };
+            let undone = cluster.undo(&deployed, wait.undo_timeout).await;
+            report::undone(&undone);
+            Err(CliError::NotRolledOut(failed))
         }
         Command::Undeploy {
             name,
@@ -167,6 +179,8 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             let args = WaitArgs {
                 wait: true,
                 timeout,
+                keep_on_failure: true,
+                undo_timeout: Duration::ZERO,
             };
             settle(&cluster, &name, &args).await
         }
@@ -175,9 +189,22 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             replicas,
             wait,
         } => {
-            cluster.scale(&name, i32::from(replicas)).await?;
+            let previous = cluster.scale(&name, i32::from(replicas)).await?;
             write_stdout(&format!("scaled {name} to {replicas} replicas\n"))?;
-            settle(&cluster, &name, &wait).await
+            let failed = match settle(&cluster, &name, &wait).await {
+                Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
+                other => return other,
+            };
+            let back = tokio::time::timeout(wait.undo_timeout, cluster.scale(&name, previous));
+            match back.await {
+                Ok(Ok(_)) => eprintln!("undone: scaled {name} back to {previous} replicas"),
+                Ok(Err(e)) => eprintln!("could not scale {name} back to {previous}: {e}"),
+                Err(_) => eprintln!(
+                    "could not scale {name} back to {previous}: undo timed out after {:?}",
+                    wait.undo_timeout
+                ),
+            }
+            Err(CliError::NotRolledOut(failed))
         }
         Command::Upgrade {
             name,
@@ -189,7 +216,22 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             write_stdout(&format!(
                 "upgraded {name} container {container_index}: {old} -> {image}\n"
             ))?;
-            settle(&cluster, &name, &wait).await
+            let failed = match settle(&cluster, &name, &wait).await {
+                Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
+                other => return other,
+            };
+            let back = cluster.upgrade(&name, &old, container_index);
+            match tokio::time::timeout(wait.undo_timeout, back).await {
+                Ok(Ok(_)) => eprintln!(
+                    "undone: container {container_index} of {name} back to {old} (a new revision in its history)"
+                ),
+                Ok(Err(e)) => eprintln!("could not put {old} back in {name}: {e}"),
+                Err(_) => eprintln!(
+                    "could not put {old} back in {name}: undo timed out after {:?}",
+                    wait.undo_timeout
+                ),
+            }
+            Err(CliError::NotRolledOut(failed))
         }
         Command::Rollback {
             name,

@@ -2,7 +2,7 @@
 //! no rollback endpoint): the ReplicaSets a Deployment controls hold its past templates.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use super::rollout::REVISION_ANNOTATION;
@@ -101,7 +101,7 @@ impl Cluster {
         // Replace carries the resourceVersion read above: a concurrent change makes it fail
         // rather than be overwritten.
         self.deployments()
-            .replace(&name, &PostParams::default(), &d)
+            .replace(&name, &self.post_params(), &d)
             .await
             .map_err(ClusterError::api(format!(
                 "cannot roll back Deployment {name}"

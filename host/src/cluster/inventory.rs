@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -74,7 +74,7 @@ impl Cluster {
         let name = parent_name(component);
         let api = self.config_maps();
         let parent = self.parent(component, kinds);
-        let create_error = match api.create(&PostParams::default(), &parent).await {
+        let create_error = match api.create(&self.post_params(), &parent).await {
             Ok(made) => {
                 return Ok(Parent {
                     object: ObjectRef::of("v1", "ConfigMap", &made.metadata),
@@ -127,7 +127,7 @@ impl Cluster {
     async fn set_kinds(&self, name: &str, kinds: &BTreeSet<String>) -> Result<(), ClusterError> {
         let patch = json!({"metadata": {"annotations": {GROUP_KINDS_ANNOTATION: join(kinds)}}});
         self.config_maps()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &self.patch_params(), &Patch::Merge(&patch))
             .await
             .map_err(ClusterError::api(format!("cannot update ConfigMap {name}")))?;
         Ok(())
@@ -161,7 +161,7 @@ impl Cluster {
     /// Delete the parent `parent` (that object, by uid).
     pub(super) async fn delete_parent(&self, parent: &ObjectRef) -> Result<(), ClusterError> {
         self.config_maps()
-            .delete(&parent.name, &delete_exactly(parent))
+            .delete(&parent.name, &self.delete_exactly(parent))
             .await
             .map_err(ClusterError::api(format!(
                 "cannot delete ConfigMap {}",
@@ -189,18 +189,6 @@ impl Cluster {
         parent.metadata.labels = Some(labels);
         parent.metadata.annotations = Some(annotations);
         parent
-    }
-}
-
-/// Delete options that only delete the object `object` names (same uid), not a later one
-/// of its name.
-pub(super) fn delete_exactly(object: &ObjectRef) -> DeleteParams {
-    DeleteParams {
-        preconditions: object.uid.clone().map(|uid| kube::api::Preconditions {
-            uid: Some(uid),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Operating components on a Kubernetes cluster: the connection, and finding a component's
 //! objects by the ownership labels berth stamps on them, whatever the rules named them.
 
+mod apply;
 mod deploy;
 mod discovery;
 mod error;
@@ -10,15 +11,19 @@ mod inventory;
 mod list;
 mod resources;
 mod rollout;
+mod undo;
 
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-pub use deploy::{Action, DeployReport, UndeployReport};
+use crate::objects::ObjectRef;
+
+pub use apply::Action;
+pub use deploy::{DeployReport, UndeployReport};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
 pub use history::Revision;
@@ -27,6 +32,10 @@ pub use inventory::{
 };
 pub use list::{ComponentSummary, Scope};
 pub use rollout::{RolloutState, Status};
+pub use undo::UndoReport;
+
+/// berth's field manager for server-side apply.
+const FIELD_MANAGER: &str = "berth";
 
 /// Label naming the tool that manages an object.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -56,12 +65,14 @@ pub struct Connection {
 pub struct Cluster {
     pub(crate) client: Client,
     namespace: String,
+    dry_run: bool,
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("namespace", &self.namespace)
+            .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +110,73 @@ impl Cluster {
         Self {
             client,
             namespace: namespace.into(),
+            dry_run: false,
+        }
+    }
+
+    /// This connection with every write a server-side dry run (`dryRun=All`): the API
+    /// server admits and validates each request as it would, and persists nothing.
+    pub fn dry_run(&self) -> Self {
+        Self {
+            dry_run: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether writes are server-side dry runs.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Server-side apply as berth's field manager that creates: not forced, so an object
+    /// another writer made in the meantime with other values is refused, not taken over.
+    fn create_by_apply_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.dry_run,
+            ..PatchParams::apply(FIELD_MANAGER)
+        }
+    }
+
+    /// A create as berth's field manager.
+    fn create_params(&self) -> PostParams {
+        PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..self.post_params()
+        }
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            dry_run: self.dry_run,
+            ..PostParams::default()
+        }
+    }
+
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.dry_run,
+            ..PatchParams::default()
+        }
+    }
+
+    /// Server-side apply as berth's field manager, taking over the fields it applies.
+    fn apply_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.dry_run,
+            ..PatchParams::apply(FIELD_MANAGER).force()
+        }
+    }
+
+    /// Delete options that only delete the object `object` names (same uid), not a later
+    /// one of its name.
+    fn delete_exactly(&self, object: &ObjectRef) -> DeleteParams {
+        DeleteParams {
+            dry_run: self.dry_run,
+            preconditions: object.uid.clone().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
         }
     }
 

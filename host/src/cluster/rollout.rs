@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::json;
@@ -221,8 +221,8 @@ impl Cluster {
     }
 
     /// Set `component`'s replica count; refused when an autoscaler of the component
-    /// scales its Deployment (it would undo the change).
-    pub async fn scale(&self, component: &str, replicas: i32) -> Result<(), ClusterError> {
+    /// scales its Deployment (it would undo the change). Returns the count it replaced.
+    pub async fn scale(&self, component: &str, replicas: i32) -> Result<i32, ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
         // autoscaling/v1 is served by every cluster and names the target like the others.
@@ -247,10 +247,11 @@ impl Cluster {
         }
         let patch = json!({ "spec": { "replicas": replicas } });
         self.deployments()
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&name, &self.patch_params(), &Patch::Merge(&patch))
             .await
             .map_err(ClusterError::api(format!("cannot scale Deployment {name}")))?;
-        Ok(())
+        // The API server defaults an absent count to 1.
+        Ok(d.spec.and_then(|s| s.replicas).unwrap_or(1))
     }
 
     /// Set the image of container `index` (0: the main container) of `component`; a rolling
@@ -278,7 +279,7 @@ impl Cluster {
             { "name": container.name, "image": image }
         ] } } } });
         self.deployments()
-            .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .patch(&name, &self.patch_params(), &Patch::Strategic(&patch))
             .await
             .map_err(ClusterError::api(format!(
                 "cannot upgrade Deployment {name}"

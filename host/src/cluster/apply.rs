@@ -1,0 +1,390 @@
+//! Applying one object by server-side apply: created when absent, applied over it when the
+//! component owns it (always: drift made by someone else is put back, and the server's
+//! answer tells whether anything changed), refused when it does not; and what it was
+//! before, to undo.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, Patch};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::inventory::{PART_OF_LABEL, applyset_id, group_kind};
+use super::resources::Resources;
+use super::{
+    COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL,
+    RENDERED_HASH_ANNOTATION, RULES_DIGEST_ANNOTATION, name_of,
+};
+use crate::kinds::KindName;
+use crate::objects::{Object, ObjectRef, Rendered};
+
+/// What deploy did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// It did not exist and was created.
+    Created,
+    /// It existed, and applying the rendered state changed nothing.
+    Unchanged,
+    /// It existed and was changed to the rendered state.
+    Updated,
+    /// It existed but the spec no longer builds it, so it was deleted.
+    Deleted,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Action::Created => "created",
+            Action::Unchanged => "unchanged",
+            Action::Updated => "updated",
+            Action::Deleted => "deleted",
+        })
+    }
+}
+
+/// One object to apply: where it lives on the cluster, and the object as berth applies it.
+#[derive(Debug, Clone)]
+pub(super) struct Member {
+    pub resource: ApiResource,
+    pub object: DynamicObject,
+}
+
+impl Member {
+    pub fn group_kind(&self) -> String {
+        group_kind(&self.resource.api_version, &self.resource.kind)
+    }
+
+    pub fn name(&self) -> String {
+        name_of(&self.object.metadata)
+    }
+}
+
+/// What [`Cluster::put`] did to one object, and the object as it was before.
+pub(super) struct Put {
+    pub reference: ObjectRef,
+    pub action: Action,
+    pub before: Option<DynamicObject>,
+}
+
+impl Cluster {
+    /// The rendered objects as berth applies them, in apply order: stamped, each with its
+    /// API resource. Asks discovery about kinds beyond the few every cluster serves.
+    pub(super) async fn members(
+        &self,
+        component: &str,
+        rendered: &Rendered,
+        found: &mut Resources,
+    ) -> Result<Vec<Member>, ClusterError> {
+        let stamp = Stamp {
+            component,
+            set: applyset_id(component, &self.namespace),
+            rules: format!("sha256:{}", rendered.rules_digest),
+        };
+        let mut members = Vec::new();
+        for object in rendered.objects() {
+            // The hash of the object as the rules built it (typed objects hash as they
+            // always did).
+            let hash = rendered_hash(&object);
+            let mut object: DynamicObject = match &object {
+                Object::Deployment(d) => convert(d),
+                Object::Service(s) => convert(s),
+                Object::Other(o) => o.clone().into_owned(),
+            };
+            stamp.on(&mut object.metadata, hash);
+            let types = object.types.clone().unwrap_or_default();
+            let kind = KindName {
+                api_version: types.api_version,
+                kind: types.kind,
+            };
+            let resource = self.resource(&kind, found).await?;
+            members.push(Member { resource, object });
+        }
+        members.sort_by_key(|m| rank(&m.resource.group, &m.resource.kind));
+        Ok(members)
+    }
+
+    /// Apply `member`: read it first; if absent, create it by server-side apply (as
+    /// berth's field manager, so that a field the rules later stop building goes away);
+    /// if it exists and is the component's, apply the rendered state over it, taking over
+    /// the fields it renders from other writers, `Unchanged` when that changed nothing.
+    /// An object of the name that is not the component's is refused.
+    pub(super) async fn put(&self, member: &Member, component: &str) -> Result<Put, ClusterError> {
+        let api = self.dynamic(&member.resource);
+        let kind = &member.resource.kind;
+        let name = member.name();
+        let existing = api
+            .get_opt(&name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
+        let Some(existing) = existing else {
+            // Not forced: should another writer make the object in between, with other
+            // values, the API server refuses instead of berth taking it over.
+            let made = api
+                .patch(&name, &self.create_by_apply_params(), &Patch::Apply(&member.object))
+                .await
+                .map_err(ClusterError::api(format!("cannot create {kind} {name}")))?;
+            return Ok(Put {
+                reference: ObjectRef::dynamic(&made),
+                action: Action::Created,
+                before: None,
+            });
+        };
+        let reference = ObjectRef::of(&member.resource.api_version, kind, &existing.metadata);
+        check_owner(&existing, &reference, component)?;
+        self.own_created_fields(&api, &existing, kind).await?;
+        let after = api
+            .patch(&name, &self.apply_params(), &Patch::Apply(&member.object))
+            .await
+            .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
+        let action = if comparable(&existing) == comparable(&after) {
+            Action::Unchanged
+        } else {
+            Action::Updated
+        };
+        Ok(Put {
+            reference,
+            action,
+            before: Some(existing),
+        })
+    }
+
+    /// Make the fields an earlier berth set when it created `existing` with a plain create
+    /// (an `Update` entry of its managed fields) part of what berth applies, as `kubectl`'s
+    /// client-side-to-server-side upgrade does: otherwise a field the rules stop building
+    /// would stay, still owned by that create. One request, once per such object.
+    async fn own_created_fields(
+        &self,
+        api: &Api<DynamicObject>,
+        existing: &DynamicObject,
+        kind: &str,
+    ) -> Result<(), ClusterError> {
+        let Some(entries) = &existing.metadata.managed_fields else {
+            return Ok(());
+        };
+        let created = |e: &&_| created_by_berth(e);
+        if !entries.iter().any(|e| created(&e)) {
+            return Ok(());
+        }
+        let mut fields = Value::Object(serde_json::Map::new());
+        let mut kept = Vec::new();
+        let mut apply_entry = None;
+        for entry in entries {
+            let is_apply = entry.manager.as_deref() == Some(FIELD_MANAGER)
+                && entry.operation.as_deref() == Some("Apply");
+            if created(&entry) || is_apply {
+                if let Some(own) = &entry.fields_v1 {
+                    merge(&mut fields, &own.0);
+                }
+                if is_apply || apply_entry.is_none() {
+                    apply_entry = Some(entry.clone());
+                }
+            } else {
+                kept.push(serde_json::to_value(entry).unwrap_or_default());
+            }
+        }
+        let Some(mut entry) = apply_entry else {
+            return Ok(());
+        };
+        entry.manager = Some(FIELD_MANAGER.to_owned());
+        entry.operation = Some("Apply".to_owned());
+        entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+            fields,
+        ));
+        kept.push(serde_json::to_value(entry).unwrap_or_default());
+        let name = name_of(&existing.metadata);
+        // The resource version makes it conditional: a concurrent writer makes this fail
+        // (409), not lose its entry.
+        let patch = json!({"metadata": {
+            "resourceVersion": existing.metadata.resource_version,
+            "managedFields": kept,
+        }});
+        api.patch(&name, &self.patch_params(), &Patch::Merge(&patch))
+            .await
+            .map_err(ClusterError::api(format!(
+                "cannot take over the fields berth created in {kind} {name}"
+            )))?;
+        Ok(())
+    }
+}
+
+/// A managed-fields entry of an earlier berth's create: an `Update` by berth, or by the
+/// nameless manager those versions created objects as.
+fn created_by_berth(
+    entry: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry,
+) -> bool {
+    entry.operation.as_deref() == Some("Update")
+        && matches!(
+            entry.manager.as_deref(),
+            Some(FIELD_MANAGER) | Some("") | None
+        )
+}
+
+/// Merge the field set `from` into `into` (both `FieldsV1` tries).
+fn merge(into: &mut Value, from: &Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        for (key, value) in from {
+            merge(into.entry(key.clone()).or_insert_with(|| json!({})), value);
+        }
+    }
+}
+
+/// Refuse an object that does not carry `component`'s ownership labels.
+pub(super) fn check_owner(
+    existing: &DynamicObject,
+    reference: &ObjectRef,
+    component: &str,
+) -> Result<(), ClusterError> {
+    let labels = existing.metadata.labels.clone().unwrap_or_default();
+    if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
+        || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
+    {
+        return Err(ClusterError::Foreign {
+            object: Box::new(reference.clone()),
+            component: component.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// An object without what the API server keeps for itself: managed fields, resource
+/// version, generation, status. Two of these are equal when applying changed nothing.
+pub(super) fn comparable(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["managedFields", "resourceVersion", "generation"] {
+            meta.remove(field);
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.remove("status");
+    }
+    value
+}
+
+/// Apply order: what others refer to first, what refers to the Deployment last.
+pub(super) fn rank(group: &str, kind: &str) -> u8 {
+    match (group, kind) {
+        ("", "ServiceAccount" | "ConfigMap" | "Secret") => 0,
+        ("", "Service") => 1,
+        ("apps", "Deployment") => 3,
+        ("policy", "PodDisruptionBudget") | ("autoscaling", "HorizontalPodAutoscaler") => 4,
+        _ => 2,
+    }
+}
+
+/// Group-kinds in apply order.
+pub(super) fn by_rank<T>(kinds: BTreeMap<String, T>) -> Vec<(String, T)> {
+    let mut kinds: Vec<(String, T)> = kinds.into_iter().collect();
+    kinds.sort_by_key(|(gk, _)| {
+        let (kind, group) = gk.split_once('.').unwrap_or((gk, ""));
+        rank(group, kind)
+    });
+    kinds
+}
+
+/// The group-kinds `kinds` in apply order, without payload.
+pub(super) fn kinds_by_rank(kinds: BTreeSet<String>) -> Vec<String> {
+    by_rank(kinds.into_iter().map(|k| (k, ())).collect())
+        .into_iter()
+        .map(|(k, ())| k)
+        .collect()
+}
+
+/// A typed object as a dynamic one.
+fn convert(object: &impl Serialize) -> DynamicObject {
+    // Kubernetes objects always serialize to JSON, and every such object is a
+    // DynamicObject.
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
+        .unwrap_or_else(|_| DynamicObject::new("", &ApiResource::erase::<ConfigMap>(&())))
+}
+
+/// What berth stamps on every object it applies, after the rules ran, so no rules component
+/// can leave it out: the ownership labels, the set's part-of label, the hash of the object
+/// as rendered and the digest of the rules that rendered it.
+struct Stamp<'a> {
+    component: &'a str,
+    set: String,
+    rules: String,
+}
+
+impl Stamp<'_> {
+    fn on(&self, meta: &mut ObjectMeta, hash: String) {
+        let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+        labels.insert(COMPONENT_LABEL.into(), self.component.into());
+        labels.insert(PART_OF_LABEL.into(), self.set.clone());
+        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+        annotations.insert(RENDERED_HASH_ANNOTATION.into(), hash);
+        annotations.insert(RULES_DIGEST_ANNOTATION.into(), self.rules.clone());
+    }
+}
+
+/// Hash of an object as the rules built it.
+fn rendered_hash(object: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(object).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_sets_merge_as_tries() {
+        let mut into = json!({"f:metadata": {"f:labels": {"f:app": {}}}});
+        merge(
+            &mut into,
+            &json!({"f:metadata": {"f:labels": {"f:team": {}}}, "f:spec": {"f:replicas": {}}}),
+        );
+        assert_eq!(
+            into,
+            json!({"f:metadata": {"f:labels": {"f:app": {}, "f:team": {}}}, "f:spec": {"f:replicas": {}}})
+        );
+    }
+
+    #[test]
+    fn server_kept_fields_do_not_make_a_change() {
+        let object = |rv: &str, replicas: i64| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "a", "resourceVersion": rv, "generation": 2,
+                             "managedFields": [{"manager": "x"}]},
+                "spec": {"replicas": replicas}, "status": {"replicas": rv.len()}
+            }))
+            .unwrap()
+        };
+        assert_eq!(comparable(&object("1", 2)), comparable(&object("22", 2)));
+        assert_ne!(comparable(&object("1", 2)), comparable(&object("1", 3)));
+    }
+
+    #[test]
+    fn apply_order_puts_references_first_and_dependents_last() {
+        let order = kinds_by_rank(
+            [
+                "PodDisruptionBudget.policy",
+                "Deployment.apps",
+                "Service",
+                "Certificate.cert-manager.io",
+                "ConfigMap",
+            ]
+            .map(String::from)
+            .into(),
+        );
+        assert_eq!(
+            order,
+            [
+                "ConfigMap",
+                "Service",
+                "Certificate.cert-manager.io",
+                "Deployment.apps",
+                "PodDisruptionBudget.policy"
+            ]
+        );
+    }
+}

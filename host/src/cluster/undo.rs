@@ -1,0 +1,165 @@
+//! Undoing a deploy whose rollout failed: what it created is deleted, what it changed or
+//! pruned is put back as it was, the inventory restored; within a time of its own, saying
+//! exactly what it could not restore.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::api::{ApiResource, DeleteParams, DynamicObject, PropagationPolicy};
+use serde::Serialize;
+
+use super::deploy::DeployReport;
+use super::{Cluster, ClusterError, name_of};
+use crate::objects::ObjectRef;
+
+/// What a deploy changed, as it was before.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Undo {
+    /// The component.
+    pub component: String,
+    /// Objects the deploy created, in the order made.
+    pub created: Vec<(ApiResource, ObjectRef)>,
+    /// The inventory's parent, when the deploy created it.
+    pub parent_created: Option<ObjectRef>,
+    /// The parent's kind list before the deploy, when it existed.
+    pub parent_kinds_before: Option<BTreeSet<String>>,
+    /// Objects the deploy changed, as they were.
+    pub updated: Vec<(ApiResource, DynamicObject)>,
+    /// Objects the deploy pruned, as they were.
+    pub deleted: Vec<(ApiResource, DynamicObject)>,
+}
+
+/// What [`Cluster::undo`] did, and what it could not do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UndoReport {
+    /// Objects the deploy had created, deleted again.
+    pub removed: Vec<ObjectRef>,
+    /// Objects the deploy had changed, put back as they were (a Deployment's earlier pod
+    /// template: a new revision in its history).
+    pub restored: Vec<ObjectRef>,
+    /// Objects the deploy had pruned, made again.
+    pub recreated: Vec<ObjectRef>,
+    /// What could not be put back, and why.
+    pub failed: Vec<(ObjectRef, String)>,
+}
+
+impl UndoReport {
+    /// Whether everything was put back.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl Cluster {
+    /// Put back what the deploy `report` describes changed: delete what it created (the
+    /// inventory's parent too, if it made it), restore what it changed and make again what
+    /// it pruned, as they were; the parent's kind list as it was. Takes at most `timeout`;
+    /// what it could not do by then, or at all, is in the report's `failed`.
+    pub async fn undo(&self, report: &DeployReport, timeout: Duration) -> UndoReport {
+        let mut done = UndoReport::default();
+        let work = self.undo_steps(&report.undo, &mut done);
+        if tokio::time::timeout(timeout, work).await.is_err() {
+            let attempted: BTreeSet<ObjectRef> = done
+                .removed
+                .iter()
+                .chain(&done.restored)
+                .chain(&done.recreated)
+                .chain(done.failed.iter().map(|(o, _)| o))
+                .cloned()
+                .collect();
+            for object in everything(&report.undo) {
+                if !attempted.contains(&object) {
+                    done.failed.push((
+                        object,
+                        format!("not attempted: undo timed out after {timeout:?}"),
+                    ));
+                }
+            }
+        }
+        done
+    }
+
+    async fn undo_steps(&self, undo: &Undo, done: &mut UndoReport) {
+        for (resource, object) in undo.created.iter().rev() {
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..self.delete_exactly(object)
+            };
+            match self.dynamic(resource).delete(&object.name, &params).await {
+                Ok(_) => done.removed.push(object.clone()),
+                Err(e) => done.failed.push((object.clone(), e.to_string())),
+            }
+        }
+        for (resource, before) in undo.updated.iter().rev() {
+            let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
+            // An unconditional replace with the object as it was: whatever this deploy
+            // applied goes, whoever wrote since.
+            let mut restored = as_new(before);
+            restored.metadata.uid = before.metadata.uid.clone();
+            let name = name_of(&before.metadata);
+            match self
+                .dynamic(resource)
+                .replace(&name, &self.post_params(), &restored)
+                .await
+            {
+                Ok(_) => done.restored.push(object),
+                Err(e) => done.failed.push((object, e.to_string())),
+            }
+        }
+        for (resource, before) in &undo.deleted {
+            let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
+            match self
+                .dynamic(resource)
+                .create(&self.create_params(), &as_new(before))
+                .await
+            {
+                Ok(made) => done.recreated.push(ObjectRef::dynamic(&made)),
+                Err(e) => done.failed.push((object, e.to_string())),
+            }
+        }
+        if let Some(parent) = &undo.parent_created {
+            match self.delete_parent(parent).await {
+                Ok(()) => done.removed.push(parent.clone()),
+                Err(e) => done.failed.push((parent.clone(), describe(&e))),
+            }
+        } else if let Some(kinds) = &undo.parent_kinds_before {
+            // Only what a later deploy and undeploy look among: a failure here loses
+            // nothing, so it is not reported.
+            let _ = self.narrow_inventory(&undo.component, kinds).await;
+        }
+    }
+}
+
+/// Every object the undo would touch.
+fn everything(undo: &Undo) -> Vec<ObjectRef> {
+    let of =
+        |(r, o): &(ApiResource, DynamicObject)| ObjectRef::of(&r.api_version, &r.kind, &o.metadata);
+    undo.created
+        .iter()
+        .map(|(_, o)| o.clone())
+        .chain(undo.updated.iter().map(of))
+        .chain(undo.deleted.iter().map(of))
+        .chain(undo.parent_created.clone())
+        .collect()
+}
+
+/// `object` as a request to make it: without what the API server sets.
+fn as_new(object: &DynamicObject) -> DynamicObject {
+    let mut object = object.clone();
+    let meta = &mut object.metadata;
+    meta.uid = None;
+    meta.resource_version = None;
+    meta.creation_timestamp = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
+    meta.generation = None;
+    meta.managed_fields = None;
+    if let Some(data) = object.data.as_object_mut() {
+        data.remove("status");
+    }
+    object
+}
+
+fn describe(error: &ClusterError) -> String {
+    error.to_string()
+}

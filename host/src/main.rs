@@ -3,7 +3,6 @@
 
 mod cli;
 
-use std::error::Error as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,7 +21,7 @@ fn main() -> ExitCode {
 /// The error and its causes, on one line. A cause is left out when the text already holds
 /// it, and the chain stops at kube's own error: berth's message already carries the API
 /// server's words, and kube's display adds its debug form of the same status.
-fn one_line(err: &cli::CliError) -> String {
+fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(source) = cause {

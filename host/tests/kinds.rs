@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 
 /// The PodDisruptionBudget of a 1.20 cluster, which berth's types do not know.
@@ -34,43 +34,16 @@ fn custom(kind: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(GROUP, "v1", kind))
 }
 
-/// Everything in `ns` that carries berth's ownership labels for `component`, of the kinds
-/// this file deploys, and the component's parent.
-async fn labelled(client: &kube::Client, ns: &str, component: &str) -> Vec<String> {
-    let owned = ListParams::default().labels(&format!(
-        "app.kubernetes.io/managed-by=berth,berth.dev/component={component}"
-    ));
-    let kinds = [
-        ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
-        ApiResource::erase::<ConfigMap>(&()),
-        ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
-        ApiResource::erase::<NetworkPolicy>(&()),
-        pdb_v1beta1(),
-        custom("Certificate"),
-    ];
-    let mut found = Vec::new();
-    for kind in kinds {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &kind);
-        let items = match api.list(&owned).await {
-            Ok(list) => list.items,
-            // The custom kind exists only once a test made its CRD.
-            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-            Err(e) => panic!("list {}: {e}", kind.plural),
-        };
-        for o in items {
-            found.push(format!(
-                "{}/{}",
-                kind.kind,
-                o.metadata.name.unwrap_or_default()
-            ));
-        }
-    }
-    found
-}
-
+/// Everything of `component` in `ns` (see [`common::labelled`]), of the kinds this file
+/// deploys besides the usual ones.
 async fn nothing_labelled(client: &kube::Client, ns: &str, component: &str) {
-    let left = labelled(client, ns, component).await;
+    let left = labelled(
+        client,
+        ns,
+        component,
+        &[pdb_v1beta1(), custom("Certificate")],
+    )
+    .await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 

@@ -51,13 +51,34 @@ pub enum Command {
         dry_run: Option<DryRun>,
         #[command(flatten)]
         wait: WaitArgs,
+        /// Components deployed at once, when --spec holds several.
+        #[arg(long, default_value_t = 8)]
+        max_concurrency: usize,
         #[arg(short, long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Delete a component's Services and Deployment.
+    /// Show what deploy would change, as a unified diff per object (exit 0: nothing, 1:
+    /// something, 2: an error).
+    Diff {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Components diffed at once, when --spec holds several.
+        #[arg(long, default_value_t = 8)]
+        max_concurrency: usize,
+        /// Print Secret values (masked as *** by default).
+        #[arg(long)]
+        show_secrets: bool,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete components: every object of theirs, then their inventories.
     Undeploy {
-        /// Component name.
-        name: String,
+        /// Component names.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Components undeployed at once.
+        #[arg(long, default_value_t = 8)]
+        max_concurrency: usize,
         /// Wait until the Deployment and its pods are gone.
         #[arg(long)]
         wait: bool,
@@ -65,10 +86,11 @@ pub enum Command {
         #[arg(long, value_parser = units::duration, default_value = "1800")]
         timeout: Duration,
     },
-    /// Show replicas, images and revision; exit 0 only when available.
+    /// Show replicas, images and revision; exit 0 only when every one is available.
     Status {
-        /// Component name.
-        name: String,
+        /// Component names.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
         #[arg(short, long, value_enum, default_value_t)]
         output: Output,
     },
@@ -147,8 +169,8 @@ pub enum Command {
 /// Which spec, site config and rules to build with.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Component spec (YAML or JSON). `render` also takes a file of several YAML documents
-    /// or a directory of spec files (*.yaml, *.yml, *.json).
+    /// Component spec (YAML or JSON), a file of several YAML documents, or a directory of
+    /// spec files (*.yaml, *.yml, *.json): one component each.
     #[arg(long, value_name = "FILE")]
     pub spec: PathBuf,
     /// Site config (YAML or JSON): image pull secrets, logging sidecar, TLS init container.

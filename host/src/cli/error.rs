@@ -1,8 +1,6 @@
 //! The command line's error: what failed, from any layer of the library, plus the CLI's
 //! own steps; and the exit status each maps to.
 
-use std::path::PathBuf;
-
 use berth::cluster::ClusterError;
 use berth::render::{FormatError, RenderError};
 use berth::{InputError, RulesError};
@@ -21,13 +19,6 @@ pub enum CliError {
     /// Rendering failed.
     #[error(transparent)]
     Render(#[from] RenderError),
-    /// A command that works on one component was given several.
-    #[error("{}: holds {count} component specs; {command} takes one", path.display())]
-    NotOne {
-        path: PathBuf,
-        count: usize,
-        command: &'static str,
-    },
     /// Writing the objects out failed.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -37,6 +28,9 @@ pub enum CliError {
     /// A rollout did not finish (timed out, failed, or its Deployment was deleted).
     #[error(transparent)]
     NotRolledOut(ClusterError),
+    /// `diff` failed: its own exit code, above 1.
+    #[error(transparent)]
+    Diff(Box<CliError>),
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
@@ -50,6 +44,7 @@ impl CliError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             CliError::NotRolledOut(_) => ExitStatus::NotAvailable,
+            CliError::Diff(_) => ExitStatus::DiffFailed,
             _ => ExitStatus::Error,
         }
     }

@@ -17,6 +17,10 @@ pub enum ExitStatus {
     NotAvailable,
     /// `exec` ran, but the command failed (or could not run) in at least one pod.
     ExecFailed,
+    /// `diff` found something deploy would change (as `kubectl diff`).
+    Changes,
+    /// `diff` failed (as `kubectl diff`, an error is above 1).
+    DiffFailed,
 }
 
 impl ExitStatus {
@@ -28,6 +32,8 @@ impl ExitStatus {
             ExitStatus::BadArguments => 2,
             ExitStatus::NotAvailable => 3,
             ExitStatus::ExecFailed => 4,
+            ExitStatus::Changes => 1,
+            ExitStatus::DiffFailed => 2,
         }
     }
 }

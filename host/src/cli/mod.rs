@@ -4,10 +4,10 @@
 mod args;
 mod error;
 mod exit_codes;
+mod fleet;
 mod report;
 mod run;
 mod units;
 
 pub use args::Cli;
-pub use error::CliError;
 pub use run::run;

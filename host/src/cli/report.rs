@@ -225,7 +225,7 @@ pub fn exec_summary(outcomes: &[ExecOutcome], output: Output) -> String {
     text
 }
 
-fn json(value: &impl Serialize) -> String {
+pub fn json(value: &impl Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
 }
 

@@ -3,14 +3,15 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use berth::cluster::{Cluster, ClusterError, Connection, ExecLine, Scope};
+use berth::cluster::{Change, Cluster, ClusterError, Connection, ExecLine, Scope};
 use berth::render::Secrets;
 use berth::runtime::{Options, Rules};
-use berth::{Capabilities, Rendered, SiteConfig, spec};
+use berth::{Capabilities, SiteConfig, spec};
 
 use super::args::{BuildArgs, Cli, Command, DryRun, Output, RenderFormat, WaitArgs};
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
+use super::fleet;
 use super::report;
 
 /// Run the command `cli` names.
@@ -59,43 +60,6 @@ fn render_command(
     Ok(ExitStatus::Success)
 }
 
-/// The one spec, the site config and the rules `args` name: everything a deploy needs
-/// before it asks the cluster anything.
-struct OneBuild {
-    origin: spec::Origin,
-    spec: berth::Spec,
-    site: SiteConfig,
-    rules: Rules,
-}
-
-impl OneBuild {
-    fn load(args: &BuildArgs) -> Result<Self, CliError> {
-        let specs = spec::load_specs(&args.spec)?;
-        let [(origin, spec)] = <[_; 1]>::try_from(specs).map_err(|specs| CliError::NotOne {
-            path: args.spec.clone(),
-            count: specs.len(),
-            command: "deploy",
-        })?;
-        let (site, rules) = site_and_rules(args)?;
-        Ok(Self {
-            origin,
-            spec,
-            site,
-            rules,
-        })
-    }
-
-    fn render(self, capabilities: &Capabilities, namespace: &str) -> Result<Rendered, CliError> {
-        let Self {
-            origin,
-            spec,
-            site,
-            mut rules,
-        } = self;
-        Ok(rules.render_from(&origin, &spec, &site, capabilities, namespace)?)
-    }
-}
-
 /// The site config and the rules component `args` name.
 fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
     let mut site = match &args.config {
@@ -131,18 +95,29 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             build,
             dry_run,
             wait,
+            max_concurrency,
             output,
         } => {
-            // Parse and render before touching the cluster: bad input changes nothing.
-            let one = OneBuild::load(&build)?;
+            // Parse and render before changing anything: bad input changes nothing.
+            let specs = spec::load_specs(&build.spec)?;
+            let (site, mut rules) = site_and_rules(&build)?;
             // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
             let capabilities = cluster.capabilities().await?;
-            let rendered = one.render(&capabilities, cluster.namespace())?;
-            let component = rendered.component.clone();
             let target = match dry_run {
                 Some(DryRun::Server) => cluster.dry_run(),
                 None => cluster.clone(),
             };
+            if specs.len() != 1 {
+                // Several components: each on its own, one's failure stopping no other.
+                let namespace = cluster.namespace();
+                let rendered =
+                    fleet::render_each(&mut rules, &specs, &site, &capabilities, namespace);
+                return Ok(fleet::deploy(&target, rendered, &wait, max_concurrency, output).await);
+            }
+            let (origin, spec) = &specs[0];
+            let rendered =
+                rules.render_from(origin, spec, &site, &capabilities, cluster.namespace())?;
+            let component = rendered.component.clone();
             let deployed = target.deploy(&component, rendered).await?;
             write_stdout(&report::deploy(&deployed, output))?;
             let failed = match settle(&cluster, &component, &wait).await {
@@ -153,23 +128,69 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             report::undone(&undone);
             Err(CliError::NotRolledOut(failed))
         }
+        Command::Diff {
+            build,
+            max_concurrency,
+            show_secrets,
+            output,
+        } => diff_command(&cluster, &build, max_concurrency, show_secrets, output)
+            .await
+            .map_err(|e| CliError::Diff(Box::new(e))),
         Command::Undeploy {
-            name,
+            names,
+            max_concurrency,
             wait,
             timeout,
         } => {
-            let removed = cluster.undeploy(&name).await?;
-            write_stdout(&report::undeploy(&removed))?;
-            if wait {
-                cluster.wait_gone(&name, &removed, timeout).await?;
-                write_stdout("gone\n")?;
+            if let [name] = names.as_slice() {
+                let removed = cluster.undeploy(name).await?;
+                write_stdout(&report::undeploy(&removed))?;
+                if wait {
+                    cluster.wait_gone(name, &removed, timeout).await?;
+                    write_stdout("gone\n")?;
+                }
+                return Ok(ExitStatus::Success);
             }
-            Ok(ExitStatus::Success)
+            let jobs = names.iter().map(|name| {
+                let job = async {
+                    let removed = cluster.undeploy(name).await?;
+                    if wait {
+                        cluster.wait_gone(name, &removed, timeout).await?;
+                    }
+                    Ok::<_, ClusterError>(removed)
+                };
+                (name.clone(), async move { (name, job.await) })
+            });
+            let outcomes =
+                fleet::run_all(jobs, max_concurrency, "undeploying", |(name, r)| match r {
+                    Ok(removed) => print!("{}", report::undeploy(removed)),
+                    Err(e) => eprintln!("berth: {name}: {}", crate::one_line(e)),
+                })
+                .await;
+            Ok(fleet::worst(outcomes.iter().map(|(_, r)| {
+                if r.is_ok() {
+                    ExitStatus::Success
+                } else {
+                    ExitStatus::Error
+                }
+            })))
         }
-        Command::Status { name, output } => {
-            let status = cluster.status(&name).await?;
-            write_stdout(&report::status(&status, output))?;
-            Ok(if status.is_available {
+        Command::Status { names, output } => {
+            let mut statuses = Vec::new();
+            for name in &names {
+                let status = cluster.status(name).await?;
+                if output == Output::Text {
+                    write_stdout(&report::status(&status, output))?;
+                }
+                statuses.push(status);
+            }
+            if output == Output::Json {
+                match statuses.as_slice() {
+                    [one] => write_stdout(&report::status(one, output))?,
+                    all => write_stdout(&(report::json(&all) + "\n"))?,
+                }
+            }
+            Ok(if statuses.iter().all(|s| s.is_available) {
                 ExitStatus::Success
             } else {
                 ExitStatus::NotAvailable
@@ -329,6 +350,90 @@ async fn settle(
         ) => Err(CliError::NotRolledOut(error)),
         Err(error) => Err(error.into()),
     }
+}
+
+/// `diff`: the objects of every spec, live against the API server's dry run of the apply.
+async fn diff_command(
+    cluster: &Cluster,
+    build: &BuildArgs,
+    max_concurrency: usize,
+    show_secrets: bool,
+    output: Output,
+) -> Result<ExitStatus, CliError> {
+    let specs = spec::load_specs(&build.spec)?;
+    let (site, mut rules) = site_and_rules(build)?;
+    let capabilities = cluster.capabilities().await?;
+    let rendered = fleet::render_each(
+        &mut rules,
+        &specs,
+        &site,
+        &capabilities,
+        cluster.namespace(),
+    );
+    let secrets = if show_secrets {
+        Secrets::Show
+    } else {
+        Secrets::Mask
+    };
+    let jobs = rendered.into_iter().map(|(component, rendered)| {
+        let job = async move {
+            let diffs = match rendered {
+                Ok(rendered) => cluster
+                    .diff(&component, &rendered)
+                    .await
+                    .map_err(CliError::from),
+                Err(e) => Err(CliError::from(e)),
+            };
+            (component, diffs)
+        };
+        (String::new(), job)
+    });
+    let mut failed = false;
+    let mut changed = false;
+    let mut all = Vec::new();
+    let results = fleet::run_all(jobs, max_concurrency, "diffing", |_| {}).await;
+    // In the specs' order, whichever finished first.
+    for (component, diffs) in results_in_order(results, &specs) {
+        match diffs {
+            Ok(diffs) => {
+                changed |= diffs.iter().any(|d| d.change != Change::Unchanged);
+                if output == Output::Text {
+                    let text: String = diffs.iter().map(|d| d.unified(secrets)).collect();
+                    write_stdout(&text)?;
+                }
+                let shown: Vec<_> = match secrets {
+                    Secrets::Mask => diffs.iter().map(|d| d.masked()).collect(),
+                    Secrets::Show => diffs,
+                };
+                all.push(serde_json::json!({"component": component, "objects": shown}));
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("berth: {component}: {}", crate::one_line(&e));
+                all.push(serde_json::json!({"component": component, "error": crate::one_line(&e)}));
+            }
+        }
+    }
+    if output == Output::Json {
+        write_stdout(&(report::json(&all) + "\n"))?;
+    }
+    Ok(if failed {
+        ExitStatus::DiffFailed
+    } else if changed {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// `results` in the order of the specs they came from.
+fn results_in_order<T>(
+    mut results: Vec<(String, T)>,
+    specs: &[(spec::Origin, berth::Spec)],
+) -> Vec<(String, T)> {
+    let position = |name: &str| specs.iter().position(|(_, s)| s.component_name == name);
+    results.sort_by_key(|(name, _)| position(name));
+    results
 }
 
 fn write_stdout(text: &str) -> Result<(), CliError> {

@@ -125,7 +125,11 @@ impl Cluster {
             // Not forced: should another writer make the object in between, with other
             // values, the API server refuses instead of berth taking it over.
             let made = api
-                .patch(&name, &self.create_by_apply_params(), &Patch::Apply(&member.object))
+                .patch(
+                    &name,
+                    &self.create_by_apply_params(),
+                    &Patch::Apply(&member.object),
+                )
                 .await
                 .map_err(ClusterError::api(format!("cannot create {kind} {name}")))?;
             return Ok(Put {

@@ -249,13 +249,14 @@ impl Cluster {
         })
     }
 
-    /// `component`'s objects of `resource`, by its ownership labels.
+    /// `component`'s objects of `resource`, by its ownership labels; each with its
+    /// `apiVersion` and `kind`, which a list leaves out of its items.
     pub(super) async fn owned(
         &self,
         resource: &ApiResource,
         component: &str,
     ) -> Result<Vec<DynamicObject>, ClusterError> {
-        Ok(self
+        let mut items = self
             .dynamic(resource)
             .list(&owned_by(component))
             .await
@@ -263,7 +264,14 @@ impl Cluster {
                 "cannot list {} in namespace {}",
                 resource.plural, self.namespace
             )))?
-            .items)
+            .items;
+        for item in &mut items {
+            item.types = Some(kube::api::TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            });
+        }
+        Ok(items)
     }
 
     /// Delete exactly `object` (its uid), returning its reference.

@@ -3,6 +3,7 @@
 
 mod apply;
 mod deploy;
+mod diff;
 mod discovery;
 mod error;
 mod exec;
@@ -24,6 +25,7 @@ use crate::objects::ObjectRef;
 
 pub use apply::Action;
 pub use deploy::{DeployReport, UndeployReport};
+pub use diff::{Change, ObjectDiff};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
 pub use history::Revision;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use berth_e2e::{Check, berth_command, cluster, unique_name, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -196,4 +196,46 @@ pub fn write_spec(dir: &tempfile::TempDir, text: &str) -> String {
     let path = dir.path().join("spec.yaml");
     std::fs::write(&path, text).expect("write spec");
     path.to_string_lossy().into_owned()
+}
+
+/// Everything in `ns` that carries berth's ownership labels for `component`: of the kinds a
+/// workload commonly owns, Secrets, and `extra` (kinds the cluster does not serve count as
+/// empty). The inventory's parent is among the ConfigMaps.
+pub async fn labelled(
+    client: &kube::Client,
+    ns: &str,
+    component: &str,
+    extra: &[ApiResource],
+) -> Vec<String> {
+    let owned = ListParams::default().labels(&format!(
+        "app.kubernetes.io/managed-by=berth,berth.dev/component={component}"
+    ));
+    let kinds = [
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+        ApiResource::erase::<k8s_openapi::api::core::v1::ServiceAccount>(&()),
+        ApiResource::erase::<k8s_openapi::api::networking::v1::NetworkPolicy>(&()),
+        ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
+        ApiResource::erase::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>(&()),
+    ];
+    let mut found = Vec::new();
+    for kind in kinds.iter().chain(extra) {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, kind);
+        let items = match api.list(&owned).await {
+            Ok(list) => list.items,
+            // A kind the cluster does not serve (a custom kind before its CRD).
+            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+            Err(e) => panic!("list {}: {e}", kind.plural),
+        };
+        for o in items {
+            found.push(format!(
+                "{}/{}",
+                kind.kind,
+                o.metadata.name.unwrap_or_default()
+            ));
+        }
+    }
+    found
 }

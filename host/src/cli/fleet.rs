@@ -1,0 +1,238 @@
+//! Many components in one call: each rendered on its own, then deployed, diffed,
+//! undeployed or shown with bounded concurrency; one component's failure stops or
+//! half-makes no other, and each outcome is reported.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::future::Future;
+use std::io::IsTerminal;
+
+use berth::cluster::{Cluster, ClusterError, DeployReport, UndoReport};
+use berth::render::RenderError;
+use berth::spec::Origin;
+use berth::{Capabilities, ObjectRef, Rendered, Rules, SiteConfig, Spec};
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::args::{Output, WaitArgs};
+use super::error::CliError;
+use super::exit_codes::ExitStatus;
+use super::report;
+
+/// Render every spec on its own: a spec that does not render, or builds an object an
+/// earlier spec builds too, fails alone.
+pub fn render_each(
+    rules: &mut Rules,
+    specs: &[(Origin, Spec)],
+    site: &SiteConfig,
+    capabilities: &Capabilities,
+    namespace: &str,
+) -> Vec<(String, Result<Rendered, RenderError>)> {
+    let mut built_by: HashMap<ObjectRef, &Origin> = HashMap::new();
+    let mut all = Vec::with_capacity(specs.len());
+    for (origin, spec) in specs {
+        let rendered = rules
+            .render_from(origin, spec, site, capabilities, namespace)
+            .and_then(|rendered| {
+                let mine: Vec<ObjectRef> = rendered.objects().map(|o| o.reference()).collect();
+                for object in &mine {
+                    if let Some(first) = built_by.get(object) {
+                        return Err(RenderError::Collision {
+                            object: Box::new(object.clone()),
+                            first: Box::new((*first).clone()),
+                            second: Box::new(origin.clone()),
+                        });
+                    }
+                }
+                for object in mine {
+                    if let Entry::Vacant(slot) = built_by.entry(object) {
+                        slot.insert(origin);
+                    }
+                }
+                Ok(rendered)
+            });
+        all.push((spec.component_name.clone(), rendered));
+    }
+    all
+}
+
+/// How one component's deploy ended.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The component.
+    pub component: String,
+    /// `deployed`, `rolled out`, `rollout failed`, `failed`.
+    pub result: &'static str,
+    /// What deploy did, when it got that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<DeployReport>,
+    /// What was put back after a failed rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undone: Option<UndoReport>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    fn exit_status(&self) -> ExitStatus {
+        match self.result {
+            "failed" => ExitStatus::Error,
+            "rollout failed" => ExitStatus::NotAvailable,
+            _ => ExitStatus::Success,
+        }
+    }
+}
+
+/// Deploy every rendered component, at most `max_concurrency` at once, each waited for
+/// (and undone when its rollout fails) as `wait` says.
+pub async fn deploy(
+    cluster: &Cluster,
+    rendered: Vec<(String, Result<Rendered, RenderError>)>,
+    wait: &WaitArgs,
+    max_concurrency: usize,
+    output: Output,
+) -> ExitStatus {
+    let jobs = rendered.into_iter().map(|(component, rendered)| {
+        let label = component.clone();
+        let job = async move {
+            let rendered = match rendered {
+                Ok(rendered) => rendered,
+                Err(e) => return failed(component, None, &CliError::from(e)),
+            };
+            let deployed = match cluster.deploy(&component, rendered).await {
+                Ok(deployed) => deployed,
+                Err(e) => return failed(component, None, &CliError::from(e)),
+            };
+            if !wait.wait {
+                return Outcome {
+                    component,
+                    result: "deployed",
+                    report: Some(deployed),
+                    undone: None,
+                    error: None,
+                };
+            }
+            match cluster.wait(&component, wait.timeout, |_| {}).await {
+                Ok(_) => Outcome {
+                    component,
+                    result: "rolled out",
+                    report: Some(deployed),
+                    undone: None,
+                    error: None,
+                },
+                Err(error) if rollout_failed(&error) => {
+                    let undone = if wait.keep_on_failure {
+                        None
+                    } else {
+                        Some(cluster.undo(&deployed, wait.undo_timeout).await)
+                    };
+                    Outcome {
+                        component,
+                        result: "rollout failed",
+                        report: Some(deployed),
+                        undone,
+                        error: Some(error.to_string()),
+                    }
+                }
+                Err(e) => failed(component, Some(deployed), &CliError::from(e)),
+            }
+        };
+        (label, job)
+    });
+    let outcomes = run_all(jobs, max_concurrency, "deploying", |o: &Outcome| {
+        let line = match (&o.error, o.result) {
+            (Some(e), _) => format!("{}: {}: {e}", o.component, o.result),
+            (None, result) => format!("{}: {result}", o.component),
+        };
+        if output == Output::Text {
+            println!("{line}");
+            if let Some(undone) = &o.undone {
+                report::undone(undone);
+            }
+        }
+    })
+    .await;
+    if output == Output::Json {
+        println!("{}", report::json(&outcomes));
+    }
+    worst(outcomes.iter().map(Outcome::exit_status))
+}
+
+fn failed(component: String, report: Option<DeployReport>, error: &CliError) -> Outcome {
+    Outcome {
+        component,
+        result: "failed",
+        report,
+        undone: None,
+        error: Some(crate::one_line(error)),
+    }
+}
+
+fn rollout_failed(error: &ClusterError) -> bool {
+    matches!(
+        error,
+        ClusterError::Timeout { .. }
+            | ClusterError::RolloutFailed { .. }
+            | ClusterError::Deleted { .. }
+    )
+}
+
+/// The exit status of several outcomes: an error above a rollout that did not finish above
+/// success.
+pub fn worst(statuses: impl Iterator<Item = ExitStatus>) -> ExitStatus {
+    statuses
+        .max_by_key(|s| match s {
+            ExitStatus::Success => 0,
+            ExitStatus::NotAvailable => 1,
+            _ => 2,
+        })
+        .unwrap_or(ExitStatus::Success)
+}
+
+/// Run `jobs` (each with the name it shows as), at most `max_concurrency` at once, calling
+/// `done` as each finishes. On a terminal, a live line on stderr names the jobs in flight,
+/// as cargo shows its own; otherwise only `done`'s lines.
+pub async fn run_all<T, F>(
+    jobs: impl Iterator<Item = (String, F)>,
+    max_concurrency: usize,
+    verb: &str,
+    mut done: impl FnMut(&T),
+) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    let live = std::io::stderr().is_terminal();
+    let jobs: Vec<(String, F)> = jobs.collect();
+    let total = jobs.len();
+    let mut in_flight: Vec<String> = Vec::new();
+    let mut queue = jobs.into_iter();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut results = Vec::with_capacity(total);
+    loop {
+        while running.len() < max_concurrency.max(1) {
+            let Some((name, job)) = queue.next() else {
+                break;
+            };
+            in_flight.push(name.clone());
+            running.push(async move { (name, job.await) });
+        }
+        if live {
+            eprint!(
+                "\r\x1b[K{verb} {}/{total}: {}",
+                results.len(),
+                in_flight.join(", ")
+            );
+        }
+        let Some((name, result)) = running.next().await else {
+            break;
+        };
+        in_flight.retain(|n| *n != name);
+        if live {
+            eprint!("\r\x1b[K");
+        }
+        done(&result);
+        results.push(result);
+    }
+    results
+}

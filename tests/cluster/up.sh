@@ -34,7 +34,7 @@ STATE="$(cd "$STATE" && pwd)"
 export BERTH_CLUSTER_DIR="$STATE"
 TIMEOUT="${BERTH_CLUSTER_TIMEOUT:-120}"
 LIMITED_NS=limited
-CONTROLLERS="deployment,replicaset,garbagecollector,namespace,serviceaccount,endpoint,endpointslice,statefulset,daemonset,job"
+CONTROLLERS="deployment,replicaset,garbagecollector,namespace,serviceaccount,endpoint,endpointslice,statefulset,daemonset,job,resourcequota"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager sim-node)
 
 started_at=$SECONDS

@@ -39,6 +39,10 @@ bench:
 bench-cli:
     cargo xtask bench-cli
 
+# 50 components deployed and waited for: one berth, 50 berths, kubectl apply + rollout status.
+bench-fleet:
+    cargo xtask bench-fleet
+
 # Build the example site rules: target/wasm32-wasip2/release/site_rules.wasm.
 site-rules:
     cargo build --release -p site-rules --target wasm32-wasip2

@@ -15,6 +15,8 @@ usage: cargo xtask <command>
   test        every test: formatting, lints (native and guest), docs, unit, CLI and
               local-control-plane tests
   bench-cli   whole-process timing of `berth render` (installs hyperfine from Debian)
+  bench-fleet 50 components deployed by one berth, by 50 berths and by kubectl (installs
+              kubectl from Debian's kubernetes-client)
 
 Each command installs what it needs on first use (the wasm32-wasip2 target, Debian
 packages, the control plane's binaries) and says so before it does.";
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(),
         Some("bench-cli") => bench_cli(),
+        Some("bench-fleet") => bench_fleet(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -57,6 +60,13 @@ fn bench_cli() -> Result<(), String> {
     setup::toolchain(&[])?;
     let berth = release_binary()?;
     script("tests/bench-cli.sh").arg(&berth).run()
+}
+
+fn bench_fleet() -> Result<(), String> {
+    setup::toolchain(&[])?;
+    setup::control_plane()?;
+    let berth = release_binary()?;
+    script("tests/bench-fleet.sh").arg(&berth).run()
 }
 
 fn test() -> Result<(), String> {

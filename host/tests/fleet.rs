@@ -462,3 +462,138 @@ async fn a_scale_that_cannot_finish_is_scaled_back() {
     assert_eq!(replicas, Some(2));
     drop_namespace(&client, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_the_rules_stop_building_goes_even_from_objects_an_earlier_berth_created() {
+    let (client, ns) = namespace("legacy").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let probed = spec_file(
+        &dir,
+        "probed.yaml",
+        "component_name: web\nimage: example/web:1\nports: ['80:0']\nreadiness: {type: http, endpoint: /ready}\n",
+    );
+    // What an earlier berth left: the objects made by a plain create (no field manager)
+    // with the ownership labels, no inventory.
+    let rendered = ok(&berth(&ns, &["render", "--spec", &probed, "-o", "json"]));
+    let rendered: serde_json::Value = serde_json::from_str(&rendered).expect("json");
+    for item in rendered["items"].as_array().expect("items") {
+        let mut object: kube::api::DynamicObject =
+            serde_json::from_value(item.clone()).expect("object");
+        let labels = object.metadata.labels.get_or_insert_with(Default::default);
+        labels.insert("app.kubernetes.io/managed-by".into(), "berth".into());
+        labels.insert("berth.dev/component".into(), "web".into());
+        let types = object.types.clone().expect("types");
+        let (group, version) = types
+            .api_version
+            .rsplit_once('/')
+            .unwrap_or(("", &types.api_version));
+        let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            group,
+            version,
+            &types.kind,
+        ));
+        Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), &ns, &resource)
+            .create(&kube::api::PostParams::default(), &object)
+            .await
+            .expect("create as an earlier berth did");
+    }
+    let plain = spec_file(
+        &dir,
+        "plain.yaml",
+        "component_name: web\nimage: example/web:1\nports: ['80:0']\n",
+    );
+    let out = ok(&berth(&ns, &["deploy", "--spec", &plain]));
+    assert!(out.contains("Deployment/dep-web updated"), "{out}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = deployments.get("dep-web").await.expect("Deployment");
+    let container = &d
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod")
+        .containers[0];
+    assert!(
+        container.readiness_probe.is_none(),
+        "the probe the rules no longer build is gone; managers: {:?}",
+        d.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|e| (&e.manager, &e.operation))
+            .collect::<Vec<_>>()
+    );
+    let updates: Vec<_> = d
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| {
+            e.operation.as_deref() == Some("Update")
+                && e.manager
+                    .as_deref()
+                    .is_none_or(|m| m.is_empty() || m == "berth")
+        })
+        .collect();
+    assert!(
+        updates.is_empty(),
+        "the create's entry is berth's applied one now: {updates:?}"
+    );
+    assert_eq!(
+        berth(&ns, &["diff", "--spec", &plain]).status.code(),
+        Some(0)
+    );
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_the_rules_stop_building_goes() {
+    let (client, ns) = namespace("drop").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let probed = spec_file(
+        &dir,
+        "probed.yaml",
+        "component_name: web\nimage: example/web:1\nports: ['80:0']\nreadiness: {type: http, endpoint: /ready}\nenv: {A: '1'}\n",
+    );
+    ok(&berth(&ns, &["deploy", "--spec", &probed]));
+    let plain = spec_file(
+        &dir,
+        "plain.yaml",
+        "component_name: web\nimage: example/web:1\nports: ['80:0']\n",
+    );
+    let out = berth(&ns, &["diff", "--spec", &plain]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let removed = |what: &str| {
+        text.lines()
+            .any(|l| l.starts_with('-') && l.trim_start_matches('-').trim() == what)
+    };
+    assert!(
+        removed("readinessProbe:") && removed("value: \"1\""),
+        "{text}"
+    );
+    let out = ok(&berth(&ns, &["deploy", "--spec", &plain]));
+    assert!(out.contains("Deployment/dep-web updated"), "{out}");
+    assert_eq!(
+        berth(&ns, &["diff", "--spec", &plain]).status.code(),
+        Some(0)
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = deployments.get("dep-web").await.expect("Deployment");
+    let container = &d.spec.expect("spec").template.spec.expect("pod").containers[0];
+    assert!(
+        container.readiness_probe.is_none(),
+        "{:?}",
+        container.readiness_probe
+    );
+    let env: Vec<&str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["POD_IP"], "the dropped variable is gone");
+    drop_namespace(&client, &ns).await;
+}

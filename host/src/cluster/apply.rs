@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, Patch};
 use serde::Serialize;
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::inventory::{PART_OF_LABEL, applyset_id, group_kind};
+use super::removal::{removals, strategic};
 use super::resources::Resources;
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL,
@@ -141,6 +142,13 @@ impl Cluster {
         let reference = ObjectRef::of(&member.resource.api_version, kind, &existing.metadata);
         check_owner(&existing, &reference, component)?;
         self.own_created_fields(&api, &existing, kind).await?;
+        if let Some(patch) = dropped(member, &existing) {
+            api.patch(&name, &self.patch_params(), &Patch::Strategic(&patch))
+                .await
+                .map_err(ClusterError::api(format!(
+                    "cannot remove what berth no longer applies to {kind} {name}"
+                )))?;
+        }
         let after = api
             .patch(&name, &self.apply_params(), &Patch::Apply(&member.object))
             .await
@@ -170,35 +178,30 @@ impl Cluster {
         let Some(entries) = &existing.metadata.managed_fields else {
             return Ok(());
         };
-        let created = |e: &&_| created_by_berth(e);
-        if !entries.iter().any(|e| created(&e)) {
+        if !entries.iter().any(created_by_berth) {
             return Ok(());
         }
-        let mut fields = Value::Object(serde_json::Map::new());
-        let mut kept = Vec::new();
-        let mut apply_entry = None;
-        for entry in entries {
-            let is_apply = entry.manager.as_deref() == Some(FIELD_MANAGER)
-                && entry.operation.as_deref() == Some("Apply");
-            if created(&entry) || is_apply {
-                if let Some(own) = &entry.fields_v1 {
-                    merge(&mut fields, &own.0);
-                }
-                if is_apply || apply_entry.is_none() {
-                    apply_entry = Some(entry.clone());
-                }
-            } else {
-                kept.push(serde_json::to_value(entry).unwrap_or_default());
-            }
-        }
-        let Some(mut entry) = apply_entry else {
+        let Some(fields) = berth_fields(existing) else {
             return Ok(());
         };
+        // One entry for berth's apply, holding the create's fields too; the others as
+        // they are.
+        let mut entry = entries
+            .iter()
+            .find(|e| is_berth_apply(e))
+            .or_else(|| entries.iter().find(|e| created_by_berth(e)))
+            .cloned()
+            .unwrap_or_default();
         entry.manager = Some(FIELD_MANAGER.to_owned());
         entry.operation = Some("Apply".to_owned());
         entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
             fields,
         ));
+        let mut kept: Vec<Value> = entries
+            .iter()
+            .filter(|e| !created_by_berth(e) && !is_berth_apply(e))
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect();
         kept.push(serde_json::to_value(entry).unwrap_or_default());
         let name = name_of(&existing.metadata);
         // The resource version makes it conditional: a concurrent writer makes this fail
@@ -216,16 +219,44 @@ impl Cluster {
     }
 }
 
-/// A managed-fields entry of an earlier berth's create: an `Update` by berth, or by the
-/// nameless manager those versions created objects as.
-fn created_by_berth(
-    entry: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry,
-) -> bool {
+/// A managed-fields entry of an earlier berth's create: an `Update` by berth, or by
+/// `unknown`, the name the API server gives a client that sends neither a field manager nor
+/// a user agent, as earlier berth versions did (only looked at on objects with berth's
+/// ownership labels).
+fn created_by_berth(entry: &ManagedFieldsEntry) -> bool {
     entry.operation.as_deref() == Some("Update")
-        && matches!(
-            entry.manager.as_deref(),
-            Some(FIELD_MANAGER) | Some("") | None
-        )
+        && matches!(entry.manager.as_deref(), Some(FIELD_MANAGER | "unknown"))
+}
+
+/// berth's own `Apply` entry.
+fn is_berth_apply(entry: &ManagedFieldsEntry) -> bool {
+    entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.operation.as_deref() == Some("Apply")
+}
+
+/// The fields berth owns in `existing`: those of its apply, and those an earlier berth's
+/// create owns.
+pub(super) fn berth_fields(existing: &DynamicObject) -> Option<Value> {
+    let entries = existing.metadata.managed_fields.as_ref()?;
+    let mut fields = None;
+    for entry in entries {
+        if (is_berth_apply(entry) || created_by_berth(entry))
+            && let Some(own) = &entry.fields_v1
+        {
+            merge(fields.get_or_insert_with(|| json!({})), &own.0);
+        }
+    }
+    fields
+}
+
+/// A strategic merge patch removing, whole, what berth applied to `existing` before and
+/// `member` no longer has; `None` when nothing was dropped or the kind takes no
+/// strategic merge patch (custom resources have no server defaults to leave behind).
+pub(super) fn dropped(member: &Member, existing: &DynamicObject) -> Option<Value> {
+    if !strategic(&member.resource.group) {
+        return None;
+    }
+    let object = serde_json::to_value(&member.object).ok()?;
+    removals(&berth_fields(existing)?, &object)
 }
 
 /// Merge the field set `from` into `into` (both `FieldsV1` tries).

@@ -8,7 +8,8 @@ use kube::api::{DynamicObject, Patch};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::apply::{check_owner, comparable};
+use super::apply::{check_owner, comparable, dropped};
+use super::removal::with_removals;
 use super::resources::Resources;
 use super::{Cluster, ClusterError};
 use crate::objects::{ObjectRef, Rendered};
@@ -131,21 +132,36 @@ impl Cluster {
                 .get_opt(&name)
                 .await
                 .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-            let params = match &live {
+            let dropped = match &live {
                 Some(live) => {
                     let reference =
                         ObjectRef::of(&member.resource.api_version, kind, &live.metadata);
                     check_owner(live, &reference, component)?;
-                    dry.apply_params()
+                    dropped(member, live)
                 }
+                None => None,
+            };
+            let params = match &live {
+                Some(_) => dry.apply_params(),
                 None => dry.create_by_apply_params(),
             };
-            let after = api
-                .patch(&name, &params, &Patch::Apply(&member.object))
-                .await
-                .map_err(ClusterError::api(format!(
-                    "cannot dry-run the apply of {kind} {name}"
-                )))?;
+            let after = match dropped {
+                // What deploy does in two steps (remove what berth dropped, then apply),
+                // as one dry run: the object as a strategic merge patch with the removals.
+                Some(removals) => {
+                    let object = serde_json::to_value(&member.object).unwrap_or_default();
+                    let patch = with_removals(&object, &removals);
+                    api.patch(&name, &dry.patch_params(), &Patch::Strategic(&patch))
+                        .await
+                }
+                None => {
+                    api.patch(&name, &params, &Patch::Apply(&member.object))
+                        .await
+                }
+            }
+            .map_err(ClusterError::api(format!(
+                "cannot dry-run the apply of {kind} {name}"
+            )))?;
             let object = ObjectRef::of(&member.resource.api_version, kind, &after.metadata);
             diffs.push(ObjectDiff::new(object, live.as_ref(), Some(&after)));
         }

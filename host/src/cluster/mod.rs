@@ -10,6 +10,7 @@ mod exec;
 mod history;
 mod inventory;
 mod list;
+mod removal;
 mod resources;
 mod rollout;
 mod undo;

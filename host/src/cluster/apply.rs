@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::inventory::{PART_OF_LABEL, applyset_id, group_kind};
-use super::removal::{removals, strategic};
+use super::removal::{removals, strategic, with_removals};
 use super::resources::Resources;
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL,
@@ -142,12 +142,19 @@ impl Cluster {
         let reference = ObjectRef::of(&member.resource.api_version, kind, &existing.metadata);
         check_owner(&existing, &reference, component)?;
         self.own_created_fields(&api, &existing, kind).await?;
-        if let Some(patch) = dropped(member, &existing) {
-            api.patch(&name, &self.patch_params(), &Patch::Strategic(&patch))
-                .await
-                .map_err(ClusterError::api(format!(
-                    "cannot remove what berth no longer applies to {kind} {name}"
-                )))?;
+        if let Some(removals) = dropped(member, &existing) {
+            // One change, not two: the rendered object and the removals as one strategic
+            // merge patch (a Deployment rolls once), then the apply below finds nothing to
+            // change and makes the fields berth's applied ones.
+            let object = serde_json::to_value(&member.object).unwrap_or_default();
+            let patch = with_removals(&object, &removals);
+            api.patch(
+                &name,
+                &self.patch_params_as_berth(),
+                &Patch::Strategic(&patch),
+            )
+            .await
+            .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
         }
         let after = api
             .patch(&name, &self.apply_params(), &Patch::Apply(&member.object))

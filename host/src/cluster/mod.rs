@@ -155,6 +155,14 @@ impl Cluster {
         }
     }
 
+    /// A patch as berth's field manager.
+    fn patch_params_as_berth(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..self.patch_params()
+        }
+    }
+
     fn patch_params(&self) -> PatchParams {
         PatchParams {
             dry_run: self.dry_run,

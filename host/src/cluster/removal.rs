@@ -1,8 +1,9 @@
 //! Removing what berth applied before and no longer applies, whole. Server-side apply
 //! removes only the fields berth owned: on Kubernetes 1.20 the defaulted fields under a
 //! dropped struct stay, and a dropped probe leaves `readinessProbe: {successThreshold: 1}`,
-//! which the API server refuses. A strategic merge patch deleting the top-most dropped
-//! fields, taken from berth's own managed-fields set, goes first.
+//! which the API server refuses. So when something was dropped, the rendered object goes
+//! as a strategic merge patch that also deletes the top-most dropped fields, taken from
+//! berth's own managed-fields set; the apply after it changes nothing.
 
 use serde_json::{Map, Value};
 

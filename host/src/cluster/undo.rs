@@ -92,17 +92,8 @@ impl Cluster {
         }
         for (resource, before) in undo.updated.iter().rev() {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
-            // An unconditional replace with the object as it was: whatever this deploy
-            // applied goes, whoever wrote since.
-            let mut restored = as_new(before);
-            restored.metadata.uid = before.metadata.uid.clone();
-            let name = name_of(&before.metadata);
-            match self
-                .dynamic(resource)
-                .replace(&name, &self.post_params(), &restored)
-                .await
-            {
-                Ok(_) => done.restored.push(object),
+            match self.restore(resource, before).await {
+                Ok(()) => done.restored.push(object),
                 Err(e) => done.failed.push((object, e.to_string())),
             }
         }
@@ -127,6 +118,28 @@ impl Cluster {
             // nothing, so it is not reported.
             let _ = self.narrow_inventory(&undo.component, kinds).await;
         }
+    }
+}
+
+impl Cluster {
+    /// Replace the object `before` names with `before`, whatever was written since: the
+    /// current resource version makes the replace allowed for every kind (custom resources
+    /// take no unconditional one) and refused should the object change once more.
+    async fn restore(
+        &self,
+        resource: &ApiResource,
+        before: &DynamicObject,
+    ) -> Result<(), kube::Error> {
+        let api = self.dynamic(resource);
+        let name = name_of(&before.metadata);
+        let mut restored = as_new(before);
+        restored.metadata.uid = before.metadata.uid.clone();
+        restored.metadata.resource_version = api
+            .get_opt(&name)
+            .await?
+            .and_then(|current| current.metadata.resource_version);
+        api.replace(&name, &self.post_params(), &restored).await?;
+        Ok(())
     }
 }
 

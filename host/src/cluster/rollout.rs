@@ -300,3 +300,133 @@ fn refused(error: &watcher::Error) -> bool {
     };
     matches!(client_error, kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A Deployment `web` at generation `generation` wanting `desired` replicas, with the
+    /// status fields given.
+    fn deployment(generation: i64, desired: i32, status: Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "generation": generation},
+            "spec": {"replicas": desired, "selector": {}, "template": {}},
+            "status": status,
+        }))
+        .expect("deployment")
+    }
+
+    fn state(generation: i64, desired: i32, status: Value) -> RolloutState {
+        rollout_state(&deployment(generation, desired, status))
+    }
+
+    #[test]
+    fn a_spec_not_yet_observed_is_progressing_whatever_the_counts() {
+        let s = state(
+            3,
+            2,
+            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
+        );
+        assert_eq!(
+            s,
+            RolloutState::Progressing(
+                "waiting for the deployment spec update to be observed".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_passed_progress_deadline_fails() {
+        let s = state(
+            2,
+            2,
+            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1,
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+        );
+        assert_eq!(
+            s,
+            RolloutState::Failed("deployment \"web\" exceeded its progress deadline".into())
+        );
+        // Progressing for another reason is not a failure.
+        let s = state(
+            2,
+            2,
+            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1,
+            "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]}),
+        );
+        assert!(matches!(s, RolloutState::Progressing(_)), "{s:?}");
+    }
+
+    #[test]
+    fn each_unfinished_count_is_named() {
+        let observed = |extra: Value| {
+            let mut status = json!({"observedGeneration": 2});
+            status
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            status
+        };
+        assert_eq!(
+            state(2, 3, observed(json!({"replicas": 3, "updatedReplicas": 1}))).message(),
+            "1 of 3 new replicas updated"
+        );
+        // A rolling update: the new pods are there, old ones still terminating.
+        assert_eq!(
+            state(
+                2,
+                2,
+                observed(json!({"replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}))
+            )
+            .message(),
+            "1 old replicas pending termination"
+        );
+        assert_eq!(
+            state(
+                2,
+                1,
+                observed(json!({"replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}))
+            )
+            .message(),
+            "2 surplus replicas pending termination"
+        );
+        assert_eq!(
+            state(
+                2,
+                2,
+                observed(json!({"replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}))
+            )
+            .message(),
+            "1 of 2 updated replicas available"
+        );
+        assert_eq!(
+            state(
+                2,
+                2,
+                observed(json!({"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}))
+            ),
+            RolloutState::Done("deployment \"web\" successfully rolled out".into())
+        );
+    }
+
+    #[test]
+    fn no_status_yet_is_progressing_and_an_absent_count_means_one() {
+        let unscaled = |status: Value| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": "web", "generation": 1},
+                "spec": {"selector": {}, "template": {}},
+                "status": status,
+            }))
+            .expect("deployment")
+        };
+        assert_eq!(
+            rollout_state(&unscaled(json!({}))).message(),
+            "waiting for the deployment spec update to be observed"
+        );
+        assert_eq!(
+            rollout_state(&unscaled(json!({"observedGeneration": 1}))).message(),
+            "0 of 1 new replicas updated"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The options of single verbs on the local control plane, each checked right when the
+//! command returns: `undeploy --wait`, `rollback --to-revision`, `upgrade
+//! --container-index`, `--context`.
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+
+/// The images of `dep-<name>`'s containers, in order.
+async fn images(client: &kube::Client, ns: &str, deployment: &str) -> Vec<String> {
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(deployment)
+        .await
+        .expect("Deployment");
+    d.spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undeploy_wait_returns_when_nothing_is_left() {
+    let (client, ns) = namespace("gone").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        "component_name: gone\nimage: example/gone:1\nreplicas: 3\nports: ['80:0']\n",
+    );
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+    ));
+    let out = ok(&berth(
+        &ns,
+        &["undeploy", "gone", "--wait", "--timeout", "60s"],
+    ));
+    assert!(out.ends_with("gone\n"), "{out}");
+    // No polling: the moment it returns, no Deployment, ReplicaSet, pod, Service or
+    // inventory of it is left.
+    let left = leftovers(&client, &ns).await;
+    assert!(
+        left.is_empty(),
+        "left when undeploy --wait returned: {left:?}"
+    );
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_to_a_revision_and_upgrade_of_another_container() {
+    let (client, ns) = namespace("revs").await;
+    let dir = tempfile::tempdir().expect("dir");
+    // The logging sidecar makes a second container.
+    let spec = write_spec(
+        &dir,
+        "component_name: revs\nimage: example/revs:1\nlog_info: {log_directory: /var/log/revs}\n",
+    );
+    let wait = ["--wait", "--timeout", "60s"];
+    let site = root().join("examples/site.yaml");
+    let site = site.to_str().expect("utf-8");
+    ok(&berth(
+        &ns,
+        &[&["deploy", "--spec", &spec, "--config", site][..], &wait].concat(),
+    ));
+    let sidecar = "docker.elastic.co/beats/filebeat:5.5.0";
+    assert_eq!(
+        images(&client, &ns, "dep-revs").await,
+        ["example/revs:1", sidecar]
+    );
+
+    ok(&berth(
+        &ns,
+        &[&["upgrade", "revs", "example/revs:2"][..], &wait].concat(),
+    ));
+    let out = ok(&berth(
+        &ns,
+        &[
+            &[
+                "upgrade",
+                "revs",
+                "example/filebeat:6",
+                "--container-index",
+                "1",
+            ][..],
+            &wait,
+        ]
+        .concat(),
+    ));
+    assert!(
+        out.contains(&format!("container 1: {sidecar} -> example/filebeat:6")),
+        "{out}"
+    );
+    assert_eq!(
+        images(&client, &ns, "dep-revs").await,
+        ["example/revs:2", "example/filebeat:6"]
+    );
+    let err = failed(&berth(
+        &ns,
+        &["upgrade", "revs", "x:1", "--container-index", "2"],
+    ));
+    assert!(
+        err.contains("has 2 container(s); there is no container index 2"),
+        "{err}"
+    );
+
+    // Revisions 1, 2 and 3: back to the first, whose template comes back as revision 4.
+    let out = ok(&berth(
+        &ns,
+        &[&["rollback", "revs", "--to-revision", "1"][..], &wait].concat(),
+    ));
+    assert!(out.contains("rolled back revs to revision 1"), "{out}");
+    assert_eq!(
+        images(&client, &ns, "dep-revs").await,
+        ["example/revs:1", sidecar]
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(&ok(&berth(&ns, &["history", "revs", "-o", "json"]))).expect("json");
+    let current: Vec<&serde_json::Value> = history
+        .as_array()
+        .expect("revisions")
+        .iter()
+        .filter(|r| r["current"] == true)
+        .collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["revision"], 4);
+    assert_eq!(
+        current[0]["images"],
+        serde_json::json!(["example/revs:1", sidecar])
+    );
+    let err = failed(&berth(&ns, &["rollback", "revs", "--to-revision", "9"]));
+    assert!(err.contains("has no revision 9"), "{err}");
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn context_picks_the_kubeconfig_context() {
+    let (client, ns) = namespace("ctx").await;
+    // The admin kubeconfig with a second context, current, that leads nowhere.
+    let admin = &berth_e2e::cluster().admin_kubeconfig;
+    let mut config = kube::config::Kubeconfig::read_from(admin).expect("kubeconfig");
+    let working = config.current_context.clone().expect("a current context");
+    let mut nowhere = config.clusters[0].clone();
+    nowhere.name = "nowhere".into();
+    if let Some(cluster) = nowhere.cluster.as_mut() {
+        cluster.server = Some("https://127.0.0.1:1".into());
+    }
+    config.clusters.push(nowhere);
+    let mut context = config.contexts[0].clone();
+    context.name = "nowhere".into();
+    if let Some(c) = context.context.as_mut() {
+        c.cluster = "nowhere".into();
+    }
+    config.contexts.push(context);
+    config.current_context = Some("nowhere".into());
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, serde_json::to_vec(&config).expect("json")).expect("write");
+
+    let spec = write_spec(&dir, "component_name: ctx\nimage: example/ctx:1\n");
+    let err = failed(&berth_as(&path, &ns, &["deploy", "--spec", &spec]));
+    assert!(
+        err.contains("127.0.0.1:1") || err.contains("onnect"),
+        "{err}"
+    );
+    let out = ok(&berth_as(
+        &path,
+        &ns,
+        &["--context", &working, "deploy", "--spec", &spec],
+    ));
+    assert!(out.contains("Deployment/dep-ctx created"), "{out}");
+    drop_namespace(&client, &ns).await;
+}

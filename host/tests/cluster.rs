@@ -425,10 +425,13 @@ async fn a_deploy_makes_a_read_and_an_apply_per_object_and_nothing_else() {
         .deploy(&component, rendered.clone())
         .await
         .expect("redeploy");
-    // The inventory: a create that fails, a read. Each object: a read and an apply (never
+    // The inventory: a create that fails, a read. Each object: a read; then, this first
+    // time only, one patch making the fields its create set berth's applied ones, and one
+    // strategic merge patch clearing what the create owned but berth does not render (the
+    // server's defaults, set again at once: nothing changes); then the apply (never
     // skipped: drift is put back). Then one list per kind (Services, Deployments) for what
     // to prune. The kind list is unchanged: no write.
-    assert_eq!(requests.load(Ordering::SeqCst), 2 + 3 * 2 + 2);
+    assert_eq!(requests.load(Ordering::SeqCst), 2 + 3 * 4 + 2);
     requests.store(0, Ordering::SeqCst);
     let report = cluster
         .deploy(&component, rendered)

@@ -519,3 +519,99 @@ async fn every_verb_works_with_only_the_documented_role() {
     run(&[&["undeploy", &name][..], &wait].concat());
     nothing_labelled(&client, ns, &name).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_an_autoscaler_keeps_the_replicas_and_a_configmap_member_spares_the_inventory() {
+    let (client, ns) = namespace("handover").await;
+    let rules = components::component("berth-defaults-caller");
+    let rules = rules.to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("dir");
+    let settings = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "grow-settings"},
+                          "data": {"mode": "fast"}});
+    let without = json!({"component_name": "grow", "image": "example/grow:1", "replicas": 3,
+                         "extensions": {"objects": [settings]}});
+    ok(&berth(
+        &ns,
+        &[
+            "deploy",
+            "--spec",
+            &write_spec(&dir, &without.to_string()),
+            "--rules",
+            rules,
+        ],
+    ));
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let replicas = || async {
+        deployments
+            .get("dep-grow")
+            .await
+            .expect("Deployment")
+            .spec
+            .and_then(|s| s.replicas)
+    };
+    assert_eq!(replicas().await, Some(3));
+
+    // Now with an autoscaler (no controller scales here): the 3 replicas stay, handed over.
+    let hpa = json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "grow"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "dep-grow"},
+                 "minReplicas": 2, "maxReplicas": 6}
+    });
+    let with = json!({"component_name": "grow", "image": "example/grow:1", "replicas": 3,
+                      "extensions": {"objects": [settings, hpa]}});
+    let out = ok(&berth(
+        &ns,
+        &[
+            "deploy",
+            "--spec",
+            &write_spec(&dir, &with.to_string()),
+            "--rules",
+            rules,
+        ],
+    ));
+    assert!(
+        out.contains("HorizontalPodAutoscaler/grow created"),
+        "{out}"
+    );
+    assert_eq!(replicas().await, Some(3), "not defaulted to 1");
+
+    // The rules' ConfigMap is a member; the inventory (a ConfigMap with the same
+    // ownership labels) is not, and survives the redeploy's pruning and diff.
+    assert!(!out.contains("ConfigMap/berth-grow deleted"), "{out}");
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    assert!(
+        config_maps
+            .get_opt("berth-grow")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    let diff = berth(
+        &ns,
+        &[
+            "diff",
+            "--spec",
+            &write_spec(&dir, &with.to_string()),
+            "--rules",
+            rules,
+        ],
+    );
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    let out = ok(&berth(
+        &ns,
+        &["undeploy", "grow", "--wait", "--timeout", "60s"],
+    ));
+    assert!(
+        out.contains("ConfigMap/grow-settings deleted")
+            && out.contains("ConfigMap/berth-grow deleted"),
+        "{out}"
+    );
+    nothing_labelled(&client, &ns, "grow").await;
+    drop_namespace(&client, &ns).await;
+}

@@ -146,7 +146,7 @@ pub async fn deploy(
             (None, result) => format!("{}: {result}", o.component),
         };
         if output == Output::Text {
-            println!("{line}");
+            let _ = report::write_stdout(&format!("{line}\n"));
             if let Some(undone) = &o.undone {
                 report::undone(undone);
             }
@@ -154,7 +154,7 @@ pub async fn deploy(
     })
     .await;
     if output == Output::Json {
-        println!("{}", report::json(&outcomes));
+        let _ = report::write_stdout(&format!("{}\n", report::json(&outcomes)));
     }
     worst(outcomes.iter().map(Outcome::exit_status))
 }

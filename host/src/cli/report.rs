@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::args::Output;
+use super::error::CliError;
 use berth::cluster::{
     ComponentSummary, DeployReport, ExecLine, ExecOutcome, Revision, Status, Stream,
     UndeployReport, UndoReport,
@@ -227,6 +228,16 @@ pub fn exec_summary(outcomes: &[ExecOutcome], output: Output) -> String {
 
 pub fn json(value: &impl Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+/// Write `text` to stdout; a reader that stopped early (`| head`) is not an error.
+pub fn write_stdout(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(CliError::Write),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Running the command the arguments name, through the berth library.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use berth::cluster::{Change, Cluster, ClusterError, Connection, ExecLine, Scope};
@@ -34,11 +34,21 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             (output, show_secrets),
             connection.namespace.as_deref().unwrap_or("default"),
         ),
-        command => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(CliError::Runtime)?
-            .block_on(operate(&connection, command)),
+        command => {
+            // diff's errors, whichever step fails, are above 1: 1 means "changes".
+            let is_diff = matches!(command, Command::Diff { .. });
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)
+                .and_then(|runtime| runtime.block_on(operate(&connection, command)));
+            match outcome {
+                Err(error) if is_diff && !matches!(error, CliError::Diff(_)) => {
+                    Err(CliError::Diff(Box::new(error)))
+                }
+                other => other,
+            }
+        }
     }
 }
 
@@ -56,7 +66,7 @@ fn render_command(
     } else {
         Secrets::Mask
     };
-    write_stdout(&berth::render::format(&rendered, output.into(), secrets)?)?;
+    report::write_stdout(&berth::render::format(&rendered, output.into(), secrets)?)?;
     Ok(ExitStatus::Success)
 }
 
@@ -119,7 +129,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
                 rules.render_from(origin, spec, &site, &capabilities, cluster.namespace())?;
             let component = rendered.component.clone();
             let deployed = target.deploy(&component, rendered).await?;
-            write_stdout(&report::deploy(&deployed, output))?;
+            report::write_stdout(&report::deploy(&deployed, output))?;
             let failed = match settle(&cluster, &component, &wait).await {
                 Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
                 other => return other,
@@ -144,10 +154,10 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
         } => {
             if let [name] = names.as_slice() {
                 let removed = cluster.undeploy(name).await?;
-                write_stdout(&report::undeploy(&removed))?;
+                report::write_stdout(&report::undeploy(&removed))?;
                 if wait {
                     cluster.wait_gone(name, &removed, timeout).await?;
-                    write_stdout("gone\n")?;
+                    report::write_stdout("gone\n")?;
                 }
                 return Ok(ExitStatus::Success);
             }
@@ -163,7 +173,9 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             });
             let outcomes =
                 fleet::run_all(jobs, max_concurrency, "undeploying", |(name, r)| match r {
-                    Ok(removed) => print!("{}", report::undeploy(removed)),
+                    Ok(removed) => {
+                        let _ = report::write_stdout(&report::undeploy(removed));
+                    }
                     Err(e) => eprintln!("berth: {name}: {}", crate::one_line(e)),
                 })
                 .await;
@@ -177,20 +189,34 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
         }
         Command::Status { names, output } => {
             let mut statuses = Vec::new();
+            let mut failed = false;
             for name in &names {
-                let status = cluster.status(name).await?;
-                if output == Output::Text {
-                    write_stdout(&report::status(&status, output))?;
+                match cluster.status(name).await {
+                    Ok(status) => {
+                        if output == Output::Text {
+                            report::write_stdout(&report::status(&status, output))?;
+                        }
+                        statuses.push(status);
+                    }
+                    // One component's error is that component's: the others still show.
+                    Err(e) if names.len() > 1 => {
+                        failed = true;
+                        eprintln!("berth: {name}: {}", crate::one_line(&e));
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                statuses.push(status);
             }
             if output == Output::Json {
                 match statuses.as_slice() {
-                    [one] => write_stdout(&report::status(one, output))?,
-                    all => write_stdout(&(report::json(&all) + "\n"))?,
+                    [one] if names.len() == 1 => {
+                        report::write_stdout(&report::status(one, output))?;
+                    }
+                    all => report::write_stdout(&(report::json(&all) + "\n"))?,
                 }
             }
-            Ok(if statuses.iter().all(|s| s.is_available) {
+            Ok(if failed {
+                ExitStatus::Error
+            } else if statuses.iter().all(|s| s.is_available) {
                 ExitStatus::Success
             } else {
                 ExitStatus::NotAvailable
@@ -211,7 +237,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             wait,
         } => {
             let previous = cluster.scale(&name, i32::from(replicas)).await?;
-            write_stdout(&format!("scaled {name} to {replicas} replicas\n"))?;
+            report::write_stdout(&format!("scaled {name} to {replicas} replicas\n"))?;
             let failed = match settle(&cluster, &name, &wait).await {
                 Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
                 other => return other,
@@ -234,7 +260,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             wait,
         } => {
             let old = cluster.upgrade(&name, &image, container_index).await?;
-            write_stdout(&format!(
+            report::write_stdout(&format!(
                 "upgraded {name} container {container_index}: {old} -> {image}\n"
             ))?;
             let failed = match settle(&cluster, &name, &wait).await {
@@ -262,7 +288,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             let restored = cluster
                 .rollback(&name, i64::from(to_revision.unwrap_or(0)))
                 .await?;
-            write_stdout(&format!(
+            report::write_stdout(&format!(
                 "rolled back {name} to revision {} ({})\n",
                 restored.revision,
                 restored.images.join(", ")
@@ -280,12 +306,12 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
                 Scope::Namespace
             };
             let components = cluster.list(scope, selector.as_deref()).await?;
-            write_stdout(&report::list(&components, output))?;
+            report::write_stdout(&report::list(&components, output))?;
             Ok(ExitStatus::Success)
         }
         Command::History { name, output } => {
             let revisions = cluster.history(&name).await?;
-            write_stdout(&report::history(&revisions, output))?;
+            report::write_stdout(&report::history(&revisions, output))?;
             Ok(ExitStatus::Success)
         }
         Command::Exec {
@@ -303,7 +329,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             let outcomes = cluster
                 .exec(&name, &command, max_concurrency, &print)
                 .await?;
-            write_stdout(&report::exec_summary(&outcomes, output))?;
+            report::write_stdout(&report::exec_summary(&outcomes, output))?;
             Ok(if outcomes.iter().all(|o| o.succeeded()) {
                 ExitStatus::Success
             } else {
@@ -339,7 +365,7 @@ async fn settle(
     }
     match status {
         Ok(status) => {
-            write_stdout(&format!("{}\n", status.rollout.message()))?;
+            report::write_stdout(&format!("{}\n", status.rollout.message()))?;
             Ok(ExitStatus::Success)
         }
         // The rollout did not finish: its own exit code, so scripts can tell it from an error.
@@ -399,7 +425,7 @@ async fn diff_command(
                 changed |= diffs.iter().any(|d| d.change != Change::Unchanged);
                 if output == Output::Text {
                     let text: String = diffs.iter().map(|d| d.unified(secrets)).collect();
-                    write_stdout(&text)?;
+                    report::write_stdout(&text)?;
                 }
                 let shown: Vec<_> = match secrets {
                     Secrets::Mask => diffs.iter().map(|d| d.masked()).collect(),
@@ -415,7 +441,7 @@ async fn diff_command(
         }
     }
     if output == Output::Json {
-        write_stdout(&(report::json(&all) + "\n"))?;
+        report::write_stdout(&(report::json(&all) + "\n"))?;
     }
     Ok(if failed {
         ExitStatus::DiffFailed
@@ -434,13 +460,4 @@ fn results_in_order<T>(
     let position = |name: &str| specs.iter().position(|(_, s)| s.component_name == name);
     results.sort_by_key(|(name, _)| position(name));
     results
-}
-
-fn write_stdout(text: &str) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        // A reader that stopped early (`| head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(CliError::Write),
-    }
 }

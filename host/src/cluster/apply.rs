@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, Patch};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -65,6 +65,10 @@ impl Member {
     }
 }
 
+/// The field manager that keeps a Deployment's replicas when berth hands them to an
+/// autoscaler.
+const HANDOVER_MANAGER: &str = "berth-handover-to-autoscaler";
+
 /// What [`Cluster::put`] did to one object, and the object as it was before.
 pub(super) struct Put {
     pub reference: ObjectRef,
@@ -109,11 +113,11 @@ impl Cluster {
         Ok(members)
     }
 
-    /// Apply `member`: read it first; if absent, create it by server-side apply (as
-    /// berth's field manager, so that a field the rules later stop building goes away);
-    /// if it exists and is the component's, apply the rendered state over it, taking over
-    /// the fields it renders from other writers, `Unchanged` when that changed nothing.
-    /// An object of the name that is not the component's is refused.
+    /// Apply `member`: read it first; if absent, create it (a create fails when another
+    /// writer made the object in between: nothing is taken over); if it exists and is the
+    /// component's, apply the rendered state over it by server-side apply, taking over the
+    /// fields it renders from other writers, `Unchanged` when that changed nothing. An
+    /// object of the name that is not the component's is refused.
     pub(super) async fn put(&self, member: &Member, component: &str) -> Result<Put, ClusterError> {
         let api = self.dynamic(&member.resource);
         let kind = &member.resource.kind;
@@ -123,14 +127,8 @@ impl Cluster {
             .await
             .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
         let Some(existing) = existing else {
-            // Not forced: should another writer make the object in between, with other
-            // values, the API server refuses instead of berth taking it over.
             let made = api
-                .patch(
-                    &name,
-                    &self.create_by_apply_params(),
-                    &Patch::Apply(&member.object),
-                )
+                .create(&self.post_params(), &member.object)
                 .await
                 .map_err(ClusterError::api(format!("cannot create {kind} {name}")))?;
             return Ok(Put {
@@ -142,24 +140,47 @@ impl Cluster {
         let reference = ObjectRef::of(&member.resource.api_version, kind, &existing.metadata);
         check_owner(&existing, &reference, component)?;
         self.own_created_fields(&api, &existing, kind).await?;
-        if let Some(removals) = dropped(member, &existing) {
-            // One change, not two: the rendered object and the removals as one strategic
-            // merge patch (a Deployment rolls once), then the apply below finds nothing to
-            // change and makes the fields berth's applied ones.
-            let object = serde_json::to_value(&member.object).unwrap_or_default();
-            let patch = with_removals(&object, &removals);
-            api.patch(
-                &name,
-                &self.patch_params_as_berth(),
-                &Patch::Strategic(&patch),
-            )
-            .await
-            .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
+        if hands_over_replicas(member, &existing) {
+            // Kubernetes' way of handing replicas to an autoscaler: another manager applies
+            // the current count, so berth's apply without it leaves it alone.
+            let handover = json!({
+                "apiVersion": member.resource.api_version, "kind": kind,
+                "metadata": {"name": name},
+                "spec": {"replicas": existing.data["spec"]["replicas"]},
+            });
+            let params = PatchParams {
+                field_manager: Some(HANDOVER_MANAGER.to_owned()),
+                ..self.apply_params()
+            };
+            api.patch(&name, &params, &Patch::Apply(&handover))
+                .await
+                .map_err(ClusterError::api(format!(
+                    "cannot hand the replicas of {kind} {name} to its autoscaler"
+                )))?;
         }
-        let after = api
-            .patch(&name, &self.apply_params(), &Patch::Apply(&member.object))
-            .await
-            .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
+        let strategic = match dropped(member, &existing) {
+            Some(removals) => {
+                // One change, not two: the rendered object and the removals as one
+                // strategic merge patch (a Deployment rolls once), then the apply below
+                // finds nothing to change and makes the fields berth's applied ones.
+                let object = serde_json::to_value(&member.object).unwrap_or_default();
+                let patch = with_removals(&object, &removals);
+                let patched = api
+                    .patch(&name, &self.patch_params(), &Patch::Strategic(&patch))
+                    .await
+                    .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
+                Some(patched)
+            }
+            None => None,
+        };
+        let after = match strategic {
+            // A dry run's apply would not see the patch's result: that result is the answer.
+            Some(patched) if self.dry_run => patched,
+            _ => api
+                .patch(&name, &self.apply_params(), &Patch::Apply(&member.object))
+                .await
+                .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?,
+        };
         let action = if comparable(&existing) == comparable(&after) {
             Action::Unchanged
         } else {
@@ -256,14 +277,39 @@ pub(super) fn berth_fields(existing: &DynamicObject) -> Option<Value> {
 }
 
 /// A strategic merge patch removing, whole, what berth applied to `existing` before and
-/// `member` no longer has; `None` when nothing was dropped or the kind takes no
-/// strategic merge patch (custom resources have no server defaults to leave behind).
+/// `member` no longer has, and no other writer owns too; `None` when nothing was dropped or
+/// the kind takes no strategic merge patch (custom resources have no server defaults to
+/// leave behind).
 pub(super) fn dropped(member: &Member, existing: &DynamicObject) -> Option<Value> {
     if !strategic(&member.resource.group) {
         return None;
     }
     let object = serde_json::to_value(&member.object).ok()?;
-    removals(&berth_fields(existing)?, &object)
+    let mut others = json!({});
+    for entry in existing.metadata.managed_fields.iter().flatten() {
+        if !is_berth_apply(entry)
+            && !created_by_berth(entry)
+            && let Some(theirs) = &entry.fields_v1
+        {
+            merge(&mut others, &theirs.0);
+        }
+    }
+    if hands_over_replicas(member, existing) {
+        // The autoscaler's from now on: kept, not removed.
+        merge(&mut others, &json!({"f:spec": {"f:replicas": {}}}));
+    }
+    removals(&berth_fields(existing)?, &others, &object)
+}
+
+/// Whether `member` is a Deployment berth now applies without replicas (an autoscaler
+/// owns them) while berth owned them until now: left as they are, server-side apply would
+/// remove them, and the API server default them to 1.
+fn hands_over_replicas(member: &Member, existing: &DynamicObject) -> bool {
+    let replicas = |v: &Value| v.get("f:spec").and_then(|s| s.get("f:replicas")).is_some();
+    member.resource.group == "apps"
+        && member.resource.kind == "Deployment"
+        && member.object.data["spec"].get("replicas").is_none()
+        && berth_fields(existing).is_some_and(|f| replicas(&f))
 }
 
 /// Merge the field set `from` into `into` (both `FieldsV1` tries).

@@ -10,7 +10,7 @@ use kube::runtime::wait::{await_condition, conditions::is_deleted};
 use serde::Serialize;
 
 use super::apply::{Action, Member, by_rank, kinds_by_rank};
-use super::inventory::group_kind;
+use super::inventory::{ID_LABEL, group_kind};
 use super::resources::Resources;
 use super::undo::Undo;
 use super::{Cluster, ClusterError, name_of, owned_by};
@@ -127,18 +127,13 @@ impl Cluster {
         .await;
         match outcome {
             Ok(()) => Ok(report),
-            // A dry run persisted nothing: there is nothing to remove.
+            // A dry run persisted nothing: there is nothing to put back.
             Err(error) if self.dry_run => Err(error),
             Err(error) => {
-                let mut removed = self.remove_created(&report.undo.created).await;
-                if let Some(parent) = report.undo.parent_created
-                    && self.delete_parent(&parent).await.is_ok()
-                {
-                    removed.push(parent);
-                }
+                let undone = self.undo(&report, UNDO_AFTER_FAILURE).await;
                 Err(ClusterError::RolledBack {
                     error: Box::new(error),
-                    removed,
+                    undone: Box::new(undone),
                 })
             }
         }
@@ -180,27 +175,6 @@ impl Cluster {
             }
         }
         Ok(stale)
-    }
-
-    /// Delete what a failed deploy created, newest first, each only if it is still the
-    /// object this call made (same uid); returns each object removed.
-    async fn remove_created(&self, created: &[(ApiResource, ObjectRef)]) -> Vec<ObjectRef> {
-        let mut removed = Vec::new();
-        for (resource, object) in created.iter().rev() {
-            let params = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..self.delete_exactly(object)
-            };
-            if self
-                .dynamic(resource)
-                .delete(&object.name, &params)
-                .await
-                .is_ok()
-            {
-                removed.push(object.clone());
-            }
-        }
-        removed
     }
 
     /// Delete every object of `component`, of every kind its inventory names (the kinds
@@ -249,8 +223,9 @@ impl Cluster {
         })
     }
 
-    /// `component`'s objects of `resource`, by its ownership labels; each with its
-    /// `apiVersion` and `kind`, which a list leaves out of its items.
+    /// `component`'s objects of `resource`, by its ownership labels, its inventory's parent
+    /// left out (it carries them too, and is no member); each with its `apiVersion` and
+    /// `kind`, which a list leaves out of its items.
     pub(super) async fn owned(
         &self,
         resource: &ApiResource,
@@ -265,6 +240,7 @@ impl Cluster {
                 resource.plural, self.namespace
             )))?
             .items;
+        items.retain(|item| !is_parent(item));
         for item in &mut items {
             item.types = Some(kube::api::TypeMeta {
                 api_version: resource.api_version.clone(),
@@ -341,6 +317,9 @@ impl Cluster {
     }
 }
 
+/// How long putting back what a failed deploy changed may take.
+const UNDO_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
 /// Kinds looked for on every redeploy and undeploy whatever the inventory says: a
 /// component deployed before inventories has these and no parent.
 const ALWAYS_LOOKED_FOR: [&str; 2] = ["Deployment.apps", "Service"];
@@ -352,4 +331,13 @@ fn group_kind_of(group: &str, kind: &str) -> String {
     } else {
         format!("{kind}.{group}")
     }
+}
+
+/// Whether `object` is an inventory's parent (it carries the set's id, as members do not).
+fn is_parent(object: &DynamicObject) -> bool {
+    object
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(ID_LABEL))
 }

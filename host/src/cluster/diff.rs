@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::apply::{check_owner, comparable, dropped};
 use super::removal::with_removals;
 use super::resources::Resources;
-use super::{Cluster, ClusterError};
+use super::{Cluster, ClusterError, RENDERED_HASH_ANNOTATION};
 use crate::objects::{ObjectRef, Rendered};
 use crate::render::Secrets;
 
@@ -141,21 +141,19 @@ impl Cluster {
                 }
                 None => None,
             };
-            let params = match &live {
-                Some(_) => dry.apply_params(),
-                None => dry.create_by_apply_params(),
-            };
-            let after = match dropped {
-                // What deploy does in two steps (remove what berth dropped, then apply),
-                // as one dry run: the object as a strategic merge patch with the removals.
-                Some(removals) => {
+            let after = match (&live, dropped) {
+                // Absent: what deploy does, a create.
+                (None, _) => api.create(&dry.post_params(), &member.object).await,
+                // What deploy does in two steps (the object with what berth dropped as one
+                // strategic merge patch, then an apply that changes nothing), as one.
+                (Some(_), Some(removals)) => {
                     let object = serde_json::to_value(&member.object).unwrap_or_default();
                     let patch = with_removals(&object, &removals);
                     api.patch(&name, &dry.patch_params(), &Patch::Strategic(&patch))
                         .await
                 }
-                None => {
-                    api.patch(&name, &params, &Patch::Apply(&member.object))
+                (Some(_), None) => {
+                    api.patch(&name, &dry.apply_params(), &Patch::Apply(&member.object))
                         .await
                 }
             }
@@ -189,8 +187,15 @@ fn shown(object: &DynamicObject) -> Value {
 }
 
 /// Mask the values of a Secret's `data` and `stringData`, marking those that differ from
-/// `other`'s with `side`.
+/// `other`'s with `side`; and berth's hash of the Secret as rendered, from which a short
+/// value could be guessed.
 fn mask(secret: &mut Value, other: Option<&Value>, side: &str) {
+    if let Some(hash) = secret.pointer_mut(&format!(
+        "/metadata/annotations/{}",
+        RENDERED_HASH_ANNOTATION.replace('/', "~1")
+    )) {
+        *hash = "***".into();
+    }
     for field in ["data", "stringData"] {
         let theirs = other.and_then(|o| o.get(field));
         if let Some(values) = secret.get_mut(field).and_then(Value::as_object_mut) {
@@ -239,7 +244,8 @@ mod tests {
         ObjectDiff {
             object,
             change: Change::Changed,
-            live: Some(json!({"data": {"a": "MQ==", "b": "Mg=="}})),
+            live: Some(json!({"data": {"a": "MQ==", "b": "Mg=="},
+                              "metadata": {"annotations": {"berth.dev/rendered-hash": "abc123"}}})),
             after: Some(values),
         }
     }
@@ -250,7 +256,8 @@ mod tests {
         let masked = diff.masked();
         assert_eq!(
             masked.live,
-            Some(json!({"data": {"a": "***", "b": "*** (before)"}}))
+            Some(json!({"data": {"a": "***", "b": "*** (before)"},
+                        "metadata": {"annotations": {"berth.dev/rendered-hash": "***"}}}))
         );
         assert_eq!(
             masked.after,

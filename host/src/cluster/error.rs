@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::undo::UndoReport;
 use crate::kinds::KindName;
 use crate::objects::ObjectRef;
 
@@ -58,14 +59,14 @@ pub enum ClusterError {
         /// The component being deployed.
         component: String,
     },
-    /// A deploy failed; what it had created was removed.
-    #[error("{error} (rolled back: {})", describe_removed(.removed))]
+    /// A deploy failed; what it had changed was put back.
+    #[error("{error} (rolled back: {})", describe_undone(.undone))]
     RolledBack {
         /// Why the deploy failed.
         #[source]
         error: Box<ClusterError>,
-        /// What was removed again.
-        removed: Vec<ObjectRef>,
+        /// What was put back, and what could not be.
+        undone: Box<UndoReport>,
     },
     /// Watching an object failed.
     #[error("cannot watch {object}: {source}")]
@@ -174,12 +175,31 @@ impl ClusterError {
     }
 }
 
-fn describe_removed(removed: &[ObjectRef]) -> String {
-    if removed.is_empty() {
-        return "nothing had been created".to_owned();
+fn describe_undone(undone: &UndoReport) -> String {
+    let names = |objects: &[ObjectRef]| {
+        objects
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !undone.removed.is_empty() {
+        parts.push(format!("removed {}", names(&undone.removed)));
     }
-    let names: Vec<String> = removed.iter().map(ToString::to_string).collect();
-    format!("removed {}", names.join(", "))
+    if !undone.restored.is_empty() {
+        parts.push(format!("restored {}", names(&undone.restored)));
+    }
+    if !undone.recreated.is_empty() {
+        parts.push(format!("made again {}", names(&undone.recreated)));
+    }
+    for (object, why) in &undone.failed {
+        parts.push(format!("could not restore {object}: {why}"));
+    }
+    if parts.is_empty() {
+        return "nothing had been changed".to_owned();
+    }
+    parts.join("; ")
 }
 
 /// The API server's message for API errors; the client's for the rest.

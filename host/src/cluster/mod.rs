@@ -131,41 +131,19 @@ impl Cluster {
         self.dry_run
     }
 
-    /// Server-side apply as berth's field manager that creates: not forced, so an object
-    /// another writer made in the meantime with other values is refused, not taken over.
-    fn create_by_apply_params(&self) -> PatchParams {
-        PatchParams {
-            dry_run: self.dry_run,
-            ..PatchParams::apply(FIELD_MANAGER)
-        }
-    }
-
-    /// A create as berth's field manager.
-    fn create_params(&self) -> PostParams {
-        PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..self.post_params()
-        }
-    }
-
+    /// Every write is berth's, by name: the API server's managed fields tell berth's own
+    /// changes from others' (a client without a field manager or user agent is `unknown`).
     fn post_params(&self) -> PostParams {
         PostParams {
             dry_run: self.dry_run,
-            ..PostParams::default()
-        }
-    }
-
-    /// A patch as berth's field manager.
-    fn patch_params_as_berth(&self) -> PatchParams {
-        PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..self.patch_params()
         }
     }
 
     fn patch_params(&self) -> PatchParams {
         PatchParams {
             dry_run: self.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         }
     }

@@ -26,37 +26,35 @@ pub(super) fn strategic(group: &str) -> bool {
 }
 
 /// A strategic merge patch deleting the fields of `owned` (a `FieldsV1` set berth
-/// applied) that `object` (what berth applies now) no longer has: each top-most such
-/// field set to null, each list item gone by its keys (`$patch: delete`); `None` when
-/// nothing was dropped.
-pub(super) fn removals(owned: &Value, object: &Value) -> Option<Value> {
+/// applied) that `object` (what berth applies now) no longer has and no other writer owns
+/// (`others`, their `FieldsV1` sets merged): each top-most such field set to null, each
+/// list item gone by its keys (`$patch: delete`); `None` when nothing was dropped.
+pub(super) fn removals(owned: &Value, others: &Value, object: &Value) -> Option<Value> {
     let owned = owned.as_object()?;
+    let none = Value::Object(Map::new());
     let mut patch = Map::new();
     for (key, below) in owned {
         let Some(field) = key.strip_prefix("f:") else {
             continue;
         };
-        match object.get(field) {
-            None | Some(Value::Null) => {
-                patch.insert(field.to_owned(), Value::Null);
-            }
-            Some(Value::Array(items)) => {
-                if let Some(changes) = list_removals(below, items) {
-                    patch.insert(field.to_owned(), changes);
-                }
-            }
-            Some(child) => {
-                if let Some(changes) = removals(below, child) {
-                    patch.insert(field.to_owned(), changes);
-                }
-            }
+        let theirs = others.get(key);
+        let changes = match object.get(field) {
+            // Another writer's too: server-side apply removes only berth's part.
+            None | Some(Value::Null) if theirs.is_some() => None,
+            None | Some(Value::Null) => Some(Value::Null),
+            Some(Value::Array(items)) => list_removals(below, theirs.unwrap_or(&none), items),
+            Some(child) => removals(below, theirs.unwrap_or(&none), child),
+        };
+        if let Some(changes) = changes {
+            patch.insert(field.to_owned(), changes);
         }
     }
     (!patch.is_empty()).then_some(Value::Object(patch))
 }
 
 /// The changes to a list whose items berth owned by key (`k:{"name":"web"}`).
-fn list_removals(owned: &Value, items: &[Value]) -> Option<Value> {
+fn list_removals(owned: &Value, others: &Value, items: &[Value]) -> Option<Value> {
+    let none = Value::Object(Map::new());
     let mut changes = Vec::new();
     for (key, below) in owned.as_object()? {
         let Some(keys) = key
@@ -65,13 +63,14 @@ fn list_removals(owned: &Value, items: &[Value]) -> Option<Value> {
         else {
             continue;
         };
-        let same = |item: &&Value| keys.iter().all(|(k, v)| item.get(k) == Some(v));
+        let theirs = others.get(key);
         let mut change = keys.clone();
-        match items.iter().find(same) {
+        match items.iter().find(|item| same_item(&keys, item)) {
+            None if theirs.is_some() => continue,
             None => {
                 change.insert("$patch".into(), "delete".into());
             }
-            Some(item) => match removals(below, item) {
+            Some(item) => match removals(below, theirs.unwrap_or(&none), item) {
                 Some(Value::Object(inner)) => change.extend(inner),
                 _ => continue,
             },
@@ -79,6 +78,15 @@ fn list_removals(owned: &Value, items: &[Value]) -> Option<Value> {
         changes.push(Value::Object(change));
     }
     (!changes.is_empty()).then_some(Value::Array(changes))
+}
+
+/// Whether `item` is the list item of `keys`: every key it gives equal, and a key it
+/// leaves out taken as the server's default (a port without `protocol` is the TCP one).
+fn same_item(keys: &Map<String, Value>, item: &Value) -> bool {
+    keys.iter().any(|(k, _)| item.get(k).is_some())
+        && keys
+            .iter()
+            .all(|(k, v)| item.get(k).is_none_or(|given| given == v))
 }
 
 /// `patch` (a strategic merge patch of removals) laid over `object`: the object as a
@@ -145,7 +153,7 @@ mod tests {
                          "spec": {"replicas": 2, "template": {"spec": {
                              "containers": [{"name": "web", "image": "web:2",
                                              "env": [{"name": "POD_IP"}]}]}}}});
-        let patch = removals(&owned(), &now).expect("something was dropped");
+        let patch = removals(&owned(), &json!({}), &now).expect("something was dropped");
         assert_eq!(
             patch,
             json!({"spec": {"template": {"spec": {
@@ -164,7 +172,46 @@ mod tests {
                                              "env": [{"name": "A", "value": "1"}, {"name": "POD_IP"}],
                                              "readinessProbe": {"httpGet": {"path": "/"}, "periodSeconds": 5}}],
                              "volumes": [{"name": "data"}]}}}});
-        assert_eq!(removals(&owned(), &now), None);
+        assert_eq!(removals(&owned(), &json!({}), &now), None);
+    }
+
+    #[test]
+    fn what_another_writer_owns_too_is_left_to_server_side_apply() {
+        let now = json!({"metadata": {"labels": {"app": "web"}},
+                         "spec": {"template": {"spec": {
+                             "containers": [{"name": "web", "image": "web:2",
+                                             "env": [{"name": "POD_IP"}]}],
+                             "volumes": [{"name": "data"}]}}}});
+        let others = json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+            "k:{\"name\":\"web\"}": {"f:env": {"k:{\"name\":\"A\"}": {"f:value": {}}}}}}}}});
+        let patch = removals(&owned(), &others, &now).expect("the probe was dropped");
+        assert_eq!(
+            patch,
+            json!({"spec": {"template": {"spec": {
+                "containers": [{"name": "web", "readinessProbe": null}]}}}})
+        );
+    }
+
+    #[test]
+    fn a_key_left_to_its_default_still_names_the_item() {
+        let owned =
+            json!({"f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}}}});
+        assert_eq!(
+            removals(
+                &owned,
+                &json!({}),
+                &json!({"ports": [{"containerPort": 80}]})
+            ),
+            None
+        );
+        assert_eq!(
+            removals(
+                &owned,
+                &json!({}),
+                &json!({"ports": [{"containerPort": 81}]})
+            ),
+            Some(json!({"ports": [{"containerPort": 80, "protocol": "TCP", "$patch": "delete"}]}))
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ impl Cluster {
     /// what it could not do by then, or at all, is in the report's `failed`.
     pub async fn undo(&self, report: &DeployReport, timeout: Duration) -> UndoReport {
         let mut done = UndoReport::default();
+        if report.dry_run {
+            // Nothing was persisted: nothing to put back.
+            return done;
+        }
         let work = self.undo_steps(&report.undo, &mut done);
         if tokio::time::timeout(timeout, work).await.is_err() {
             let attempted: BTreeSet<ObjectRef> = done
@@ -79,17 +83,11 @@ impl Cluster {
         done
     }
 
+    /// Put back in the reverse of deploy's order of effect: what was changed and pruned
+    /// first (so nothing that the restored objects refer to is missing), then what was
+    /// created goes, newest first; the inventory last, and only when nothing it names is
+    /// left behind.
     async fn undo_steps(&self, undo: &Undo, done: &mut UndoReport) {
-        for (resource, object) in undo.created.iter().rev() {
-            let params = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..self.delete_exactly(object)
-            };
-            match self.dynamic(resource).delete(&object.name, &params).await {
-                Ok(_) => done.removed.push(object.clone()),
-                Err(e) => done.failed.push((object.clone(), e.to_string())),
-            }
-        }
         for (resource, before) in undo.updated.iter().rev() {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self.restore(resource, before).await {
@@ -101,12 +99,26 @@ impl Cluster {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self
                 .dynamic(resource)
-                .create(&self.create_params(), &as_new(before))
+                .create(&self.post_params(), &as_new(before))
                 .await
             {
                 Ok(made) => done.recreated.push(ObjectRef::dynamic(&made)),
                 Err(e) => done.failed.push((object, e.to_string())),
             }
+        }
+        for (resource, object) in undo.created.iter().rev() {
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..self.delete_exactly(object)
+            };
+            match self.dynamic(resource).delete(&object.name, &params).await {
+                Ok(_) => done.removed.push(object.clone()),
+                Err(e) => done.failed.push((object.clone(), e.to_string())),
+            }
+        }
+        if !done.failed.is_empty() {
+            // The inventory still names what is left: kept as it is.
+            return;
         }
         if let Some(parent) = &undo.parent_created {
             match self.delete_parent(parent).await {

@@ -129,6 +129,9 @@ pub enum Problem {
     /// Two objects of one kind and name: the second would replace the first.
     #[error("returned twice")]
     Duplicate,
+    /// The name of the component's inventory (`berth-<component>` ConfigMap).
+    #[error("{0:?} is the name of the component's inventory, which berth keeps")]
+    Reserved(String),
     /// An autoscaler that scales something other than the component's Deployment.
     #[error("spec.scaleTargetRef names {target}, not the component's Deployment {deployment}")]
     ScaleTarget {
@@ -170,6 +173,12 @@ impl Rendered {
             }
             if !allowed.allows(&obj.api_version, &obj.kind) {
                 return Err(refuse(label, Problem::NotAllowed { kind }));
+            }
+            if obj.api_version == "v1"
+                && obj.kind == "ConfigMap"
+                && obj.name == crate::cluster::parent_name(component)
+            {
+                return Err(refuse(label, Problem::Reserved(obj.name)));
             }
             // One name per group-kind: two versions of one kind are one object.
             if !seen.insert((

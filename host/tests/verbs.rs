@@ -1,6 +1,6 @@
 //! The options of single verbs on the local control plane, each checked right when the
 //! command returns: `undeploy --wait`, `rollback --to-revision`, `upgrade
-//! --container-index`, `--context`.
+//! --container-index`, exec's main container, `--context`.
 
 mod common;
 
@@ -68,6 +68,22 @@ async fn rollback_to_a_revision_and_upgrade_of_another_container() {
         images(&client, &ns, "dep-revs").await,
         ["example/revs:1", sidecar]
     );
+    // exec runs in the main container, not the logging sidecar beside it.
+    let out: serde_json::Value = serde_json::from_str(&ok(&berth(
+        &ns,
+        &[
+            "exec",
+            "revs",
+            "-o",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "echo $BERTH_SIM_CONTAINER",
+        ],
+    )))
+    .expect("json");
+    assert_eq!(out[0]["stdout"], "revs\n", "{out}");
 
     ok(&berth(
         &ns,

@@ -19,6 +19,13 @@ fn hostile(spec: &Spec, site: &SiteConfig, namespace: &str) -> Result<Vec<K8sObj
             std::thread::sleep(Duration::from_secs(60));
         },
         "bomb" => bomb(),
+        // Holds 24 MiB while it builds: within the default cap, beyond a lower one.
+        "hold-24mi" => {
+            let held = black_box(vec![1u8; 24 << 20]);
+            let objects = default();
+            black_box(&held);
+            objects
+        }
         "panic" => panic!("hostile rules panic on purpose"),
         "exit" => std::process::exit(3),
         "sandbox" => Err(FieldError::new("sandbox", sandbox_report().to_string())),

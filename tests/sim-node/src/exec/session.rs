@@ -49,6 +49,9 @@ where
     cmd.args(&req.command[1..])
         .current_dir(&dir)
         .env("HOSTNAME", &req.pod)
+        // Which container the command runs in, as a test can then tell (a kubelet runs
+        // it in that container's own process namespace; there is one here).
+        .env("BERTH_SIM_CONTAINER", &req.container)
         .envs(ctx.container_env(&req).await)
         .stdin(piped(req.stdin))
         .stdout(piped(req.stdout))

@@ -24,6 +24,44 @@ pub use types::{K8sObject, SiteConfig, Spec, SpecError};
 /// the component, so it answers only inside berth (natively, the calls panic).
 pub use bindings::berth::rules::cluster;
 
+impl Spec {
+    /// A spec with a name and an image, everything else at its default: one replica, no
+    /// ports, no extensions. For tests of a site's rules, which set what they exercise.
+    pub fn new(component_name: impl Into<String>, image: impl Into<String>) -> Self {
+        Self {
+            component_name: component_name.into(),
+            image: image.into(),
+            replicas: 1,
+            always_pull: false,
+            ports: Vec::new(),
+            env: Vec::new(),
+            volumes: Vec::new(),
+            labels: Vec::new(),
+            readiness: None,
+            liveness: None,
+            command: None,
+            args: None,
+            resources: None,
+            log_info: None,
+            tls_info: None,
+            msb_list: Vec::new(),
+            extensions: String::new(),
+        }
+    }
+}
+
+impl SiteConfig {
+    /// A site config with `extensions` (JSON text) and nothing else.
+    pub fn with_extensions(extensions: impl Into<String>) -> Self {
+        Self {
+            image_pull_secrets: Vec::new(),
+            filebeat: None,
+            tls: None,
+            extensions: extensions.into(),
+        }
+    }
+}
+
 impl From<crate::FieldError> for SpecError {
     fn from(err: crate::FieldError) -> Self {
         SpecError {

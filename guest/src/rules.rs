@@ -398,23 +398,11 @@ mod tests {
 
     fn spec(ports: &[&str]) -> Spec {
         Spec {
-            component_name: "web".into(),
-            image: "nginx:1.27".into(),
             replicas: 2,
-            always_pull: false,
             ports: ports.iter().map(|p| (*p).to_owned()).collect(),
-            env: Vec::new(),
-            volumes: Vec::new(),
             labels: vec![("tier".into(), "front".into())],
-            readiness: None,
-            liveness: None,
-            command: None,
-            args: None,
-            resources: None,
-            log_info: None,
-            tls_info: None,
-            msb_list: Vec::new(),
             extensions: "{}".into(),
+            ..Spec::new("web", "nginx:1.27")
         }
     }
 

@@ -21,23 +21,8 @@ fn literal(name: &str, value: &str) -> EnvVar {
 
 fn minimal() -> Spec {
     Spec {
-        component_name: s("hello"),
-        image: s("nginx:1.27"),
-        replicas: 1,
-        always_pull: false,
-        ports: vec![],
-        env: vec![],
-        volumes: vec![],
-        labels: vec![],
-        readiness: None,
-        liveness: None,
-        command: None,
-        args: None,
-        resources: None,
-        log_info: None,
-        tls_info: None,
-        msb_list: vec![],
         extensions: s("{}"),
+        ..Spec::new("hello", "nginx:1.27")
     }
 }
 
@@ -123,12 +108,7 @@ fn site() -> SiteConfig {
 }
 
 fn no_site() -> SiteConfig {
-    SiteConfig {
-        image_pull_secrets: vec![],
-        filebeat: None,
-        tls: None,
-        extensions: String::new(),
-    }
+    SiteConfig::with_extensions("")
 }
 
 fn objects(spec: &Spec, site: &SiteConfig) -> Vec<(String, String, String, Value)> {

@@ -10,35 +10,18 @@ const SITE_EXTENSIONS: &str =
 
 fn spec(ports: &[&str], labels: &[(&str, &str)], extensions: &str) -> Spec {
     Spec {
-        component_name: "web".into(),
-        image: "nginx:1.27".into(),
         replicas: 2,
-        always_pull: false,
         ports: ports.iter().map(|p| (*p).to_owned()).collect(),
-        env: Vec::new(),
-        volumes: Vec::new(),
         labels: (labels.iter())
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
-        readiness: None,
-        liveness: None,
-        command: None,
-        args: None,
-        resources: None,
-        log_info: None,
-        tls_info: None,
-        msb_list: Vec::new(),
         extensions: extensions.into(),
+        ..Spec::new("web", "nginx:1.27")
     }
 }
 
 fn site(extensions: &str) -> SiteConfig {
-    SiteConfig {
-        image_pull_secrets: Vec::new(),
-        filebeat: None,
-        tls: None,
-        extensions: extensions.into(),
-    }
+    SiteConfig::with_extensions(extensions)
 }
 
 fn json_of(object: &K8sObject) -> Value {

@@ -504,11 +504,21 @@ async fn every_verb_works_with_only_the_documented_role() {
     assert!(listed.contains(&name), "{listed}");
     let exec = run(&["exec", &name, "--", "echo", "hi"]);
     assert_eq!(exec.matches("hi").count(), 2, "{exec}");
-    // A redeploy that prunes (no min_available) and the undeploy of every kind.
+    // A redeploy that prunes (no min_available), after a diff and a server dry run of it,
+    // and the undeploy of every kind.
     let plain = write_spec(
         &dir,
         &format!("component_name: {name}\nimage: example/rbac:1\nports: ['8080:0']\n"),
     );
+    let build = ["--spec", &plain, "--rules", rules, "--config", site];
+    let diff = berth_as(&limited, ns, &[&["diff"][..], &build].concat());
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    run(&[&["deploy", "--dry-run=server"][..], &build].concat());
     let out = run(&[
         "deploy", "--spec", &plain, "--rules", rules, "--config", site,
     ]);

@@ -203,48 +203,73 @@ impl Cluster {
         existing: &DynamicObject,
         kind: &str,
     ) -> Result<(), ClusterError> {
-        let Some(entries) = &existing.metadata.managed_fields else {
-            return Ok(());
-        };
-        if !entries.iter().any(created_by_berth) {
-            return Ok(());
-        }
-        let Some(fields) = berth_fields(existing) else {
-            return Ok(());
-        };
-        // One entry for berth's apply, holding the create's fields too; the others as
-        // they are.
-        let mut entry = entries
-            .iter()
-            .find(|e| is_berth_apply(e))
-            .or_else(|| entries.iter().find(|e| created_by_berth(e)))
-            .cloned()
-            .unwrap_or_default();
-        entry.manager = Some(FIELD_MANAGER.to_owned());
-        entry.operation = Some("Apply".to_owned());
-        entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
-            fields,
-        ));
-        let mut kept: Vec<Value> = entries
-            .iter()
-            .filter(|e| !created_by_berth(e) && !is_berth_apply(e))
-            .map(|e| serde_json::to_value(e).unwrap_or_default())
-            .collect();
-        kept.push(serde_json::to_value(entry).unwrap_or_default());
         let name = name_of(&existing.metadata);
-        // The resource version makes it conditional: a concurrent writer makes this fail
-        // (409), not lose its entry.
-        let patch = json!({"metadata": {
-            "resourceVersion": existing.metadata.resource_version,
-            "managedFields": kept,
-        }});
-        api.patch(&name, &self.patch_params(), &Patch::Merge(&patch))
-            .await
-            .map_err(ClusterError::api(format!(
-                "cannot take over the fields berth created in {kind} {name}"
-            )))?;
-        Ok(())
+        let action = || format!("cannot take over the fields berth created in {kind} {name}");
+        let mut current = existing.clone();
+        // Conditional on the resource version, so a concurrent writer (the deployment
+        // controller updating the status, typically) makes it fail with a conflict, not
+        // lose its entry: then read again and redo it, a few times.
+        for _ in 0..TAKE_OVER_ATTEMPTS {
+            let Some(patch) = take_over(&current) else {
+                return Ok(());
+            };
+            match api
+                .patch(&name, &self.patch_params(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    current = api.get(&name).await.map_err(ClusterError::api(action()))?;
+                }
+                Err(error) => {
+                    return Err(ClusterError::Api {
+                        action: action(),
+                        error,
+                    });
+                }
+            }
+        }
+        Err(ClusterError::Conflicts {
+            action: action(),
+            attempts: TAKE_OVER_ATTEMPTS,
+        })
     }
+}
+
+/// How often the take-over of created fields is tried against concurrent writers.
+const TAKE_OVER_ATTEMPTS: u32 = 5;
+
+/// The merge patch that makes the fields an earlier create of berth's set part of berth's
+/// applied ones in `existing`, conditional on its resource version; `None` when there are
+/// none.
+fn take_over(existing: &DynamicObject) -> Option<Value> {
+    let entries = existing.metadata.managed_fields.as_ref()?;
+    if !entries.iter().any(created_by_berth) {
+        return None;
+    }
+    let fields = berth_fields(existing)?;
+    // One entry for berth's apply, holding the create's fields too; the others as they are.
+    let mut entry = entries
+        .iter()
+        .find(|e| is_berth_apply(e))
+        .or_else(|| entries.iter().find(|e| created_by_berth(e)))
+        .cloned()
+        .unwrap_or_default();
+    entry.manager = Some(FIELD_MANAGER.to_owned());
+    entry.operation = Some("Apply".to_owned());
+    entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+        fields,
+    ));
+    let mut kept: Vec<Value> = entries
+        .iter()
+        .filter(|e| !created_by_berth(e) && !is_berth_apply(e))
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .collect();
+    kept.push(serde_json::to_value(entry).unwrap_or_default());
+    Some(json!({"metadata": {
+        "resourceVersion": existing.metadata.resource_version,
+        "managedFields": kept,
+    }}))
 }
 
 /// A managed-fields entry of an earlier berth's create: an `Update` by berth, or by

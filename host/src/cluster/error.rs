@@ -28,6 +28,14 @@ pub enum ClusterError {
         #[source]
         error: kube::Error,
     },
+    /// A conditional write kept meeting concurrent writers.
+    #[error("{action}: the object kept changing under it ({attempts} attempts)")]
+    Conflicts {
+        /// The step.
+        action: String,
+        /// How often it was tried.
+        attempts: u32,
+    },
     /// No object carries the component's ownership labels.
     #[error("no component {component:?} deployed by berth in namespace {namespace:?}")]
     NotFound {

@@ -146,12 +146,21 @@ impl Cluster {
         let name = name_of(&before.metadata);
         let mut restored = as_new(before);
         restored.metadata.uid = before.metadata.uid.clone();
-        restored.metadata.resource_version = api
-            .get_opt(&name)
-            .await?
-            .and_then(|current| current.metadata.resource_version);
-        api.replace(&name, &self.post_params(), &restored).await?;
-        Ok(())
+        // A controller writing the status in between makes the replace conflict: read the
+        // version again and redo it, a few times.
+        let mut attempts = 0;
+        loop {
+            restored.metadata.resource_version = api
+                .get_opt(&name)
+                .await?
+                .and_then(|current| current.metadata.resource_version);
+            match api.replace(&name, &self.post_params(), &restored).await {
+                Err(kube::Error::Api(status)) if status.code == 409 && attempts < 4 => {
+                    attempts += 1;
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 }
 

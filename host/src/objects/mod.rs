@@ -164,15 +164,16 @@ impl Rendered {
         let mut seen = BTreeSet::new();
         for obj in objects {
             let label = format!("{} {}/{}", obj.api_version, obj.kind, obj.name);
-            let kind = KindName {
+            // Named only in a refusal: building it for every object would cost the render.
+            let kind = || KindName {
                 api_version: obj.api_version.clone(),
                 kind: obj.kind.clone(),
             };
             if is_cluster_scoped(&obj.api_version, &obj.kind) {
-                return Err(refuse(label, Problem::ClusterScoped { kind }));
+                return Err(refuse(label, Problem::ClusterScoped { kind: kind() }));
             }
             if !allowed.allows(&obj.api_version, &obj.kind) {
-                return Err(refuse(label, Problem::NotAllowed { kind }));
+                return Err(refuse(label, Problem::NotAllowed { kind: kind() }));
             }
             if obj.api_version == "v1"
                 && obj.kind == "ConfigMap"
@@ -432,29 +433,18 @@ mod tests {
         )
     }
 
+    /// The objects checked, the default kinds and `allowed` accepted.
+    fn checked(objects: Vec<RawObject>, allowed: &[&str]) -> Result<Rendered, InvalidObject> {
+        let allowed = AllowedKinds::new().with(allowed.iter().map(|k| k.parse().unwrap()));
+        Rendered::from_objects(&Source::Default, "", "web", objects, "team", &allowed)
+    }
+
     fn check(objects: Vec<RawObject>) -> Result<Rendered, String> {
-        Rendered::from_objects(
-            &Source::Default,
-            "",
-            "web",
-            objects,
-            "team",
-            &AllowedKinds::new(),
-        )
-        .map_err(|e| e.to_string())
+        checked(objects, &[]).map_err(|e| e.to_string())
     }
 
     fn problem(objects: Vec<RawObject>) -> Problem {
-        Rendered::from_objects(
-            &Source::Default,
-            "",
-            "web",
-            objects,
-            "team",
-            &AllowedKinds::new(),
-        )
-        .expect_err("refused")
-        .problem
+        checked(objects, &[]).expect_err("refused").problem
     }
 
     /// The Deployment with one change to its JSON.
@@ -688,9 +678,7 @@ mod tests {
     }
 
     fn check_allowing(objects: Vec<RawObject>, allowed: &[&str]) -> Result<Rendered, Problem> {
-        let allowed = AllowedKinds::new().with(allowed.iter().map(|k| k.parse().unwrap()));
-        Rendered::from_objects(&Source::Default, "", "web", objects, "team", &allowed)
-            .map_err(|e| e.problem)
+        checked(objects, allowed).map_err(|e| e.problem)
     }
 
     fn secret() -> RawObject {

@@ -5,7 +5,8 @@
 //! [`Spec::parse`]), [`Rules::render`] it into checked [`Rendered`] objects, and
 //! [`Cluster::deploy`] them. Each layer has its own error type: [`InputError`] (spec and
 //! site-config text), [`RulesError`] (loading and running the rules), [`RenderError`]
-//! (the rules' refusal, objects the host refuses), [`ClusterError`] (cluster operations).
+//! (the rules' refusal, objects the host refuses), [`ClusterError`] (cluster operations),
+//! [`oci::OciError`] (rules components in registries).
 //! `examples/embed.rs` renders a spec held in memory and deploys it.
 
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod capabilities;
 pub mod cluster;
 pub mod kinds;
 pub mod objects;
+pub mod oci;
 pub mod render;
 pub mod runtime;
 pub mod selector;

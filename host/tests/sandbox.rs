@@ -217,6 +217,29 @@ fn the_memory_cap_is_configurable() {
 }
 
 #[test]
+fn every_build_starts_from_a_fresh_instance() {
+    let _serial = serial();
+    let mut rules = hostile(&options());
+    // The component counts its builds in a global: a reused instance would say 1, 2, 3.
+    let counts: Vec<String> = (0..3)
+        .map(|_| {
+            let refusal = rules
+                .build(
+                    &spec("count"),
+                    &SiteConfig::default(),
+                    &berth::Capabilities::newest_known(),
+                    "team",
+                )
+                .expect("runs")
+                .expect_err("the component answers with its count");
+            assert_eq!(refusal.field, "count");
+            refusal.message
+        })
+        .collect();
+    assert_eq!(counts, ["1", "1", "1"]);
+}
+
+#[test]
 fn a_panic_is_a_clear_error() {
     let _serial = serial();
     let mut rules = hostile(&options());

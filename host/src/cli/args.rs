@@ -151,6 +151,9 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Publish, describe and precompile rules components.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Run a command in the main container of every running pod, in parallel.
     Exec {
         /// Component name.
@@ -166,6 +169,56 @@ pub enum Command {
     },
 }
 
+/// `berth rules …`: rules components in registries and the compiled-code cache.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Publish a rules component to an OCI registry (credentials from Docker's config
+    /// file); prints the reference pinned to its digest.
+    Push {
+        /// The component (.wasm); it must be a berth rules component.
+        file: PathBuf,
+        /// oci://REGISTRY/REPOSITORY:TAG
+        #[arg(value_parser = oci_reference)]
+        reference: berth::oci::Reference,
+    },
+    /// Show a rules component's contract version, world, size and digests.
+    Inspect {
+        /// A file, or oci://REGISTRY/REPOSITORY:TAG or …@sha256:DIGEST.
+        #[arg(value_parser = rules_location)]
+        rules: RulesLocation,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Pull (if needed) and compile a rules component into the cache, so no later command
+    /// pays the compilation.
+    Compile {
+        /// A file, or oci://REGISTRY/REPOSITORY:TAG or …@sha256:DIGEST.
+        #[arg(value_parser = rules_location)]
+        rules: RulesLocation,
+    },
+}
+
+/// Where a rules component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesLocation {
+    /// A component file.
+    File(PathBuf),
+    /// A component in an OCI registry.
+    Oci(berth::oci::Reference),
+}
+
+fn rules_location(text: &str) -> Result<RulesLocation, String> {
+    if berth::oci::Reference::is_oci(text) {
+        oci_reference(text).map(RulesLocation::Oci)
+    } else {
+        Ok(RulesLocation::File(PathBuf::from(text)))
+    }
+}
+
+fn oci_reference(text: &str) -> Result<berth::oci::Reference, String> {
+    berth::oci::Reference::parse(text).map_err(|e| e.reason)
+}
+
 /// Which spec, site config and rules to build with.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -176,9 +229,10 @@ pub struct BuildArgs {
     /// Site config (YAML or JSON): image pull secrets, logging sidecar, TLS init container.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Rules component to use instead of the built-in default rules.
-    #[arg(long, value_name = "FILE.wasm")]
-    pub rules: Option<PathBuf>,
+    /// Rules component to use instead of the built-in default rules: a file, or
+    /// oci://REGISTRY/REPOSITORY:TAG or …@sha256:DIGEST (pulled once, cached by digest).
+    #[arg(long, value_name = "FILE.wasm|oci://…", value_parser = rules_location)]
+    pub rules: Option<RulesLocation>,
     /// Wall time the rules may take for one component: 500ms, 2s, 1m (10ms to 10m).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::rules_deadline)]
     pub rules_deadline: Duration,

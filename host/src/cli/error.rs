@@ -16,6 +16,9 @@ pub enum CliError {
     /// Loading the rules component failed.
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// Pulling or pushing a rules component failed.
+    #[error(transparent)]
+    Oci(#[from] berth::oci::OciError),
     /// Rendering failed.
     #[error(transparent)]
     Render(#[from] RenderError),

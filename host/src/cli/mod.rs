@@ -6,6 +6,7 @@ mod error;
 mod exit_codes;
 mod fleet;
 mod report;
+mod rules_command;
 mod run;
 mod units;
 

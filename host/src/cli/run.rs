@@ -8,11 +8,12 @@ use berth::render::Secrets;
 use berth::runtime::{Options, Rules};
 use berth::{Capabilities, SiteConfig, spec};
 
-use super::args::{BuildArgs, Cli, Command, DryRun, Output, RenderFormat, WaitArgs};
+use super::args::{BuildArgs, Cli, Command, DryRun, Output, RenderFormat, RulesLocation, WaitArgs};
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
 use super::fleet;
 use super::report;
+use super::rules_command;
 
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
@@ -28,20 +29,25 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             target,
             output,
             show_secrets,
-        } => render_command(
-            &build,
-            &target.capabilities(),
-            (output, show_secrets),
-            connection.namespace.as_deref().unwrap_or("default"),
-        ),
+        } => {
+            // Rendering needs an async runtime only to pull rules from a registry.
+            let (site, rules) = match &build.rules {
+                Some(RulesLocation::Oci(_)) => runtime()?.block_on(site_and_rules(&build))?,
+                _ => site_and_rules_offline(&build)?,
+            };
+            render_command(
+                &build,
+                (site, rules),
+                &target.capabilities(),
+                (output, show_secrets),
+                connection.namespace.as_deref().unwrap_or("default"),
+            )
+        }
+        Command::Rules(command) => runtime()?.block_on(rules_command::run(command)),
         command => {
             // diff's errors, whichever step fails, are above 1: 1 means "changes".
             let is_diff = matches!(command, Command::Diff { .. });
-            let outcome = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(CliError::Runtime)
-                .and_then(|runtime| runtime.block_on(operate(&connection, command)));
+            let outcome = runtime().and_then(|rt| rt.block_on(operate(&connection, command)));
             match outcome {
                 Err(error) if is_diff && !matches!(error, CliError::Diff(_)) => {
                     Err(CliError::Diff(Box::new(error)))
@@ -52,14 +58,22 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     }
 }
 
+/// The async runtime of one command: one thread is enough for berth's I/O.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
 fn render_command(
     build: &BuildArgs,
+    (site, mut rules): (SiteConfig, Rules),
     capabilities: &Capabilities,
     (output, show_secrets): (RenderFormat, bool),
     namespace: &str,
 ) -> Result<ExitStatus, CliError> {
     let specs = spec::load_specs(&build.spec)?;
-    let (site, mut rules) = site_and_rules(build)?;
     let rendered = rules.render_all(&specs, &site, capabilities, namespace)?;
     let secrets = if show_secrets {
         Secrets::Show
@@ -70,21 +84,39 @@ fn render_command(
     Ok(ExitStatus::Success)
 }
 
-/// The site config and the rules component `args` name.
-fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
+/// The site config and the rules component `args` name, pulled if in a registry.
+async fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
+    let site = site(args)?;
+    let rules = match &args.rules {
+        Some(location) => rules_command::load(location, &rules_options(args)).await?,
+        None => Rules::default_rules(&rules_options(args))?,
+    };
+    Ok((site, rules))
+}
+
+/// [`site_and_rules`] for rules that are not in a registry.
+fn site_and_rules_offline(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
+    let rules = match &args.rules {
+        Some(RulesLocation::File(path)) => Rules::from_file(path, &rules_options(args))?,
+        Some(RulesLocation::Oci(_)) => unreachable!("registries are reached asynchronously"),
+        None => Rules::default_rules(&rules_options(args))?,
+    };
+    Ok((site(args)?, rules))
+}
+
+fn site(args: &BuildArgs) -> Result<SiteConfig, CliError> {
     let mut site = match &args.config {
         Some(path) => spec::load_site(path)?,
         None => SiteConfig::default(),
     };
     site.allowed_kinds.extend(args.allow_kind.iter().cloned());
-    let options = Options::default()
+    Ok(site)
+}
+
+fn rules_options(args: &BuildArgs) -> Options {
+    Options::default()
         .deadline(args.rules_deadline)
-        .memory(args.rules_memory);
-    let rules = match &args.rules {
-        Some(path) => Rules::from_file(path, &options)?,
-        None => Rules::default_rules(&options)?,
-    };
-    Ok((site, rules))
+        .memory(args.rules_memory)
 }
 
 async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus, CliError> {
@@ -97,10 +129,12 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             show_secrets,
         } => render_command(
             &build,
+            site_and_rules(&build).await?,
             &target.capabilities(),
             (output, show_secrets),
             cluster.namespace(),
         ),
+        Command::Rules(command) => rules_command::run(command).await,
         Command::Deploy {
             build,
             dry_run,
@@ -110,7 +144,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
         } => {
             // Parse and render before changing anything: bad input changes nothing.
             let specs = spec::load_specs(&build.spec)?;
-            let (site, mut rules) = site_and_rules(&build)?;
+            let (site, mut rules) = site_and_rules(&build).await?;
             // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
             let capabilities = cluster.capabilities().await?;
             let target = match dry_run {
@@ -387,7 +421,7 @@ async fn diff_command(
     output: Output,
 ) -> Result<ExitStatus, CliError> {
     let specs = spec::load_specs(&build.spec)?;
-    let (site, mut rules) = site_and_rules(build)?;
+    let (site, mut rules) = site_and_rules(build).await?;
     let capabilities = cluster.capabilities().await?;
     let rendered = fleet::render_each(
         &mut rules,

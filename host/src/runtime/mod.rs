@@ -19,7 +19,7 @@ pub use error::RulesError;
 pub use limits::{LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY};
 pub use rules::Rules;
 pub use sandbox::MemoryExceeded;
-pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds};
+pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds, world_name};
 
 /// The default rules, built from `guest/` and embedded in the binary.
 pub static DEFAULT_RULES: &[u8] = include_bytes!(env!("BERTH_DEFAULT_RULES"));
@@ -77,6 +77,8 @@ pub enum Source {
     Default,
     /// A component file given with `--rules`.
     File(PathBuf),
+    /// A component pulled from a registry: its reference, pinned to the manifest digest.
+    Oci(crate::oci::Reference),
 }
 
 impl std::fmt::Display for Source {
@@ -84,6 +86,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Default => f.write_str("default rules"),
             Source::File(path) => write!(f, "rules component {}", path.display()),
+            Source::Oci(reference) => write!(f, "rules component {reference}"),
         }
     }
 }

@@ -1,6 +1,6 @@
-//! A loaded rules component: bound to the world of its contract version, one reused
-//! instance, and the call into `build` with its limits; the default rules served to a
-//! contract 0.2 component's `defaults` import.
+//! A loaded rules component: bound to the world of its contract version, a fresh instance
+//! for every build, and the call into `build` with its limits; the default rules served to
+//! a contract 0.2 component's `defaults` import.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,25 +19,31 @@ use crate::spec::{SiteConfig, Spec};
 
 /// A loaded rules component, ready to build objects.
 ///
-/// One instance is kept and reused across calls (a call costs microseconds, an instance
-/// tens of them); a trap discards it and the next call starts from a fresh one.
+/// Every build runs in a fresh store and instance, made from a pre-linked `InstancePre`:
+/// nothing one build leaves in the component's memory or globals reaches the next (another
+/// spec, perhaps another team's), and a trap leaves nothing behind.
 pub struct Rules {
     source: Source,
     limits: Limits,
     bound: Bound,
     digest: String,
     from_cache: bool,
+    /// Bytes of the component.
+    size: usize,
+    /// The component's imports and exports, for a registry's artifact config.
+    interfaces: crate::oci::ComponentInfo,
+    /// What the last build's cluster serves: shared by the stores of a batch for one
+    /// cluster rather than copied into each.
+    capabilities: Option<Arc<Capabilities>>,
 }
 
-/// The component bound to the world of its contract version, and its live instance.
+/// The component bound to the world of its contract version.
 enum Bound {
     V0_1 {
         pre: v0_1::RulesPre<Sandbox>,
-        live: Option<(Store<Sandbox>, v0_1::Rules)>,
     },
     V0_2 {
         pre: v0_2::RulesPre<Sandbox>,
-        live: Option<(Store<Sandbox>, v0_2::Rules)>,
         defaults: Arc<v0_2::DefaultsServer>,
     },
 }
@@ -74,6 +80,15 @@ impl Rules {
         Self::from_bytes(Source::File(path.to_owned()), &bytes, options)
     }
 
+    /// Load a component pulled from a registry; its digest was checked by the pull.
+    pub fn from_pulled(pulled: &crate::oci::Pulled, options: &Options) -> Result<Self, RulesError> {
+        let digest = (pulled.component_digest)
+            .strip_prefix("sha256:")
+            .unwrap_or(&pulled.component_digest);
+        let source = Source::Oci(pulled.reference.clone());
+        Self::load(source, &pulled.bytes, digest, options)
+    }
+
     /// Load a component from its bytes.
     pub fn from_bytes(source: Source, bytes: &[u8], options: &Options) -> Result<Self, RulesError> {
         Self::load(source, bytes, &cache::digest(bytes), options)
@@ -104,6 +119,8 @@ impl Rules {
                 exports,
             },
         })?;
+        let (imports, exports) = world::interfaces(&engine, &component);
+        let interfaces = crate::oci::ComponentInfo { imports, exports };
         let world_error = |e| RulesError::World {
             source_name: source.clone(),
             version,
@@ -113,14 +130,12 @@ impl Rules {
             let instance_pre = link(&engine, &component, &source, false)?;
             Bound::V0_1 {
                 pre: v0_1::RulesPre::new(instance_pre).map_err(world_error)?,
-                live: None,
             }
         } else {
             let defaults = defaults_server(&engine, options)?;
             let instance_pre = link(&engine, &component, &source, true)?;
             Bound::V0_2 {
                 pre: v0_2::RulesPre::new(instance_pre).map_err(world_error)?,
-                live: None,
                 defaults,
             }
         };
@@ -130,6 +145,9 @@ impl Rules {
             bound,
             digest: digest.to_owned(),
             from_cache,
+            capabilities: None,
+            size: bytes.len(),
+            interfaces,
         })
     }
 
@@ -139,6 +157,17 @@ impl Rules {
             Bound::V0_1 { .. } => "0.1.0",
             Bound::V0_2 { .. } => "0.2.0",
         }
+    }
+
+    /// The component's size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The component's imports and exports by name (WASI's included), as a registry
+    /// artifact describes it.
+    pub fn interfaces(&self) -> &crate::oci::ComponentInfo {
+        &self.interfaces
     }
 
     /// Where these rules came from.
@@ -173,8 +202,16 @@ impl Rules {
     ) -> Result<BuildResult, RulesError> {
         let limits = self.limits;
         let source = &self.source;
-        let called = match &mut self.bound {
-            Bound::V0_1 { pre, live } => {
+        let capabilities = match &self.capabilities {
+            Some(last) if **last == *capabilities => last.clone(),
+            _ => {
+                let new = Arc::new(capabilities.clone());
+                self.capabilities = Some(new.clone());
+                new
+            }
+        };
+        let called = match &self.bound {
+            Bound::V0_1 { pre } => {
                 let spec = match v0_1::spec(spec) {
                     Ok(spec) => spec,
                     Err(field) => return Ok(Err(beyond_contract(source, field, "the spec"))),
@@ -185,41 +222,25 @@ impl Rules {
                         return Ok(Err(beyond_contract(source, field, "the site config")));
                     }
                 };
-                let new = || {
-                    fresh(pre.engine(), source, &limits, None, |store| {
-                        pre.instantiate(store)
-                    })
-                };
-                call(live, new, &limits, |rules, store| {
+                let mut store = new_store(pre.engine(), &limits, None, capabilities);
+                let rules = instantiate(&mut store, source, &limits, |s| pre.instantiate(s))?;
+                call(&mut store, &limits, |store| {
                     let result = rules.call_build(store, &spec, &site, namespace)?;
                     Ok(result
                         .map(|objects| objects.into_iter().map(RawObject::from).collect())
                         .map_err(Refusal::from))
-                })?
+                })
             }
-            Bound::V0_2 {
-                pre,
-                live,
-                defaults,
-            } => {
+            Bound::V0_2 { pre, defaults } => {
                 let (spec, site) = (v0_2::spec(spec), v0_2::site(site));
-                let new = || {
-                    let engine = pre.engine();
-                    fresh(engine, source, &limits, Some(defaults), |store| {
-                        pre.instantiate(store)
-                    })
-                };
-                call(live, new, &limits, |rules, store| {
-                    // What the `cluster` import answers during this call; copied only when
-                    // it changes, so a batch of builds for one cluster pays nothing for it.
-                    if *store.data().capabilities != *capabilities {
-                        store.data_mut().capabilities = Arc::new(capabilities.clone());
-                    }
+                let mut store = new_store(pre.engine(), &limits, Some(defaults), capabilities);
+                let rules = instantiate(&mut store, source, &limits, |s| pre.instantiate(s))?;
+                call(&mut store, &limits, |store| {
                     let result = rules.call_build(store, &spec, &site, namespace)?;
                     Ok(result
                         .map(|objects| objects.into_iter().map(RawObject::from).collect())
                         .map_err(Refusal::from))
-                })?
+                })
             }
         };
         let objects: Vec<RawObject> = match called {
@@ -279,53 +300,40 @@ impl From<v0_2::K8sObject> for RawObject {
     }
 }
 
-/// One call on the reused instance, made first if there is none: what the component
-/// returned, or its trap with what it wrote to stderr meanwhile. After a trap the instance
-/// is dropped: its state is not to be trusted.
-fn call<R>(
-    live: &mut Option<(Store<Sandbox>, R)>,
-    new: impl FnOnce() -> Result<(Store<Sandbox>, R), RulesError>,
+/// The call into a fresh instance: what the component returned, or its trap with what it
+/// wrote to stderr meanwhile.
+fn call(
+    store: &mut Store<Sandbox>,
     limits: &Limits,
-    build: impl FnOnce(&R, &mut Store<Sandbox>) -> wasmtime::Result<BuildResult>,
-) -> Result<Result<BuildResult, (wasmtime::Error, String)>, RulesError> {
-    let (mut store, rules) = match live.take() {
-        Some(live) => live,
-        None => new()?,
-    };
-    arm(&mut store, limits);
+    build: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<BuildResult>,
+) -> Result<BuildResult, (wasmtime::Error, String)> {
+    // Instantiating had a deadline of its own; the build gets the whole of its own.
+    arm(store, limits);
     let before = store.data().stderr_len();
-    match build(&rules, &mut store) {
-        Ok(result) => {
-            *live = Some((store, rules));
-            Ok(Ok(result))
-        }
-        Err(err) => Ok(Err((err, store.data().stderr_since(before)))),
-    }
+    build(store).map_err(|err| (err, store.data().stderr_since(before)))
 }
 
-/// A new instance in a new store, or why it could not be made.
-fn fresh<R>(
-    engine: &Engine,
+/// A new instance in `store`, or why it could not be made.
+fn instantiate<R>(
+    store: &mut Store<Sandbox>,
     source: &Source,
     limits: &Limits,
-    defaults: Option<&Arc<v0_2::DefaultsServer>>,
     instantiate: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<R>,
-) -> Result<(Store<Sandbox>, R), RulesError> {
-    let mut store = new_store(engine, limits, defaults);
-    let rules =
-        instantiate(&mut store).map_err(|err| instantiate_error(source, limits, err, &store))?;
-    Ok((store, rules))
+) -> Result<R, RulesError> {
+    instantiate(store).map_err(|err| instantiate_error(source, limits, err, store))
 }
 
-/// A store for one instance: the sandbox, its memory cap, and the default rules for a
-/// contract 0.2 component's `defaults` import.
+/// A store for one build: the sandbox, its memory cap, what the target cluster serves,
+/// and the default rules for a contract 0.2 component's `defaults` import.
 fn new_store(
     engine: &Engine,
     limits: &Limits,
     defaults: Option<&Arc<v0_2::DefaultsServer>>,
+    capabilities: Arc<Capabilities>,
 ) -> Store<Sandbox> {
     let mut sandbox = Sandbox::new(limits.memory);
     sandbox.defaults = defaults.cloned();
+    sandbox.capabilities = capabilities;
     let mut store = Store::new(engine, sandbox);
     store.limiter(|sandbox| sandbox.limiter());
     arm(&mut store, limits);

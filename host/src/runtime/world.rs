@@ -31,6 +31,11 @@ pub fn supported_worlds() -> String {
         .join(", ")
 }
 
+/// The world a component of contract `version` implements: `berth:rules/rules@0.2.0`.
+pub fn world_name(version: &str) -> String {
+    format!("{PACKAGE}/rules@{version}")
+}
+
 /// Check the names and kinds of the component's imports and exports, and tell which
 /// supported version of the contract it was built for (0.1.0 when it names none). Types
 /// are checked afterwards, when the bindings look up `build`.
@@ -58,6 +63,16 @@ pub fn check(engine: &Engine, component: &Component) -> Result<&'static str, Mis
         exports.push(format!("{} `{name}`", kind(&item.ty)));
     }
     Err(Mismatch::MissingExport(exports))
+}
+
+/// The names of the component's imports and of its exports, in the component's order.
+pub fn interfaces(engine: &Engine, component: &Component) -> (Vec<String>, Vec<String>) {
+    let ty = component.component_type();
+    let names = |items: &mut dyn Iterator<Item = &str>| items.map(str::to_owned).collect();
+    (
+        names(&mut ty.imports(engine).map(|(name, _)| name)),
+        names(&mut ty.exports(engine).map(|(name, _)| name)),
+    )
 }
 
 /// The version in `berth:rules/<interface>@<version>`.

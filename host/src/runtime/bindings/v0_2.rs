@@ -35,7 +35,7 @@ mod default_world {
 use rules_world::berth::rules::types as wit;
 
 pub use default_world::DefaultRulesPre;
-pub use rules_world::{Rules, RulesPre};
+pub use rules_world::RulesPre;
 pub use wit::{K8sObject, SpecError};
 
 /// The embedded default rules, ready to run for a component's `defaults` import.

@@ -1,8 +1,9 @@
 //! Rules that misbehave on purpose, for the host's sandbox tests. The spec's
 //! `component_name` chooses the misbehaviour, so one component covers every case; any
-//! other name gets the default rules, to show the same instance still works afterwards.
+//! other name gets the default rules, to show the next build still works afterwards.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_rules::{DefaultRules, FieldError, K8sObject, SiteConfig, Spec};
@@ -27,6 +28,13 @@ fn hostile(spec: &Spec, site: &SiteConfig, namespace: &str) -> Result<Vec<K8sObj
             objects
         }
         "panic" => panic!("hostile rules panic on purpose"),
+        // State carried from one build to the next: the count of builds this instance
+        // has seen, as a refusal so the host can read it.
+        "count" => {
+            static BUILDS: AtomicU32 = AtomicU32::new(0);
+            let seen = BUILDS.fetch_add(1, Ordering::Relaxed) + 1;
+            Err(FieldError::new("count", seen.to_string()))
+        }
         "exit" => std::process::exit(3),
         "sandbox" => Err(FieldError::new("sandbox", sandbox_report().to_string())),
         "huge" => {

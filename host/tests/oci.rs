@@ -1,0 +1,319 @@
+//! Rules from a registry: pushed and pulled against a real `docker-registry` (Debian's
+//! CNCF distribution) on loopback with basic auth; digests pinned and checked, the digest
+//! cache used without the network, and each failure a clear error.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use berth::oci::{self, OciError, Reference, Registry};
+use berth_e2e::components;
+use berth_e2e::registry::{self, Registry as TestRegistry};
+
+fn berth(docker_config: &Path, cache: &Path, args: &[&str]) -> Output {
+    berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
+        .env("DOCKER_CONFIG", docker_config)
+        .env("BERTH_CACHE_DIR", cache)
+        .args(args)
+        .output()
+        .expect("run berth")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("UTF-8")
+}
+
+fn stderr(out: &Output) -> String {
+    assert!(!out.status.success(), "berth succeeded, expected a failure");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn site_rules() -> PathBuf {
+    components::component("site-rules")
+}
+
+fn client(docker_config: Option<PathBuf>, cache: Option<&Path>) -> Registry {
+    Registry::new(oci::Options {
+        cache_dir: cache.map(Path::to_owned),
+        docker_config: docker_config.map(|dir| dir.join("config.json")),
+        ..oci::Options::default()
+    })
+    .expect("registry client")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn pushed_rules_render_by_tag_and_by_digest_and_a_digest_needs_no_network_once_cached() {
+    let registry = TestRegistry::start();
+    let auth = registry.docker_config(registry::USER, registry::PASSWORD);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let component = site_rules();
+    let component_text = component.to_str().expect("UTF-8 path");
+    let tag = registry.reference("acme/rules:1.0");
+
+    let pushed = stdout(&berth(
+        &auth,
+        cache.path(),
+        &["rules", "push", component_text, &tag],
+    ));
+    let pinned = pushed.trim();
+    let reference = Reference::parse(pinned).expect("push prints a reference");
+    assert_eq!(reference.tag.as_deref(), Some("1.0"));
+    let manifest_digest = reference
+        .digest
+        .clone()
+        .expect("pinned to the manifest digest");
+    // Pushing the same component again gives the same manifest: the digest is stable.
+    let again = stdout(&berth(
+        &auth,
+        cache.path(),
+        &["rules", "push", component_text, &tag],
+    ));
+    assert_eq!(again.trim(), pinned);
+
+    // What the registry holds is the wasm OCI layout, and renders as the file does.
+    let bytes = std::fs::read(&component).expect("component");
+    let render = |rules: &str| {
+        let args = [
+            "render",
+            "--rules",
+            rules,
+            "--spec",
+            "examples/full.yaml",
+            "--config",
+            "examples/site-rules/site.yaml",
+        ];
+        berth(&auth, cache.path(), &args)
+    };
+    let from_file = stdout(&render(component_text));
+    assert!(from_file.contains("name: acme-"), "{from_file}");
+    assert_eq!(stdout(&render(&tag)), from_file);
+    assert_eq!(stdout(&render(pinned)), from_file);
+
+    let inspected = stdout(&berth(&auth, cache.path(), &["rules", "inspect", pinned]));
+    let digest = oci::sha256(&bytes);
+    for line in [
+        format!("source:    rules component {pinned}"),
+        "world:     berth:rules/rules@0.2.0".to_owned(),
+        format!("digest:    {digest}"),
+        format!("size:      {} bytes", bytes.len()),
+        "exports:   build".to_owned(),
+    ] {
+        assert!(inspected.contains(&line), "{line:?} not in:\n{inspected}");
+    }
+    assert!(
+        inspected.contains("berth:rules/defaults@0.2.0"),
+        "{inspected}"
+    );
+
+    // The library's view: a tag is one resolving request (after the auth challenge), a
+    // cached digest none at all.
+    let rt = runtime();
+    let lib = client(Some(auth.clone()), Some(cache.path()));
+    let by_tag = rt
+        .block_on(lib.pull(&Reference::parse(&tag).unwrap()))
+        .expect("pull by tag");
+    assert_eq!(by_tag.requests, 2, "challenge + manifest");
+    assert_eq!(by_tag.bytes, bytes);
+    assert_eq!(by_tag.component_digest, digest);
+    assert_eq!(
+        by_tag.reference.digest.as_deref(),
+        Some(manifest_digest.as_str())
+    );
+
+    drop(registry);
+    let offline = rt.block_on(lib.pull(&reference)).expect("from the cache");
+    assert_eq!((offline.requests, offline.bytes == bytes), (0, true));
+    assert_eq!(stdout(&render(pinned)), from_file);
+    // A tag must be resolved: with the registry gone that is a clear error, not a guess.
+    let err = stderr(&render(&tag));
+    assert!(err.contains("cannot reach registry 127.0.0.1:"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+}
+
+#[test]
+fn tampered_unknown_and_foreign_artifacts_and_bad_credentials_are_refused() {
+    let registry = TestRegistry::start();
+    let auth = registry.docker_config(registry::USER, registry::PASSWORD);
+    let rt = runtime();
+    let bytes = std::fs::read(site_rules()).expect("component");
+    let info = oci::ComponentInfo::default();
+    let pull = |lib: &Registry, text: &str| rt.block_on(lib.pull(&Reference::parse(text).unwrap()));
+
+    // No credentials, then wrong ones: refused by the registry, and said so.
+    let anonymous = client(None, None);
+    let err = rt
+        .block_on(anonymous.push(
+            &Reference::parse(&registry.reference("a/b:1")).unwrap(),
+            &bytes,
+            &info,
+        ))
+        .expect_err("needs credentials");
+    assert!(
+        matches!(&err, OciError::Unauthorized { reason, .. } if reason.contains("has none")),
+        "{err}"
+    );
+    let wrong = registry.docker_config(registry::USER, "not-the-password");
+    let err = pull(
+        &client(Some(wrong.clone()), None),
+        &registry.reference("a/b:1"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("credentials from Docker's config file were refused"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+
+    let lib = client(Some(auth.clone()), None);
+    let pushed = rt
+        .block_on(lib.push(
+            &Reference::parse(&registry.reference("acme/rules:1")).unwrap(),
+            &bytes,
+            &info,
+        ))
+        .expect("push");
+
+    // An unknown tag and an unknown digest.
+    let err = pull(&lib, &registry.reference("acme/rules:2")).unwrap_err();
+    assert!(matches!(err, OciError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("manifest not found"), "{err}");
+    let unknown = format!(
+        "{}@sha256:{}",
+        registry.reference("acme/rules"),
+        "0".repeat(64)
+    );
+    assert!(matches!(
+        pull(&lib, &unknown),
+        Err(OciError::NotFound { .. })
+    ));
+
+    // A blob changed in the registry's storage: its digest no longer matches.
+    let blob = registry.blob_path(&pushed.component_digest);
+    let mut tampered = std::fs::read(&blob).expect("blob");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    std::fs::write(&blob, &tampered).expect("tamper");
+    let err = pull(&lib, &pushed.reference.to_string()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OciError::DigestMismatch {
+                what: "component layer",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&pushed.component_digest), "{err}");
+
+    // An artifact that is not a wasm component: bytes with the wasm layer type, then a
+    // container image's manifest pushed with curl.
+    let not_wasm = rt
+        .block_on(lib.push(
+            &Reference::parse(&registry.reference("acme/text:1")).unwrap(),
+            b"hello",
+            &info,
+        ))
+        .expect("push");
+    let err = pull(&lib, &not_wasm.reference.to_string()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not a wasm component artifact: its layer is not a wasm component"),
+        "{err}"
+    );
+    let image = push_image_manifest(&registry, &auth);
+    let err = pull(&lib, &image).unwrap_err();
+    assert!(
+        err.to_string().contains("its config has media type application/vnd.oci.image.config.v1+json, not application/vnd.wasm.config.v0+json"),
+        "{err}"
+    );
+
+    // A registry that is not there.
+    let gone = TestRegistry::start();
+    let address = gone.reference("acme/rules:1");
+    drop(gone);
+    let err = pull(&lib, &address).unwrap_err();
+    assert!(matches!(err, OciError::Unreachable { .. }), "{err}");
+}
+
+/// A container image's manifest (config `application/vnd.oci.image.config.v1+json`) at
+/// `acme/image:1`, pushed with curl so nothing of berth's is involved; its reference.
+fn push_image_manifest(registry: &TestRegistry, _auth: &Path) -> String {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let digest = oci::sha256(config);
+    let user = format!("{}:{}", registry::USER, registry::PASSWORD);
+    let base = format!("http://{}/v2/acme/image", registry.address);
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-f", "-u", &user])
+            .args(args)
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let config_file = registry.storage().join("image-config.json");
+    std::fs::write(&config_file, config).expect("config");
+    let headers = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        &format!("{base}/blobs/uploads/"),
+    ]);
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .expect("upload location")
+        .trim();
+    let location = if location.starts_with("http") {
+        location.to_owned()
+    } else {
+        format!("http://{}{location}", registry.address)
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", config_file.display()),
+        &format!("{location}{separator}digest={digest}"),
+    ]);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &manifest,
+        &format!("{base}/manifests/1"),
+    ]);
+    registry.reference("acme/image:1")
+}

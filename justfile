@@ -47,6 +47,10 @@ bench-fleet:
 site-rules:
     cargo build --release -p site-rules --target wasm32-wasip2
 
+# Build the same rules in Python (componentize-py, from PyPI on first use): target/python-rules.wasm.
+python-rules:
+    examples/python-rules/build.sh
+
 # Property tests beyond CI's 256 cases per property, e.g. `just fuzz 250000`.
 fuzz cases="20000":
     PROPTEST_CASES={{cases}} cargo test -p berth-fuzz --release

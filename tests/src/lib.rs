@@ -22,6 +22,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub mod components;
 pub mod guest_records;
+pub mod python;
 pub mod registry;
 
 /// The namespace the limited user may use, as `up.sh` sets it up.

@@ -72,6 +72,7 @@ fn bench_fleet() -> Result<(), String> {
 fn test() -> Result<(), String> {
     setup::toolchain(&["rustfmt", "clippy"])?;
     setup::control_plane()?;
+    setup::debian_packages(&["docker-registry", "curl"], "for the registry tests")?;
     cargo(["fmt", "--all", "--", "--check"]).run()?;
     cargo([
         "clippy",

@@ -60,6 +60,41 @@ pub fn control_plane() -> Result<(), String> {
     script("tests/cluster/provision.sh").output().map(drop)
 }
 
+/// Debian packages the tests run (a real registry: `docker-registry`), installed with
+/// apt-get when missing; a few seconds, once.
+pub fn debian_packages(packages: &[&str], why: &str) -> Result<(), String> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !program("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .quiet()
+                .output()
+                .is_ok_and(|status| status.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    say(&format!(
+        "installing {} from Debian {why} (apt-get, ~10 s, once)",
+        missing.join(" ")
+    ));
+    let install = || {
+        program("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()
+    };
+    // The lists may be missing or stale on a new machine.
+    install().or_else(|_| {
+        program("apt-get").args(["update", "-q"]).run()?;
+        install()
+    })
+}
+
 fn say(what: &str) {
     eprintln!("berth setup: {what}");
 }

@@ -126,16 +126,16 @@ impl<'a> Session<'a> {
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 return Err(self.refused());
             }
-            if status.is_redirection() && redirects < MAX_REDIRECTS {
-                if let Some(location) = response
+            if status.is_redirection()
+                && redirects < MAX_REDIRECTS
+                && let Some(location) = response
                     .headers()
                     .get(header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                {
-                    url = self.resolve(location);
-                    redirects += 1;
-                    continue;
-                }
+            {
+                url = self.resolve(location);
+                redirects += 1;
+                continue;
             }
             let headers = response.headers().clone();
             // A HEAD's Content-Length describes the body a GET would have.

@@ -85,7 +85,7 @@ impl Rules {
         let digest = (pulled.component_digest)
             .strip_prefix("sha256:")
             .unwrap_or(&pulled.component_digest);
-        let source = Source::Oci(pulled.reference.clone());
+        let source = Source::Oci(Box::new(pulled.reference.clone()));
         Self::load(source, &pulled.bytes, digest, options)
     }
 

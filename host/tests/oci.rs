@@ -9,6 +9,8 @@ use berth::oci::{self, OciError, Reference, Registry};
 use berth_e2e::components;
 use berth_e2e::registry::{self, Registry as TestRegistry};
 
+mod common;
+
 fn berth(docker_config: &Path, cache: &Path, args: &[&str]) -> Output {
     berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
         .env("DOCKER_CONFIG", docker_config)
@@ -316,4 +318,69 @@ fn push_image_manifest(registry: &TestRegistry, _auth: &Path) -> String {
         &format!("{base}/manifests/1"),
     ]);
     registry.reference("acme/image:1")
+}
+
+#[tokio::test]
+async fn a_deploy_from_a_registry_records_the_components_digest_and_undeploys_cleanly() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::Api;
+
+    let registry = TestRegistry::start();
+    let auth = registry.docker_config(registry::USER, registry::PASSWORD);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let component = site_rules();
+    let tag = registry.reference("acme/rules:deploy");
+    let pushed = stdout(&berth(
+        &auth,
+        cache.path(),
+        &["rules", "push", component.to_str().unwrap(), &tag],
+    ));
+    let pinned = pushed.trim().to_owned();
+
+    let (client, ns) = common::namespace("oci").await;
+    let admin = berth_e2e::cluster()
+        .admin_kubeconfig
+        .to_str()
+        .expect("UTF-8 path")
+        .to_owned();
+    let cluster_args = ["-n", ns.as_str(), "--kubeconfig", admin.as_str()];
+    let deploy = [
+        "deploy",
+        "--rules",
+        &pinned,
+        "--spec",
+        "examples/minimal.yaml",
+        "--config",
+        "examples/site-rules/site.yaml",
+    ];
+    stdout(&berth(
+        &auth,
+        cache.path(),
+        &[&cluster_args[..], &deploy[..]].concat(),
+    ));
+    // Right when deploy returns: Acme's Deployment, stamped with the component's digest.
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("acme-hello")
+        .await
+        .expect("Acme's Deployment");
+    let digest = oci::sha256(&std::fs::read(&component).expect("component"));
+    let annotations = deployment.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get("berth.dev/rules-digest"), Some(&digest));
+    let made = common::labelled(&client, &ns, "hello", &[]).await;
+    assert!(
+        made.contains(&"NetworkPolicy/acme-hello".to_owned()),
+        "{made:?}"
+    );
+
+    stdout(&berth(
+        &auth,
+        cache.path(),
+        &[&cluster_args[..], &["undeploy", "hello", "--wait"][..]].concat(),
+    ));
+    assert_eq!(common::leftovers(&client, &ns).await, Vec::<String>::new());
+    assert_eq!(
+        common::labelled(&client, &ns, "hello", &[]).await,
+        Vec::<String>::new()
+    );
+    common::drop_namespace(&client, &ns).await;
 }

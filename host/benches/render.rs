@@ -1,4 +1,5 @@
-//! Render benchmarks: the default rules natively vs through the wasm component, instance costs, N components.
+//! Render benchmarks: the default rules natively vs through the wasm component (a fresh
+//! instance per build, against a reused one), instance costs, N components.
 //!
 //! Run with `just bench` (or `cargo bench -p berth --bench render`). Every figure of one run is
 //! measured side by side in one process; the summary printed at the end gives the ratios of
@@ -102,8 +103,9 @@ fn native_build(spec: &native::Spec, site: &native::SiteConfig) -> usize {
         .len()
 }
 
-/// The full example: the same rules natively, through wasm (warm instance), and through wasm
-/// plus the host's checks of what came back (what `berth render` does per component).
+/// The full example: the same rules natively, through wasm (a fresh instance per build, as
+/// berth runs them; a reused raw instance beside it), and through wasm plus the host's
+/// checks of what came back (what `berth render` does per component).
 fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
     let (spec, site) = inputs();
     let (native_spec, native_site) = (guest_records::spec(&spec), guest_records::site(&site));
@@ -246,8 +248,10 @@ fn host_checks(c: &mut Criterion) {
     group.finish();
 }
 
-/// What a fresh instance costs, against the warm call.
-fn instance(c: &mut Criterion, raw: &RawRules) {
+/// What a fresh instance costs, against the warm call: per-process loading, then each part
+/// of a build on a fresh instance (store with its WASI context, instantiation, the first
+/// call), with wasmtime's on-demand allocator and with berth's pooling one.
+fn instance(c: &mut Criterion, raw: &RawRules, pooled: &RawRules) {
     let (spec, site) = inputs();
     let (_cache, options) = warm_cache();
 
@@ -259,7 +263,7 @@ fn instance(c: &mut Criterion, raw: &RawRules) {
             Rules::from_bytes(Source::Default, black_box(DEFAULT_RULES), &options).expect("load")
         })
     });
-    // A fresh `Rules` per call: load_cached + instantiate + the first (cold) call.
+    // A fresh `Rules` per call: load_cached + the first build.
     group.bench_function("load_cached_and_build", |b| {
         b.iter(|| {
             let mut rules =
@@ -267,21 +271,27 @@ fn instance(c: &mut Criterion, raw: &RawRules) {
             wasm_build(&mut rules, black_box(&spec), black_box(&site))
         })
     });
-    // Instantiation alone, from a ready `InstancePre`, with a store like the runtime's.
-    group.bench_function("instantiate", |b| b.iter(|| raw.instance()));
-    // The other instance strategy: a fresh store and instance for every call.
     let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
-    group.bench_function("fresh_instance_build", |b| {
-        b.iter(|| {
-            let (mut store, instance) = raw.instance();
-            raw.build(
-                &mut store,
-                &instance,
-                black_box(&raw_spec),
-                black_box(&raw_site),
-            )
-        })
-    });
+    for (allocator, raw) in [("on_demand", raw), ("pooling", pooled)] {
+        // The store alone: WASI context (stderr pipe, clocks, random), limits, deadline.
+        group.bench_function(BenchmarkId::new("store", allocator), |b| b.iter(|| raw.store()));
+        // Store + instantiate from a ready `InstancePre`.
+        group.bench_function(BenchmarkId::new("instantiate", allocator), |b| {
+            b.iter(|| raw.instance())
+        });
+        // Store + instantiate + the build: a fresh instance for every call.
+        group.bench_function(BenchmarkId::new("fresh_instance_build", allocator), |b| {
+            b.iter(|| {
+                let (mut store, instance) = raw.instance();
+                raw.build(
+                    &mut store,
+                    &instance,
+                    black_box(&raw_spec),
+                    black_box(&raw_site),
+                )
+            })
+        });
+    }
     group.finish();
 }
 
@@ -379,10 +389,14 @@ impl raw::berth::rules::cluster::Host for Bare {
 }
 
 impl RawRules {
-    /// Compile with berth's engine settings, epoch interruption on or off.
-    fn new(epoch: bool) -> Self {
+    /// Compile with berth's engine settings (epoch interruption on or off; berth's pooling
+    /// allocator or wasmtime's default, on-demand one).
+    fn new(epoch: bool, pooling: bool) -> Self {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(epoch);
+        if pooling {
+            config.allocation_strategy(berth::runtime::instance_allocation());
+        }
         let engine = Engine::new(&config).expect("engine");
         let component = Component::new(&engine, DEFAULT_RULES).expect("compile");
         let mut linker = Linker::new(&engine);
@@ -399,6 +413,13 @@ impl RawRules {
     }
 
     fn instance(&self) -> (Store<Bare>, raw::DefaultRules) {
+        let mut store = self.store();
+        let instance = self.pre.instantiate(&mut store).expect("instantiate");
+        (store, instance)
+    }
+
+    /// A store like the runtime's sandbox: WASI context, limits, deadline.
+    fn store(&self) -> Store<Bare> {
         let wasi = WasiCtxBuilder::new()
             .stderr(MemoryOutputPipe::new(64 << 10))
             .secure_random(Deterministic::new(vec![0x5a]))
@@ -426,8 +447,7 @@ impl RawRules {
         store.limiter(|bare| &mut bare.limits);
         // Never reached: no epoch ticks in these engines.
         store.set_epoch_deadline(u64::MAX);
-        let instance = self.pre.instantiate(&mut store).expect("instantiate");
-        (store, instance)
+        store
     }
 
     fn build(
@@ -553,10 +573,17 @@ fn summary(since: SystemTime) {
     ) {
         println!("full example, native build:          {}", us(native));
         println!(
-            "full example, wasm build (warm):     {}  = {:.2}x native  (target <= 2x, < 25 µs)",
+            "full example, wasm build (fresh instance, what berth does): {}  = {:.2}x native",
             us(build),
             build / native
         );
+        if let Some(reused) = get("full/raw_build") {
+            println!(
+                "  = {:.2}x the same build on a reused instance ({})  (target <= 1.25x)",
+                build / reused,
+                us(reused)
+            );
+        }
         println!(
             "full example, wasm render (checked): {}  = {:.2}x native",
             us(render),
@@ -601,14 +628,23 @@ fn summary(since: SystemTime) {
             "instance/load_cached_and_build",
             "load + instantiate + first build: ",
         ),
-        ("instance/instantiate", "instantiate alone:                "),
-        (
-            "instance/fresh_instance_build",
-            "fresh instance per call (+build):",
-        ),
     ] {
         if let Some(ns) = get(id) {
             println!("{what}   {}", us(ns));
+        }
+    }
+    for allocator in ["on_demand", "pooling"] {
+        let at = |what: &str| get(&format!("instance/{what}/{allocator}"));
+        if let (Some(store), Some(instantiate), Some(fresh)) =
+            (at("store"), at("instantiate"), at("fresh_instance_build"))
+        {
+            println!(
+                "fresh instance ({allocator}): {} = store {} + instantiate {} + build {}",
+                us(fresh),
+                us(store),
+                us(instantiate - store),
+                us(fresh - instantiate)
+            );
         }
     }
     for count in COUNTS {
@@ -633,12 +669,12 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
-    let raw = RawRules::new(true);
-    let raw_no_epoch = RawRules::new(false);
+    let raw = RawRules::new(true, false);
+    let raw_no_epoch = RawRules::new(false, false);
     full_example(&mut c, &raw, &raw_no_epoch);
     process_parts(&mut c);
     host_checks(&mut c);
-    instance(&mut c, &raw);
+    instance(&mut c, &raw, &RawRules::new(true, true));
     components(&mut c);
     c.final_summary();
     summary(since);

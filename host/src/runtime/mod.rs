@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use error::RulesError;
 pub use limits::{LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY};
@@ -78,7 +78,7 @@ pub enum Source {
     /// A component file given with `--rules`.
     File(PathBuf),
     /// A component pulled from a registry: its reference, pinned to the manifest digest.
-    Oci(crate::oci::Reference),
+    Oci(Box<crate::oci::Reference>),
 }
 
 impl std::fmt::Display for Source {
@@ -122,6 +122,34 @@ pub(crate) fn ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1
 }
 
+/// Instances at once in the pool: builds in flight (each with the default rules it may
+/// call), across every thread of the process.
+const POOLED_INSTANCES: u32 = 64;
+
+/// How berth's engine allocates instances (public for the benchmarks, which compare it
+/// with wasmtime's default).
+#[doc(hidden)]
+pub fn instance_allocation() -> InstanceAllocationStrategy {
+    InstanceAllocationStrategy::Pooling(pool())
+}
+
+/// The pooling allocator: every build gets a fresh instance, so its memory and tables come
+/// from slots prepared once and reset after use rather than mapped anew each time. A slot
+/// is as large as the largest memory cap berth accepts ([`MAX_MEMORY`], address space only),
+/// so a component's own cap is enforced by its store's limiter, not by the pool.
+fn pool() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOLED_INSTANCES)
+        .total_core_instances(POOLED_INSTANCES * 16)
+        .total_memories(POOLED_INSTANCES * 4)
+        .total_tables(POOLED_INSTANCES * 8)
+        .max_memory_size(MAX_MEMORY)
+        .table_elements(sandbox::TABLE_ELEMENTS)
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(1 << 16);
+    pool
+}
+
 /// The process-wide engine, with one thread ticking its epoch for deadlines. Behind a
 /// mutex, not a racy check-then-set: two tickers would halve every deadline.
 fn engine() -> Result<Engine, RulesError> {
@@ -133,7 +161,10 @@ fn engine() -> Result<Engine, RulesError> {
         return Ok(engine.clone());
     }
     let mut config = Config::new();
-    config.wasm_component_model(true).epoch_interruption(true);
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(instance_allocation());
     let engine = Engine::new(&config).map_err(RulesError::Engine)?;
     let weak = Arc::new(engine.weak());
     std::thread::Builder::new()

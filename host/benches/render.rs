@@ -251,7 +251,7 @@ fn host_checks(c: &mut Criterion) {
 /// What a fresh instance costs, against the warm call: per-process loading, then each part
 /// of a build on a fresh instance (store with its WASI context, instantiation, the first
 /// call), with wasmtime's on-demand allocator and with berth's pooling one.
-fn instance(c: &mut Criterion, raw: &RawRules, pooled: &RawRules) {
+fn instance(c: &mut Criterion, raw: &RawRules, pooled: &[(&str, RawRules)]) {
     let (spec, site) = inputs();
     let (_cache, options) = warm_cache();
 
@@ -271,10 +271,25 @@ fn instance(c: &mut Criterion, raw: &RawRules, pooled: &RawRules) {
             wasm_build(&mut rules, black_box(&spec), black_box(&site))
         })
     });
+    // The same for the components of `BERTH_BENCH_RULES` (a Python one: tens of MB).
+    for path in alternative_rules() {
+        let bytes = std::fs::read(&path).expect("BERTH_BENCH_RULES");
+        Rules::from_bytes(Source::File(path.clone()), &bytes, &options).expect("compile");
+        let id = BenchmarkId::new("load_cached_alt", stem(&path));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                Rules::from_bytes(Source::File(path.clone()), black_box(&bytes), &options)
+                    .expect("load")
+            })
+        });
+    }
     let (raw_spec, raw_site) = (raw::spec(&spec), raw::site(&site));
-    for (allocator, raw) in [("on_demand", raw), ("pooling", pooled)] {
+    let allocators = std::iter::once(("on_demand", raw)).chain(pooled.iter().map(|(n, r)| (*n, r)));
+    for (allocator, raw) in allocators {
         // The store alone: WASI context (stderr pipe, clocks, random), limits, deadline.
-        group.bench_function(BenchmarkId::new("store", allocator), |b| b.iter(|| raw.store()));
+        group.bench_function(BenchmarkId::new("store", allocator), |b| {
+            b.iter(|| raw.store())
+        });
         // Store + instantiate from a ready `InstancePre`.
         group.bench_function(BenchmarkId::new("instantiate", allocator), |b| {
             b.iter(|| raw.instance())
@@ -391,11 +406,12 @@ impl raw::berth::rules::cluster::Host for Bare {
 impl RawRules {
     /// Compile with berth's engine settings (epoch interruption on or off; berth's pooling
     /// allocator or wasmtime's default, on-demand one).
-    fn new(epoch: bool, pooling: bool) -> Self {
+    /// `pooling`: berth's pool, keeping that much memory resident (`None`: berth's amount).
+    fn new(epoch: bool, pooling: Option<Option<usize>>) -> Self {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(epoch);
-        if pooling {
-            config.allocation_strategy(berth::runtime::instance_allocation());
+        if let Some(keep_resident) = pooling {
+            config.allocation_strategy(berth::runtime::instance_allocation(keep_resident));
         }
         let engine = Engine::new(&config).expect("engine");
         let component = Component::new(&engine, DEFAULT_RULES).expect("compile");
@@ -633,7 +649,12 @@ fn summary(since: SystemTime) {
             println!("{what}   {}", us(ns));
         }
     }
-    for allocator in ["on_demand", "pooling"] {
+    for allocator in [
+        "on_demand",
+        "pooling",
+        "pooling_resident_0",
+        "pooling_resident_8mi",
+    ] {
         let at = |what: &str| get(&format!("instance/{what}/{allocator}"));
         if let (Some(store), Some(instantiate), Some(fresh)) =
             (at("store"), at("instantiate"), at("fresh_instance_build"))
@@ -669,12 +690,20 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
-    let raw = RawRules::new(true, false);
-    let raw_no_epoch = RawRules::new(false, false);
+    let raw = RawRules::new(true, None);
+    let raw_no_epoch = RawRules::new(false, None);
     full_example(&mut c, &raw, &raw_no_epoch);
     process_parts(&mut c);
     host_checks(&mut c);
-    instance(&mut c, &raw, &RawRules::new(true, true));
+    let pooled = [
+        ("pooling", RawRules::new(true, Some(None))),
+        ("pooling_resident_0", RawRules::new(true, Some(Some(0)))),
+        (
+            "pooling_resident_8mi",
+            RawRules::new(true, Some(Some(8 << 20))),
+        ),
+    ];
+    instance(&mut c, &raw, &pooled);
     components(&mut c);
     c.final_summary();
     summary(since);

@@ -22,6 +22,8 @@
 #   BERTH_CLUSTER_FRESH=1    never reuse a running cluster: stop it and start fresh
 #   BERTH_CLUSTER_OWNER_PID  stop the cluster (down.sh) once this and every other owner exited
 #   BERTH_SIM_NODE           path of a built berth-sim-node (default: cargo build it)
+#   BERTH_SIM_GRACE_CAP_MS   longest a deleted pod stays Terminating on the sim node, in ms
+#                            (default 1000)
 #   BERTH_CLUSTER_TIMEOUT    seconds to wait for each component (default 120)
 #   BERTH_CACHE              passed to provision.sh (binary cache root)
 set -euo pipefail
@@ -239,11 +241,13 @@ write_kubeconfig "$LIMITED_KUBECONFIG" limited-user "$LIMITED_TOKEN" "$LIMITED_N
 } >"$STATE/cluster.env"
 
 # --- processes ------------------------------------------------------------------------------
-start() { # name command... : background, logs to $STATE/name.log, pid to $STATE/name.pid
+start() { # name command... : background, logs to $STATE/name.log, pid to $STATE/name.pid,
+    # the command line to $STATE/name.cmd (a fault test restarts the API server from it)
     local name="$1"
     shift
     "$@" </dev/null >"$STATE/$name.log" 2>&1 8>&- &
     printf '%s\n' "$!" >"$STATE/$name.pid"
+    printf '%q ' "$@" >"$STATE/$name.cmd"
 }
 
 wait_for() { # description name-of-process-to-watch command...

@@ -21,6 +21,7 @@ use std::{
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub mod components;
+pub mod faults;
 pub mod guest_records;
 pub mod python;
 pub mod registry;
@@ -66,7 +67,7 @@ fn find_or_start() -> Result<Cluster, String> {
             state_dir: None,
         });
     }
-    start()
+    start(&state_dir())
 }
 
 /// The workspace root.
@@ -89,15 +90,20 @@ fn state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BERTH_E2E_CLUSTER_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
     }
+    target_dir().join("berth-e2e-cluster")
+}
+
+/// The cargo target directory of the test binary (`<target>/<profile>/deps/<name>`).
+fn target_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
         .unwrap_or_else(std::env::temp_dir)
-        .join("berth-e2e-cluster")
 }
 
-fn start() -> Result<Cluster, String> {
-    let dir = state_dir();
+/// Start (or join) the cluster of state dir `dir`, this process one of its owners.
+fn start(dir: &Path) -> Result<Cluster, String> {
+    let dir = dir.to_owned();
     let up = repo_root().join("tests/cluster/up.sh");
     let started = Instant::now();
     let out = Command::new(&up)

@@ -126,16 +126,27 @@ impl Cluster {
             .get_opt(&name)
             .await
             .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-        let Some(existing) = existing else {
-            let made = api
-                .create(&self.post_params(), &member.object)
-                .await
-                .map_err(ClusterError::api(format!("cannot create {kind} {name}")))?;
-            return Ok(Put {
-                reference: ObjectRef::dynamic(&made),
-                action: Action::Created,
-                before: None,
-            });
+        let existing = match existing {
+            Some(existing) => existing,
+            None => match api.create(&self.post_params(), &member.object).await {
+                Ok(made) => {
+                    return Ok(Put {
+                        reference: ObjectRef::dynamic(&made),
+                        action: Action::Created,
+                        before: None,
+                    });
+                }
+                Err(error) => match self.look_after_create(&api, member, error).await? {
+                    Looked::CreatedByThisCall(made) => {
+                        return Ok(Put {
+                            reference: ObjectRef::dynamic(&made),
+                            action: Action::Created,
+                            before: None,
+                        });
+                    }
+                    Looked::MadeMeanwhile(existing) => existing,
+                },
+            },
         };
         let reference = ObjectRef::of(&member.resource.api_version, kind, &existing.metadata);
         check_owner(&existing, &reference, component)?;
@@ -193,6 +204,37 @@ impl Cluster {
         })
     }
 
+    /// A create that failed, resolved by looking rather than guessed: if its answer was
+    /// lost (the connection broke) and the object now exists carrying this call's rendered
+    /// state, this call created it; if another writer created it meanwhile (a concurrent
+    /// deploy of the component), it is applied over like any existing object, ownership
+    /// checked. Anything else is the create's error.
+    async fn look_after_create(
+        &self,
+        api: &Api<DynamicObject>,
+        member: &Member,
+        error: kube::Error,
+    ) -> Result<Looked, ClusterError> {
+        let (kind, name) = (&member.resource.kind, member.name());
+        let lost = !matches!(error, kube::Error::Api(_));
+        let exists = matches!(&error, kube::Error::Api(status) if status.code == 409);
+        let failed = || ClusterError::api(format!("cannot create {kind} {name}"))(error);
+        if self.dry_run || !(lost || exists) {
+            return Err(failed());
+        }
+        let now = api
+            .get_opt(&name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
+        match now {
+            Some(made) if lost && carries(&made, &member.object) => {
+                Ok(Looked::CreatedByThisCall(made))
+            }
+            Some(made) if exists => Ok(Looked::MadeMeanwhile(made)),
+            _ => Err(failed()),
+        }
+    }
+
     /// Make the fields an earlier berth set when it created `existing` with a plain create
     /// (an `Update` entry of its managed fields) part of what berth applies, as `kubectl`'s
     /// client-side-to-server-side upgrade does: otherwise a field the rules stop building
@@ -234,6 +276,31 @@ impl Cluster {
             attempts: TAKE_OVER_ATTEMPTS,
         })
     }
+}
+
+/// What a look after a failed create found.
+enum Looked {
+    /// The object this call's create made, its answer lost on the way back.
+    CreatedByThisCall(DynamicObject),
+    /// An object of the name another writer created between berth's read and its create.
+    MadeMeanwhile(DynamicObject),
+}
+
+/// Whether `live` carries what berth sent in `sent`: the same component label and
+/// rendered-state hash (the hash covers every field the rules built).
+fn carries(live: &DynamicObject, sent: &DynamicObject) -> bool {
+    let mark = |o: &DynamicObject| {
+        let labels = o.metadata.labels.as_ref();
+        let annotations = o.metadata.annotations.as_ref();
+        (
+            labels.and_then(|l| l.get(COMPONENT_LABEL)).cloned(),
+            annotations
+                .and_then(|a| a.get(RENDERED_HASH_ANNOTATION))
+                .cloned(),
+        )
+    };
+    let (component, hash) = mark(sent);
+    component.is_some() && hash.is_some() && mark(live) == (component, hash)
 }
 
 /// How often the take-over of created fields is tried against concurrent writers.

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, PropagationPolicy};
-use kube::runtime::wait::{await_condition, conditions::is_deleted};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 
 use super::apply::{Action, Member, by_rank, kinds_by_rank};
@@ -262,14 +263,19 @@ impl Cluster {
             propagation_policy: propagation,
             ..self.delete_exactly(&reference)
         };
-        self.dynamic(resource)
+        match self
+            .dynamic(resource)
             .delete(&reference.name, &params)
             .await
-            .map_err(ClusterError::api(format!(
+        {
+            // Gone already: a retried delete whose first attempt's answer was lost.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(reference),
+            Err(error) => Err(ClusterError::api(format!(
                 "cannot delete {} {}",
                 resource.kind, reference.name
-            )))?;
-        Ok(reference)
+            ))(error)),
+            Ok(_) => Ok(reference),
+        }
     }
 
     pub(super) fn dynamic(&self, resource: &ApiResource) -> Api<DynamicObject> {
@@ -295,10 +301,10 @@ impl Cluster {
                 continue;
             };
             let uid = object.uid.as_deref().unwrap_or_default();
-            let gone = await_condition(self.dynamic(&resource), &object.name, is_deleted(uid));
+            let gone = until_gone(self.dynamic(&resource), &object.name, uid);
             match tokio::time::timeout_at(deadline, gone).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(kube::runtime::wait::Error::ProbeFailed(source))) => {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
                     return Err(ClusterError::Watch {
                         object: Box::new(object.clone()),
                         source,
@@ -315,6 +321,32 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// Until the object `name` with `uid` no longer exists (deleted, or replaced by another of
+/// its name). The watch starts again, after a backoff and with a fresh list, when the API
+/// server goes away or has forgotten the resource version (410 after a restart): only a
+/// refusal (not allowed, not there) ends it with an error.
+async fn until_gone(api: Api<DynamicObject>, name: &str, uid: &str) -> Result<(), watcher::Error> {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    let ours = |o: &DynamicObject| o.metadata.uid.as_deref() == Some(uid);
+    // Whether the list in progress (after a start or a restart) has shown it.
+    let mut listed = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listed = false,
+            Ok(watcher::Event::InitApply(o)) => listed |= ours(&o),
+            Ok(watcher::Event::InitDone) if !listed => return Ok(()),
+            Ok(watcher::Event::InitDone) => {}
+            Ok(watcher::Event::Delete(o)) if ours(&o) => return Ok(()),
+            Ok(watcher::Event::Apply(o)) if !ours(&o) => return Ok(()),
+            Ok(_) => {}
+            Err(error) if super::rollout::refused(&error) => return Err(error),
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// How long putting back what a failed deploy changed may take.

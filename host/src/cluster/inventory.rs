@@ -160,14 +160,19 @@ impl Cluster {
 
     /// Delete the parent `parent` (that object, by uid).
     pub(super) async fn delete_parent(&self, parent: &ObjectRef) -> Result<(), ClusterError> {
-        self.config_maps()
+        match self
+            .config_maps()
             .delete(&parent.name, &self.delete_exactly(parent))
             .await
-            .map_err(ClusterError::api(format!(
+        {
+            // Gone already: a retried delete whose first attempt's answer was lost.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(error) => Err(ClusterError::api(format!(
                 "cannot delete ConfigMap {}",
                 parent.name
-            )))?;
-        Ok(())
+            ))(error)),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// The parent object for `component` naming `kinds`.

@@ -12,6 +12,7 @@ mod inventory;
 mod list;
 mod removal;
 mod resources;
+mod retry;
 mod rollout;
 mod undo;
 
@@ -19,8 +20,11 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DeleteParams, ListParams, PatchParams, PostParams};
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use tower::buffer::BufferLayer;
+use tower::retry::RetryLayer;
 
 use crate::objects::ObjectRef;
 
@@ -88,7 +92,7 @@ impl Cluster {
             context: connection.context.clone(),
             ..KubeConfigOptions::default()
         };
-        let config = match &connection.kubeconfig {
+        let mut config = match &connection.kubeconfig {
             Some(path) => {
                 let kubeconfig = Kubeconfig::read_from(path).map_err(ClusterError::Kubeconfig)?;
                 Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -104,7 +108,15 @@ impl Cluster {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+        // kube's own retries would also repeat a write after a gateway timeout, and wait up
+        // to minutes; berth's are bounded and leave writes that may have happened alone.
+        config.default_retry = false;
+        let client = ClientBuilder::try_from(config)
+            .map_err(ClusterError::Client)?
+            // The retry layer sends a request again, so the service under it is shared.
+            .with_layer(&BufferLayer::new(1024))
+            .with_layer(&RetryLayer::new(retry::Transient::new()))
+            .build();
         Ok(Self::new(client, namespace))
     }
 

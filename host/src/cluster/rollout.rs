@@ -290,7 +290,7 @@ impl Cluster {
 
 /// Whether a watch failed because the API server refused it (not allowed, not there), as
 /// opposed to failing to reach it.
-fn refused(error: &watcher::Error) -> bool {
+pub(super) fn refused(error: &watcher::Error) -> bool {
     let client_error = match error {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)

@@ -122,22 +122,28 @@ pub(crate) fn ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1
 }
 
+/// Linear memory of an instance kept mapped when it is freed, zeroed for the next one.
+/// None: zeroing on every build cost more than the page faults it saves (BENCHMARKS.md,
+/// "Instance strategy": 50 µs per fresh build with none kept, 61 µs with 1 MiB).
+const KEEP_RESIDENT: usize = 0;
+
+/// How berth's engine allocates instances (public for the benchmarks, which compare it
+/// with wasmtime's default and other amounts kept resident).
+#[doc(hidden)]
+pub fn instance_allocation(keep_resident: Option<usize>) -> InstanceAllocationStrategy {
+    InstanceAllocationStrategy::Pooling(pool(keep_resident.unwrap_or(KEEP_RESIDENT)))
+}
+
 /// Instances at once in the pool: builds in flight (each with the default rules it may
 /// call), across every thread of the process.
 const POOLED_INSTANCES: u32 = 64;
 
-/// How berth's engine allocates instances (public for the benchmarks, which compare it
-/// with wasmtime's default).
-#[doc(hidden)]
-pub fn instance_allocation() -> InstanceAllocationStrategy {
-    InstanceAllocationStrategy::Pooling(pool())
-}
-
 /// The pooling allocator: every build gets a fresh instance, so its memory and tables come
-/// from slots prepared once and reset after use rather than mapped anew each time. A slot
+/// from slots prepared once (their copy-on-write images mapped) and reset after use
+/// rather than mapped anew each time. A slot
 /// is as large as the largest memory cap berth accepts ([`MAX_MEMORY`], address space only),
 /// so a component's own cap is enforced by its store's limiter, not by the pool.
-fn pool() -> PoolingAllocationConfig {
+fn pool(keep_resident: usize) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOLED_INSTANCES)
         .total_core_instances(POOLED_INSTANCES * 16)
@@ -145,7 +151,7 @@ fn pool() -> PoolingAllocationConfig {
         .total_tables(POOLED_INSTANCES * 8)
         .max_memory_size(MAX_MEMORY)
         .table_elements(sandbox::TABLE_ELEMENTS)
-        .linear_memory_keep_resident(1 << 20)
+        .linear_memory_keep_resident(keep_resident)
         .table_keep_resident(1 << 16);
     pool
 }
@@ -164,7 +170,7 @@ fn engine() -> Result<Engine, RulesError> {
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
-        .allocation_strategy(instance_allocation());
+        .allocation_strategy(instance_allocation(None));
     let engine = Engine::new(&config).map_err(RulesError::Engine)?;
     let weak = Arc::new(engine.weak());
     std::thread::Builder::new()

@@ -20,7 +20,7 @@ const STDERR_CAPACITY: usize = 64 << 10;
 /// would be host memory outside the cap.
 const MAX_RANDOM: u64 = 4 << 10;
 /// Table elements (function references) a component may have.
-const TABLE_ELEMENTS: usize = 100_000;
+pub const TABLE_ELEMENTS: usize = 100_000;
 /// WASI handles (streams, pollables) a component may hold at once; std needs a handful.
 /// Each lives in host memory, outside the cap: the default allows a million.
 const HANDLES: usize = 1024;

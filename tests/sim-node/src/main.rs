@@ -5,6 +5,9 @@ mod exec;
 mod node;
 mod pods;
 mod podstatus;
+mod probes;
+mod process;
+mod runtime;
 mod tls;
 
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = cli::Args::parse();
+    let grace_cap = args.grace_cap()?;
     let client = cli::client(&args).await?;
 
     tokio::fs::create_dir_all(&args.work_dir)
@@ -29,15 +33,16 @@ async fn main() -> anyhow::Result<()> {
     let acceptor = tls::acceptor().context("making the kubelet TLS certificate")?;
     eprintln!("sim-node: kubelet endpoint on https://127.0.0.1:{port}");
 
-    let node = node::NodeAgent::new(client.clone(), args.node_name.clone(), port);
+    let node = node::NodeAgent::new(client.clone(), args.node_name.clone(), port, grace_cap);
     node.register().await.context("registering the Node")?;
-    eprintln!("sim-node: registered node {}", args.node_name);
+    eprintln!(
+        "sim-node: registered node {} (grace cap {grace_cap:?})",
+        args.node_name
+    );
 
-    let exec_ctx = Arc::new(exec::ExecContext::new(
-        client.clone(),
-        args.work_dir.join("pods"),
-    ));
-    let sim = pods::PodSim::new(client, args.node_name.clone(), args.work_dir.join("pods"));
+    let (runtime, requeue_rx) = runtime::Runtime::new(args.work_dir.join("pods"), grace_cap);
+    let exec_ctx = Arc::new(exec::ExecContext::new(client.clone(), runtime.clone()));
+    let sim = pods::PodSim::new(client, args.node_name.clone(), runtime, requeue_rx);
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;

@@ -20,6 +20,8 @@ use serde_json::json;
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Namespace of node Leases.
 const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// Node annotation publishing the grace cap in ms, for tests to know what to expect.
+const GRACE_CAP_ANNOTATION: &str = "sim.berth.dev/grace-cap-ms";
 
 /// The simulated kubelet's view of its own Node.
 #[derive(Clone)]
@@ -28,6 +30,7 @@ pub struct NodeAgent {
     leases: Api<Lease>,
     name: String,
     kubelet_port: u16,
+    grace_cap: Duration,
 }
 
 impl std::fmt::Debug for NodeAgent {
@@ -35,21 +38,24 @@ impl std::fmt::Debug for NodeAgent {
         f.debug_struct("NodeAgent")
             .field("name", &self.name)
             .field("kubelet_port", &self.kubelet_port)
+            .field("grace_cap", &self.grace_cap)
             .finish_non_exhaustive()
     }
 }
 
 impl NodeAgent {
-    pub fn new(client: kube::Client, name: String, kubelet_port: u16) -> Self {
+    pub fn new(client: kube::Client, name: String, kubelet_port: u16, grace_cap: Duration) -> Self {
         Self {
             nodes: Api::all(client.clone()),
             leases: Api::namespaced(client, LEASE_NAMESPACE),
             name,
             kubelet_port,
+            grace_cap,
         }
     }
 
-    /// Creates the Node (or adopts an existing one of that name) and publishes its status.
+    /// Creates the Node (or adopts an existing one of that name), publishes its knobs as
+    /// annotations and its status.
     pub async fn register(&self) -> Result<(), kube::Error> {
         let node: Node = serde_json::from_value(json!({
             "apiVersion": "v1",
@@ -70,6 +76,11 @@ impl NodeAgent {
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(e) => return Err(e),
         }
+        let cap_ms = self.grace_cap.as_millis().to_string();
+        let knobs = json!({ "metadata": { "annotations": { GRACE_CAP_ANNOTATION: cap_ms } } });
+        self.nodes
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&knobs))
+            .await?;
         self.publish_status().await?;
         self.renew_lease().await
     }

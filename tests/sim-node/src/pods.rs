@@ -1,10 +1,11 @@
-//! Watches pods: binds unscheduled ones to this node, runs them on paper, finalizes deletions.
+//! Watches pods: binds unscheduled ones to this node, runs them on paper, and ends deleted
+//! ones as a kubelet does: Terminating for their grace period (capped), then gone.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt as _;
@@ -17,13 +18,13 @@ use kube::{
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::podstatus;
+use crate::{
+    podstatus,
+    runtime::{self, Key, Runtime},
+};
 
 /// Retry delay after a failed API call for one pod.
 const RETRY: Duration = Duration::from_secs(1);
-
-/// A pod to look at again (fetched fresh), identified by namespace and name.
-type Key = (String, String);
 
 /// Why the pod simulation stopped.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +39,10 @@ pub enum PodSimError {
 pub struct PodSim {
     client: kube::Client,
     node_name: String,
-    work_dir: PathBuf,
+    runtime: Arc<Runtime>,
     next_ip: Mutex<u32>,
-    timers: Mutex<HashSet<Key>>,
+    /// The earliest pending look at each pod.
+    timers: Mutex<HashMap<Key, Instant>>,
     requeue_tx: mpsc::UnboundedSender<Key>,
     requeue_rx: Mutex<Option<mpsc::UnboundedReceiver<Key>>>,
 }
@@ -49,21 +51,26 @@ impl std::fmt::Debug for PodSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PodSim")
             .field("node_name", &self.node_name)
-            .field("work_dir", &self.work_dir)
+            .field("runtime", &self.runtime)
             .finish_non_exhaustive()
     }
 }
 
 impl PodSim {
-    pub fn new(client: kube::Client, node_name: String, work_dir: PathBuf) -> Arc<Self> {
-        let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
+    /// `requeue_rx` receives the pods to look at again: the runtime's and our timers'.
+    pub fn new(
+        client: kube::Client,
+        node_name: String,
+        runtime: Arc<Runtime>,
+        requeue_rx: mpsc::UnboundedReceiver<Key>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             client,
             node_name,
-            work_dir,
+            requeue_tx: runtime.notifier(),
+            runtime,
             next_ip: Mutex::new(0),
-            timers: Mutex::new(HashSet::new()),
-            requeue_tx,
+            timers: Mutex::new(HashMap::new()),
             requeue_rx: Mutex::new(Some(requeue_rx)),
         })
     }
@@ -81,19 +88,24 @@ impl PodSim {
             .default_backoff()
             .boxed();
         let mut ready_file = ready_file;
+        // The pods of a (re)list: those tracked and not listed were deleted meanwhile.
+        let mut listed: HashSet<Key> = HashSet::new();
         loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))) => {
+                    Some(Ok(watcher::Event::Apply(pod))) => self.handle(&pod).await,
+                    Some(Ok(watcher::Event::InitApply(pod))) => {
+                        listed.insert(key(&pod));
                         self.handle(&pod).await;
                     }
                     Some(Ok(watcher::Event::Delete(pod))) => self.forget(&pod).await,
                     Some(Ok(watcher::Event::InitDone)) => {
+                        self.runtime.retain(&std::mem::take(&mut listed));
                         if let Some(path) = ready_file.take() {
                             tokio::fs::write(&path, b"ready\n").await.map_err(PodSimError::ReadyFile)?;
                         }
                     }
-                    Some(Ok(watcher::Event::Init)) => {}
+                    Some(Ok(watcher::Event::Init)) => listed.clear(),
                     Some(Err(e)) => eprintln!("sim-node: pod watch error (retrying): {e}"),
                     None => return Err(PodSimError::WatchEnded),
                 },
@@ -120,13 +132,16 @@ impl PodSim {
         }
     }
 
+    /// Looks at the pod again after `delay`, unless a look is already due by then.
     fn requeue_after(&self, key: Key, delay: Duration) {
         let Ok(mut timers) = self.timers.lock() else {
             return;
         };
-        if !timers.insert(key.clone()) {
+        let due = Instant::now() + delay;
+        if timers.get(&key).is_some_and(|pending| *pending <= due) {
             return;
         }
+        timers.insert(key.clone(), due);
         drop(timers);
         let tx = self.requeue_tx.clone();
         tokio::spawn(async move {
@@ -149,21 +164,14 @@ impl PodSim {
         let ours = node == Some(self.node_name.as_str());
 
         if pod.metadata.deletion_timestamp.is_some() {
-            if node.is_none() || ours {
-                let dp = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    preconditions: Some(Preconditions {
-                        uid: pod.metadata.uid.clone(),
-                        resource_version: None,
-                    }),
-                    ..DeleteParams::default()
-                };
-                match api.delete(&key.1, &dp).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                    Err(e) => return Err(e),
+            match node {
+                // Never ran: nothing to stop (the apiserver itself deletes these at once).
+                None => {
+                    self.delete_now(&api, pod).await?;
+                    self.forget(pod).await;
                 }
-                self.forget(pod).await;
+                Some(_) if ours => self.terminate(&api, pod, key).await?,
+                Some(_) => {}
             }
             return Ok(());
         }
@@ -198,7 +206,27 @@ impl PodSim {
             return Ok(());
         }
 
-        let plan = podstatus::desired(pod, Timestamp::now(), &self.allocate_ip(pod));
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let now = Timestamp::now();
+        let started = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map_or(now, |t| t.0);
+        let containers = self.runtime.track(&key, &uid);
+        containers.sync(pod, started);
+        self.publish(&api, pod, key, &containers.view()).await
+    }
+
+    /// Patches the pod's status to what its containers are doing, if it shows otherwise.
+    async fn publish(
+        &self,
+        api: &Api<Pod>,
+        pod: &Pod,
+        key: Key,
+        view: &podstatus::PodView,
+    ) -> Result<(), kube::Error> {
+        let plan = podstatus::desired(pod, Timestamp::now(), &self.allocate_ip(pod), view);
         if let Some(patch) = &plan.patch {
             match api
                 .patch_status(&key.1, &PatchParams::default(), &Patch::Merge(patch))
@@ -215,6 +243,47 @@ impl PodSim {
         Ok(())
     }
 
+    /// A deleted pod of this node: Terminating (not ready, exec still works) for its grace
+    /// period, capped; then its containers stop, their exec sessions end, and it is deleted
+    /// for good as a kubelet does once the containers are gone.
+    async fn terminate(&self, api: &Api<Pod>, pod: &Pod, key: Key) -> Result<(), kube::Error> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let containers = self.runtime.track(&key, &uid);
+        let since = containers.begin_termination();
+        let grace = containers.capped(runtime::grace_period(pod));
+        let left = (since + grace).saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if phase == Some("Running") {
+                self.publish(api, pod, key.clone(), &containers.view())
+                    .await?;
+            }
+            self.requeue_after(key, left);
+            return Ok(());
+        }
+        containers.stop();
+        self.delete_now(api, pod).await
+        // The Delete event forgets the pod.
+    }
+
+    /// Deletes the pod at once, as the kubelet does when its containers are gone; only
+    /// this pod (its uid), not a later one of its name.
+    async fn delete_now(&self, api: &Api<Pod>, pod: &Pod) -> Result<(), kube::Error> {
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&pod.name_any(), &dp).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A fake pod IP from 10.244.0.0/16, never contacted. Pods keep the one they have.
     fn allocate_ip(&self, pod: &Pod) -> String {
         if let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
@@ -228,11 +297,12 @@ impl PodSim {
         format!("10.244.{}.{}", n / 250, n % 250 + 2)
     }
 
-    /// Removes the pod's scratch directory once the pod is gone.
+    /// Stops the pod's containers and removes its scratch directory once the pod is gone.
     async fn forget(&self, pod: &Pod) {
         let key = key(pod);
         self.clear_timer(&key);
-        let dir = self.work_dir.join(&key.0).join(&key.1);
+        self.runtime.remove(&key, pod.metadata.uid.as_deref());
+        let dir = self.runtime.pod_dir(&key);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -19,6 +19,11 @@ use tokio_tungstenite::tungstenite::{
 pub use protocol::Protocol;
 pub use request::ExecRequest;
 
+use crate::{
+    process,
+    runtime::{Key, Life, PodRuntime, Runtime},
+};
+
 /// Why one exec connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -34,44 +39,72 @@ pub enum ExecError {
     },
 }
 
-/// What exec sessions share: where pods' scratch directories live and how to read pod specs.
+/// What exec sessions share: the pods' containers and how to read pod specs.
 #[derive(Clone)]
 pub struct ExecContext {
     client: kube::Client,
-    pods_dir: PathBuf,
+    runtime: Arc<Runtime>,
 }
 
 impl std::fmt::Debug for ExecContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExecContext")
-            .field("pods_dir", &self.pods_dir)
+            .field("runtime", &self.runtime)
             .finish_non_exhaustive()
     }
 }
 
+/// What an exec session needs to know of its pod.
+struct Target {
+    /// Literal `env` values of the container.
+    env: Vec<(String, String)>,
+    /// The pod's containers, whose end ends the session.
+    pod: Option<Arc<PodRuntime>>,
+}
+
 impl ExecContext {
-    pub fn new(client: kube::Client, pods_dir: PathBuf) -> Self {
-        Self { client, pods_dir }
+    pub fn new(client: kube::Client, runtime: Arc<Runtime>) -> Self {
+        Self { client, runtime }
+    }
+
+    fn key(req: &ExecRequest) -> Key {
+        (req.namespace.clone(), req.pod.clone())
     }
 
     /// The scratch directory of a pod, where its commands run.
-    fn pod_dir(&self, namespace: &str, pod: &str) -> PathBuf {
-        self.pods_dir.join(namespace).join(pod)
+    fn pod_dir(&self, req: &ExecRequest) -> PathBuf {
+        self.runtime.pod_dir(&Self::key(req))
     }
 
-    /// Literal `env` values of the pod's container, best effort (empty if the pod is unreadable).
-    async fn container_env(&self, req: &ExecRequest) -> Vec<(String, String)> {
+    /// Whether the pod's containers are gone (its grace period is over).
+    fn stopped(&self, req: &ExecRequest) -> bool {
+        self.runtime
+            .find(&Self::key(req))
+            .is_some_and(|p| p.life() == Life::Stopped)
+    }
+
+    /// The container's environment and the pod's runtime, best effort (no environment if
+    /// the pod is unreadable).
+    async fn target(&self, req: &ExecRequest) -> Target {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &req.namespace);
         let Ok(pod) = api.get(&req.pod).await else {
-            return Vec::new();
+            return Target {
+                env: Vec::new(),
+                pod: self.runtime.find(&Self::key(req)),
+            };
         };
-        pod.spec
-            .into_iter()
-            .flat_map(|s| s.containers)
+        let env = pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
             .filter(|c| c.name == req.container)
-            .flat_map(|c| c.env.unwrap_or_default())
-            .filter_map(|e| e.value.map(|v| (e.name, v)))
-            .collect()
+            .flat_map(process::literal_env)
+            .collect();
+        let uid = pod.metadata.uid.unwrap_or_default();
+        Target {
+            env,
+            pod: Some(self.runtime.track(&Self::key(req), &uid)),
+        }
     }
 }
 
@@ -101,6 +134,13 @@ async fn handle(tcp: TcpStream, acceptor: TlsAcceptor, ctx: &ExecContext) -> Res
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let exec = ExecRequest::parse(req.uri())
             .map_err(|e| reject(StatusCode::NOT_FOUND, &e.to_string()))?;
+        // As a kubelet answers for a container that is gone.
+        if ctx.stopped(&exec) {
+            return Err(reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("container not found ({:?})", exec.container),
+            ));
+        }
         let offered: Vec<&str> = req
             .headers()
             .get_all(SEC_WEBSOCKET_PROTOCOL)

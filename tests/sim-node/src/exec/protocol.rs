@@ -23,10 +23,10 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// Preferred first: the brief asks for v4 whenever it is offered.
-    const PREFERENCE: [Protocol; 5] = [
-        Protocol::V4,
+    /// Every version this node speaks.
+    const ALL: [Protocol; 5] = [
         Protocol::V5,
+        Protocol::V4,
         Protocol::V3,
         Protocol::V2,
         Protocol::V1,
@@ -42,11 +42,17 @@ impl Protocol {
         }
     }
 
-    /// Picks the preferred supported protocol among the offered names.
-    pub fn negotiate<'a>(offered: impl IntoIterator<Item = &'a str> + Clone) -> Option<Protocol> {
-        Self::PREFERENCE
+    /// The first offered name this node speaks: the client lists them in its order of
+    /// preference and, like the kubelet's handshake, the node takes the first it knows.
+    pub fn negotiate<'a>(offered: impl IntoIterator<Item = &'a str>) -> Option<Protocol> {
+        offered
             .into_iter()
-            .find(|p| offered.clone().into_iter().any(|o| o == p.name()))
+            .find_map(|name| Self::ALL.into_iter().find(|p| p.name() == name))
+    }
+
+    /// Whether the client may half-close a stream with a `[CLOSE, channel]` frame (v5).
+    pub fn stream_close(self) -> bool {
+        self == Protocol::V5
     }
 
     /// Whether the error channel carries a JSON `Status` (v4 and later).
@@ -102,18 +108,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefers_v4() {
-        let offered = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
-        assert_eq!(Protocol::negotiate(offered), Some(Protocol::V4));
+    fn takes_the_first_offered_it_speaks() {
+        let v5_first = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
+        assert_eq!(Protocol::negotiate(v5_first), Some(Protocol::V5));
+        let v4_first = ["v4.channel.k8s.io", "v5.channel.k8s.io"];
+        assert_eq!(Protocol::negotiate(v4_first), Some(Protocol::V4));
         assert_eq!(
-            Protocol::negotiate(["v5.channel.k8s.io"]),
-            Some(Protocol::V5)
+            Protocol::negotiate(["v4.channel.k8s.io"]),
+            Some(Protocol::V4)
         );
         assert_eq!(
-            Protocol::negotiate(["channel.k8s.io", "v2.channel.k8s.io"]),
+            Protocol::negotiate([
+                "base64.channel.k8s.io",
+                "v2.channel.k8s.io",
+                "channel.k8s.io"
+            ]),
             Some(Protocol::V2)
         );
         assert_eq!(Protocol::negotiate(["base64.channel.k8s.io"]), None);
+        assert!(Protocol::V5.stream_close() && !Protocol::V4.stream_close());
     }
 
     #[test]

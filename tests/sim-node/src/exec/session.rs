@@ -1,11 +1,17 @@
-//! One exec session: run the command for real, stream its output, report its exit status.
+//! One exec session: run the command for real, stream its output, report its exit status;
+//! end it, as the container's end does, when the pod's containers stop.
 
-use std::process::{ExitStatus, Stdio};
+use std::{
+    process::{ExitStatus, Stdio},
+    time::Duration,
+};
 
 use futures::{SinkExt as _, StreamExt as _, stream::SplitSink};
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
-    process::{ChildStdin, Command},
+    process::ChildStdin,
+    sync::watch,
+    time::Instant,
 };
 use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
 
@@ -13,8 +19,12 @@ use super::{
     ExecContext, ExecError, ExecRequest,
     protocol::{self, Protocol},
 };
+use crate::{process, runtime::Life};
 
 type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
+
+/// How long output still drains once the command and its group are killed.
+const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
 
 /// Runs `req` in the pod's scratch directory and speaks `protocol` on `ws` until it exits.
 pub async fn run<S>(
@@ -27,7 +37,27 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut incoming) = ws.split();
-    let Some(program) = req.command.first() else {
+    if req.command.is_empty() {
+        return finish(
+            &mut sink,
+            protocol,
+            Err("no command given".to_owned()),
+            &req,
+        )
+        .await;
+    }
+    let dir = ctx.pod_dir(&req);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|source| ExecError::WorkDir {
+            path: dir.clone(),
+            source,
+        })?;
+
+    let target = ctx.target(&req).await;
+    let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+    let Some(mut cmd) = process::command(&dir, &req.pod, &req.container, &target.env, &req.command)
+    else {
         return finish(
             &mut sink,
             protocol,
@@ -36,27 +66,9 @@ where
         )
         .await;
     };
-    let dir = ctx.pod_dir(&req.namespace, &req.pod);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|source| ExecError::WorkDir {
-            path: dir.clone(),
-            source,
-        })?;
-
-    let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-    let mut cmd = Command::new(program);
-    cmd.args(&req.command[1..])
-        .current_dir(&dir)
-        .env("HOSTNAME", &req.pod)
-        // Which container the command runs in, as a test can then tell (a kubelet runs
-        // it in that container's own process namespace; there is one here).
-        .env("BERTH_SIM_CONTAINER", &req.container)
-        .envs(ctx.container_env(&req).await)
-        .stdin(piped(req.stdin))
+    cmd.stdin(piped(req.stdin))
         .stdout(piped(req.stdout))
-        .stderr(piped(req.stderr))
-        .kill_on_drop(true);
+        .stderr(piped(req.stderr));
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -65,12 +77,15 @@ where
         }
     };
 
+    let mut life = target.pod.map(|p| p.watch_life());
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let mut stdin: Option<ChildStdin> = child.stdin.take();
     let mut out_buf = vec![0u8; 16 * 1024];
     let mut err_buf = vec![0u8; 16 * 1024];
     let mut client_open = true;
+    // Set once the container's end killed the command: output drains until then.
+    let mut killed_by_stop: Option<Instant> = None;
     while stdout.is_some() || stderr.is_some() {
         tokio::select! {
             n = read_some(&mut stdout, &mut out_buf) => {
@@ -88,17 +103,28 @@ where
                             stdin = None;
                         }
                     }
-                    [protocol::CLOSE, protocol::STDIN] => stdin = None,
+                    // v5: the client reached the end of its stdin; the command reads EOF.
+                    // (A kubelet ignores the close of its output channels.)
+                    [protocol::CLOSE, protocol::STDIN] if protocol.stream_close() => {
+                        stdin = None;
+                    }
                     _ => {}
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                     // The client went away: nobody reads the output any more.
                     client_open = false;
                     stdin = None;
-                    let _ = child.start_kill();
+                    process::kill_all(&mut child).await;
                 }
                 Some(Ok(_)) => {}
             },
+            () = stopped(&mut life), if killed_by_stop.is_none() => {
+                // The pod's containers are gone: so is everything running in them.
+                stdin = None;
+                process::kill_all(&mut child).await;
+                killed_by_stop = Some(Instant::now() + DRAIN_AFTER_KILL);
+            }
+            () = sleep_until(killed_by_stop) => break,
         }
     }
     drop(stdin);
@@ -111,6 +137,28 @@ where
         Err(e) => Err(format!("waiting for command {:?}: {e}", req.command)),
     };
     finish(&mut sink, protocol, outcome, &req).await
+}
+
+/// Returns once the pod's containers stopped; never without a pod to watch.
+async fn stopped(life: &mut Option<watch::Receiver<Life>>) {
+    match life.as_mut() {
+        Some(rx) => {
+            let gone = rx.wait_for(|l| *l == Life::Stopped).await.is_err();
+            if gone {
+                // The pod's runtime went away without stopping: nothing to wait for.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`; never without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads from an optional pipe; a missing pipe never becomes readable.

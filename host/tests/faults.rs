@@ -1,0 +1,285 @@
+//! berth when the cluster misbehaves, on a control plane of the fault tests' own: the API
+//! server killed and started again in the middle of `deploy --wait`, `wait`, `status` and
+//! `undeploy --wait`; an outage longer than the timeout; two deploys of one component at
+//! once. Each test says how long berth took to recover.
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_e2e::faults::{exclusive, fault_cluster};
+use berth_e2e::{berth_command, unique_name};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::json;
+
+/// How long the API server stays away in the restart tests.
+const OUTAGE: Duration = Duration::from_secs(3);
+
+fn berth(ns: &str, args: &[&str]) -> std::process::Command {
+    let mut command = berth_command(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["-n", ns, "--kubeconfig"])
+        .arg(&fault_cluster().admin_kubeconfig)
+        .args(args)
+        .env(
+            "BERTH_CACHE_DIR",
+            std::env::temp_dir().join("berth-test-cache"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn spawn(ns: &str, args: &[&str]) -> Child {
+    berth(ns, args).spawn().expect("run berth")
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().expect("berth ends")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A spec whose pods become ready 5 s after they start (the default rules' HTTP readiness
+/// probe has a 5 s initial delay): a rollout that stays open long enough for an outage.
+fn slow_spec(dir: &tempfile::TempDir, name: &str, image: &str) -> String {
+    let path = dir
+        .path()
+        .join(format!("{name}-{}.yaml", image.replace([':', '/'], "-")));
+    let text = format!(
+        "component_name: {name}\nimage: {image}\nreplicas: 2\nports: ['80:0']\nreadiness:\n  type: http\n  endpoint: /healthz\n"
+    );
+    std::fs::write(&path, text).expect("spec");
+    path.to_string_lossy().into_owned()
+}
+
+async fn namespace(prefix: &str) -> (kube::Client, String) {
+    let client = fault_cluster().admin_client().await;
+    let name = unique_name(prefix);
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    (client, name)
+}
+
+async fn drop_namespace(client: &kube::Client, ns: &str) {
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await;
+}
+
+/// The Deployment of `component`, with every replica updated and available.
+async fn rolled_out(client: &kube::Client, ns: &str, component: &str) -> Deployment {
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(&format!("dep-{component}"))
+        .await
+        .expect("the Deployment");
+    let status = d.status.clone().unwrap_or_default();
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    assert_eq!(
+        (status.updated_replicas, status.available_replicas),
+        (Some(want), Some(want)),
+        "not rolled out: {status:?}"
+    );
+    d
+}
+
+/// Wait a little into a command, so the outage falls in its middle.
+fn into_the_command() {
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_wait_rides_out_an_api_server_restart() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-deploy").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = slow_spec(&dir, "ride", "nginx:1.27");
+    let started = Instant::now();
+    let deploy = spawn(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
+    );
+    into_the_command();
+    let outage = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE))
+        .await
+        .unwrap();
+    let out = finish(deploy);
+    ok(&out);
+    eprintln!(
+        "deploy --wait: API server away {:.1?}; berth finished {:.1?} after it started",
+        outage,
+        started.elapsed()
+    );
+    // Right when it returns: every replica of the new template available.
+    rolled_out(&client, &ns, "ride").await;
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_and_status_ride_out_an_api_server_restart() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-wait").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = slow_spec(&dir, "patient", "nginx:1.27");
+    ok(&berth(&ns, &["deploy", "--spec", &spec]).output().unwrap());
+    let wait = spawn(&ns, &["wait", "patient", "--timeout", "90s"]);
+    into_the_command();
+    let restart = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE));
+    // A plain read sent while the API server is away: retried until it is back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = berth(&ns, &["status", "patient"]).output().unwrap();
+    let outage = restart.await.unwrap();
+    let code = status.status.code();
+    // Available or not yet (exit 3): either way an answer, not a connection error.
+    assert!(
+        matches!(code, Some(0 | 3)),
+        "status during the outage: {code:?}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(String::from_utf8_lossy(&status.stdout).contains("patient"));
+    ok(&finish(wait));
+    eprintln!("wait: API server away {outage:.1?}");
+    rolled_out(&client, &ns, "patient").await;
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undeploy_wait_rides_out_an_api_server_restart_and_leaves_nothing() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-undeploy").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = slow_spec(&dir, "leaving", "nginx:1.27");
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
+    )
+    .output()
+    .unwrap());
+    let undeploy = spawn(&ns, &["undeploy", "leaving", "--wait", "--timeout", "90s"]);
+    // The deletes are quick; the outage falls into the wait for the pods to go.
+    std::thread::sleep(Duration::from_millis(300));
+    let outage = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE))
+        .await
+        .unwrap();
+    ok(&finish(undeploy));
+    eprintln!("undeploy --wait: API server away {outage:.1?}");
+    // Right when it returns: no Deployment, pod or inventory of the component.
+    let owned = ListParams::default().labels("berth.dev/component=leaving");
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 0, "pods left");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .list(&owned)
+        .await
+        .unwrap();
+    assert_eq!(deployments.items.len(), 0);
+    let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .list(&owned)
+        .await
+        .unwrap();
+    assert_eq!(maps.items.len(), 0, "inventory left");
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_longer_than_the_timeout_fails_clearly_and_in_time() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-long").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = slow_spec(&dir, "stranded", "nginx:1.27");
+    ok(&berth(&ns, &["deploy", "--spec", &spec]).output().unwrap());
+    let started = Instant::now();
+    let wait = spawn(&ns, &["wait", "stranded", "--timeout", "4s"]);
+    into_the_command();
+    let restart =
+        tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(Duration::from_secs(8)));
+    let out = finish(wait);
+    let took = started.elapsed();
+    restart.await.unwrap();
+    // Exit 3 (not available) naming the timeout, within it and a little: never a hang.
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("timed out") || stderr.contains("4s"),
+        "{stderr}"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "berth took {took:?} for a 4 s timeout"
+    );
+    eprintln!("wait --timeout 4s during an 8 s outage: failed after {took:.1?}: {stderr}");
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_deploys_of_one_component_at_once_leave_exactly_one_of_them() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-race").await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = slow_spec(&dir, "racer", "nginx:1.27");
+    let b = slow_spec(&dir, "racer", "nginx:1.28");
+    let first = spawn(&ns, &["deploy", "--spec", &a]);
+    let second = spawn(&ns, &["deploy", "--spec", &b]);
+    ok(&finish(first));
+    ok(&finish(second));
+    let owned = ListParams::default().labels("berth.dev/component=racer");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .list(&owned)
+        .await
+        .unwrap();
+    assert_eq!(deployments.items.len(), 1, "one Deployment");
+    let image = deployments.items[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers[0].image.clone())
+        .unwrap_or_default();
+    assert!(image == "nginx:1.27" || image == "nginx:1.28", "{image}");
+    // The rest agrees with it: the inventory lists what exists, one of each.
+    let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .list(&owned)
+        .await
+        .unwrap();
+    assert_eq!(maps.items.len(), 1, "one inventory");
+    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &ns)
+        .list(&owned)
+        .await
+        .unwrap();
+    let mut names: Vec<_> = services
+        .items
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["racer"]);
+    // And a third deploy of the winner's spec changes nothing: both left one consistent set.
+    let winner = if image == "nginx:1.27" { &a } else { &b };
+    let diff = berth(&ns, &["diff", "--spec", winner]).output().unwrap();
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    drop_namespace(&client, &ns).await;
+}

@@ -1,0 +1,106 @@
+//! A control plane for fault tests only (its own state dir and ports, never the shared
+//! one), whose API server a test may stop and start again.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::Cluster;
+
+static FAULT_CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// The fault tests' cluster, started on first use in `<target>/berth-e2e-fault-cluster`
+/// (stopped by up.sh's watchdog when this process exits). Its API server goes away during
+/// tests, so they take [`exclusive`] first: one fault at a time.
+pub fn fault_cluster() -> &'static Cluster {
+    let started = FAULT_CLUSTER.get_or_init(|| {
+        let dir = std::env::var_os("BERTH_E2E_FAULT_CLUSTER_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::target_dir().join("berth-e2e-fault-cluster"));
+        crate::start(&dir)
+    });
+    match started {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("no fault-test cluster: {e}"),
+    }
+}
+
+/// One fault test at a time: each stops the API server every other test would need. An
+/// async lock: each test holds it across its awaits, on a runtime of its own.
+pub async fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::const_new(());
+    LOCK.lock().await
+}
+
+impl Cluster {
+    /// Stop this cluster's kube-apiserver (SIGKILL: no graceful goodbye to its clients),
+    /// keep it away for `down`, then start it again with the same command line, and wait
+    /// until it answers `/readyz`. Returns how long it was unreachable in all.
+    pub fn restart_apiserver(&self, down: Duration) -> Duration {
+        let state = self
+            .state_dir
+            .as_ref()
+            .expect("only a cluster the harness started can be restarted");
+        let pid_file = state.join("kube-apiserver.pid");
+        let pid = std::fs::read_to_string(&pid_file).expect("kube-apiserver.pid");
+        let command = std::fs::read_to_string(state.join("kube-apiserver.cmd"))
+            .expect("kube-apiserver.cmd (written by up.sh)");
+        let stopped = Instant::now();
+        let status = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill kube-apiserver {pid}");
+        // Gone when its port no longer answers.
+        let env = std::fs::read_to_string(state.join("cluster.env")).expect("cluster.env");
+        let url = env
+            .lines()
+            .find_map(|l| l.strip_prefix("API_URL="))
+            .expect("API_URL in cluster.env")
+            .to_owned();
+        let port = url.rsplit(':').next().expect("a port").to_owned();
+        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(down);
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(state.join("kube-apiserver.log"))
+            .expect("kube-apiserver.log");
+        // Not waited for: it outlives this call, and down.sh stops it by its pid file.
+        #[allow(clippy::zombie_processes)]
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec {command}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start kube-apiserver again");
+        // down.sh and the watchdog stop what the pid file names.
+        std::fs::write(&pid_file, format!("{}\n", child.id())).expect("kube-apiserver.pid");
+        let ca = state.join("pki/ca.crt");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = Command::new("curl")
+                .args(["-sk", "--max-time", "1", "--cacert"])
+                .arg(&ca)
+                .arg(format!("{url}/readyz"))
+                .output()
+                .is_ok_and(|out| out.stdout == b"ok");
+            if ready {
+                return stopped.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver did not come back within 60 s (log: {})",
+                state.join("kube-apiserver.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -68,6 +68,15 @@ fn pushed_rules_render_by_tag_and_by_digest_and_a_digest_needs_no_network_once_c
         cache.path(),
         &["rules", "push", component_text, &tag],
     ));
+    // `rules compile` fills an empty cache once (pulling first); then nothing is left to do.
+    let fresh = tempfile::tempdir().expect("cache dir");
+    let compiled = stdout(&berth(&auth, fresh.path(), &["rules", "compile", &tag]));
+    assert!(
+        compiled.starts_with("compiled rules component oci://"),
+        "{compiled}"
+    );
+    let again = stdout(&berth(&auth, fresh.path(), &["rules", "compile", &tag]));
+    assert!(again.ends_with("is compiled already\n"), "{again}");
     let pinned = pushed.trim();
     let reference = Reference::parse(pinned).expect("push prints a reference");
     assert_eq!(reference.tag.as_deref(), Some("1.0"));

@@ -90,7 +90,13 @@ async fn diff_shows_what_deploy_would_change_with_kubectl_diffs_exit_codes() {
     );
     let out = ok(&berth(&ns, &["deploy", "--spec", &v1]));
     assert!(out.contains("Deployment/dep-web updated"), "{out}");
-    assert_eq!(diff(&v1).status.code(), Some(0));
+    let after = diff(&v1);
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
 
     // Without ports the Service would be pruned: a deletion.
     let portless = write_spec(

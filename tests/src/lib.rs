@@ -23,6 +23,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub mod components;
 pub mod faults;
 pub mod guest_records;
+pub mod proxy;
 pub mod python;
 pub mod registry;
 

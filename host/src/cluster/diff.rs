@@ -8,7 +8,7 @@ use kube::api::{DynamicObject, Patch};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::apply::{check_owner, comparable, dropped};
+use super::apply::{Member, check_owner, comparable, dropped};
 use super::removal::with_removals;
 use super::resources::Resources;
 use super::{Cluster, ClusterError, RENDERED_HASH_ANNOTATION};
@@ -126,8 +126,39 @@ impl Cluster {
         let dry = self.dry_run();
         let mut diffs = Vec::new();
         for member in &members {
-            let api = self.dynamic(&member.resource);
-            let (kind, name) = (&member.resource.kind, member.name());
+            let (live, after) = self.live_and_after(member, component, &dry).await?;
+            let kind = &member.resource.kind;
+            let object = ObjectRef::of(&member.resource.api_version, kind, &after.metadata);
+            diffs.push(ObjectDiff::new(object, live.as_ref(), Some(&after)));
+        }
+        let before = match self.read_parent(component).await? {
+            Some((_, kinds)) => kinds,
+            None => BTreeSet::new(),
+        };
+        for (resource, stale) in self.stale(component, &members, &before, &mut found).await? {
+            let object = ObjectRef::of(&resource.api_version, &resource.kind, &stale.metadata);
+            diffs.push(ObjectDiff::new(object, Some(&stale), None));
+        }
+        Ok(diffs)
+    }
+}
+
+impl Cluster {
+    /// The live object and the API server's dry run of berth's apply over it, as one
+    /// consistent pair: when another writer (a controller bumping the revision after a
+    /// rollout) changed the object between the read and the dry run, both are taken again,
+    /// so a diff never shows someone else's write as berth's change.
+    async fn live_and_after(
+        &self,
+        member: &Member,
+        component: &str,
+        dry: &Cluster,
+    ) -> Result<(Option<DynamicObject>, DynamicObject), ClusterError> {
+        let api = self.dynamic(&member.resource);
+        let (kind, name) = (&member.resource.kind, member.name());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let live = api
                 .get_opt(&name)
                 .await
@@ -160,20 +191,18 @@ impl Cluster {
             .map_err(ClusterError::api(format!(
                 "cannot dry-run the apply of {kind} {name}"
             )))?;
-            let object = ObjectRef::of(&member.resource.api_version, kind, &after.metadata);
-            diffs.push(ObjectDiff::new(object, live.as_ref(), Some(&after)));
+            // A dry run keeps the resource version of the object it started from.
+            let version = |o: &DynamicObject| o.metadata.resource_version.clone();
+            let moved = live.as_ref().is_some_and(|l| version(l) != version(&after));
+            if !moved || attempt == CONSISTENT_READS {
+                return Ok((live, after));
+            }
         }
-        let before = match self.read_parent(component).await? {
-            Some((_, kinds)) => kinds,
-            None => BTreeSet::new(),
-        };
-        for (resource, stale) in self.stale(component, &members, &before, &mut found).await? {
-            let object = ObjectRef::of(&resource.api_version, &resource.kind, &stale.metadata);
-            diffs.push(ObjectDiff::new(object, Some(&stale), None));
-        }
-        Ok(diffs)
     }
 }
+
+/// Reads of an object and its dry run until both see the same version of it.
+const CONSISTENT_READS: usize = 5;
 
 /// An object as diff shows it: without what the API server keeps for itself.
 fn shown(object: &DynamicObject) -> Value {

@@ -95,18 +95,37 @@ impl Cluster {
             images: images(rs),
             current: true,
         };
-        if let Some(spec) = d.spec.as_mut() {
-            spec.template = template;
+        // Replace carries the resourceVersion read: a concurrent change (the controller's
+        // status during a rollout, another writer's field) makes it fail rather than be
+        // overwritten; then the Deployment is read again and only the template set anew.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(spec) = d.spec.as_mut() {
+                spec.template = template.clone();
+            }
+            match self
+                .deployments()
+                .replace(&name, &self.post_params(), &d)
+                .await
+            {
+                Ok(_) => return Ok(restored),
+                Err(kube::Error::Api(status))
+                    if status.code == 409 && attempt < CONFLICT_RETRIES =>
+                {
+                    d = self
+                        .deployments()
+                        .get(&name)
+                        .await
+                        .map_err(ClusterError::api(format!("cannot read Deployment {name}")))?;
+                }
+                Err(error) => {
+                    return Err(ClusterError::api(format!(
+                        "cannot roll back Deployment {name}"
+                    ))(error));
+                }
+            }
         }
-        // Replace carries the resourceVersion read above: a concurrent change makes it fail
-        // rather than be overwritten.
-        self.deployments()
-            .replace(&name, &self.post_params(), &d)
-            .await
-            .map_err(ClusterError::api(format!(
-                "cannot roll back Deployment {name}"
-            )))?;
-        Ok(restored)
     }
 
     /// ReplicaSets whose controller is `d`.
@@ -154,3 +173,6 @@ fn images(rs: &ReplicaSet) -> Vec<String> {
         .filter_map(|c| c.image.clone())
         .collect()
 }
+
+/// Attempts of a rollback's replace against concurrent writers.
+const CONFLICT_RETRIES: u32 = 5;

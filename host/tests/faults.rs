@@ -283,3 +283,122 @@ async fn two_deploys_of_one_component_at_once_leave_exactly_one_of_them() {
     );
     drop_namespace(&client, &ns).await;
 }
+
+/// The component's running pods, by name.
+async fn pods_of(client: &kube::Client, ns: &str, component: &str) -> Vec<String> {
+    let lp = ListParams::default().labels(&format!("app={component}"));
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .unwrap();
+    let mut names: Vec<String> = pods
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// A spec of two pods that are ready at once (no readiness probe).
+fn quick_spec(dir: &tempfile::TempDir, name: &str) -> String {
+    let path = dir.path().join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!("component_name: {name}\nimage: nginx:1.27\nreplicas: 2\n"),
+    )
+    .expect("spec");
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_in_a_pod_deleted_meanwhile_reports_that_pod_and_finishes_the_others() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-exec-del").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = quick_spec(&dir, "busy");
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+    )
+    .output()
+    .unwrap());
+    let pods = pods_of(&client, &ns, "busy").await;
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let started = Instant::now();
+    let exec = spawn(
+        &ns,
+        &["exec", "busy", "--", "sh", "-c", "sleep 4; echo done"],
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // A graceful delete: the pod stays Terminating for the node's capped grace, then its
+    // containers (and the command in them) are stopped.
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .delete(&pods[0], &DeleteParams::default())
+        .await
+        .expect("delete a pod");
+    let out = finish(exec);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Right when it returns: exit 4 (failed in some pod), the deleted pod's session ended
+    // (killed: 137), the other pod's command ran to its end.
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{}: exit code 137", pods[0])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{}: exit code 0", pods[1])),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("[{}] done", pods[1])), "{stdout}");
+    assert!(!stdout.contains(&format!("[{}] done", pods[0])), "{stdout}");
+    eprintln!("exec while a pod is deleted: returned after {took:.1?}:\n{stdout}");
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_across_an_api_server_restart_fails_clearly_and_never_hangs() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-exec-api").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = quick_spec(&dir, "cut");
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+    )
+    .output()
+    .unwrap());
+    let started = Instant::now();
+    let exec = spawn(
+        &ns,
+        &["exec", "cut", "--", "sh", "-c", "sleep 6; echo done"],
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let outage = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE))
+        .await
+        .unwrap();
+    let out = finish(exec);
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The streams ran through the API server, which went away: a command's outcome is
+    // unknown, and berth says so per pod (exit 4) rather than inventing an exit code.
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("--- 2 pods, 2 failed"), "{stdout}");
+    assert!(!stdout.contains("exit code 0"), "{stdout}");
+    eprintln!(
+        "exec across an API server restart ({outage:.1?} away): returned after {took:.1?}:\n{stdout}"
+    );
+    drop_namespace(&client, &ns).await;
+}

@@ -147,18 +147,38 @@ async fn exec_pod(
         }
     };
     let status = process.take_status();
-    let (stdout, stderr) = tokio::join!(
-        collect(process.stdout(), pod, Stream::Stdout, on_line),
-        collect(process.stderr(), pod, Stream::Stderr, on_line),
-    );
+    let (out, err) = (process.stdout(), process.stderr());
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    // The output ends when the session does, except when the connection breaks (the API
+    // server restarting): kube's session then ends without closing the output pipes, so
+    // the reading is given a moment for what is buffered and then let go.
+    let ended = {
+        let reading = async {
+            tokio::join!(
+                collect(out, pod, Stream::Stdout, on_line, &mut stdout),
+                collect(err, pod, Stream::Stderr, on_line, &mut stderr),
+            )
+        };
+        let joined = process.join();
+        tokio::pin!(reading, joined);
+        tokio::select! {
+            _ = &mut reading => joined.await,
+            ended = &mut joined => {
+                let _ = tokio::time::timeout(DRAIN, &mut reading).await;
+                ended
+            }
+        }
+    };
     outcome.stdout = stdout;
     outcome.stderr = stderr;
     let status = match status {
         Some(status) => status.await,
         None => None,
     };
-    if let Err(e) = process.join().await {
-        outcome.error = Some(format!("connection failed: {e}"));
+    if let Err(e) = ended {
+        outcome.error = Some(format!(
+            "the connection broke, the exit status is unknown: {e}"
+        ));
     }
     match status {
         Some(s) if s.status.as_deref() == Some("Success") => outcome.exit_code = Some(0),
@@ -198,11 +218,11 @@ async fn collect(
     pod: &str,
     stream: Stream,
     on_line: &(dyn Fn(ExecLine<'_>) + Sync),
-) -> String {
+    all: &mut String,
+) {
     let Some(reader) = reader else {
-        return String::new();
+        return;
     };
-    let mut all = String::new();
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         on_line(ExecLine {
@@ -213,5 +233,7 @@ async fn collect(
         all.push_str(&line);
         all.push('\n');
     }
-    all
 }
+
+/// How long output already received is read after a session's connection broke.
+const DRAIN: std::time::Duration = std::time::Duration::from_millis(200);

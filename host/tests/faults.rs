@@ -6,12 +6,11 @@
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_e2e::faults::{exclusive, fault_cluster};
-use berth_e2e::{berth_command, unique_name};
+use berth_e2e::berth_command;
+use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use serde_json::json;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams};
 
 /// How long the API server stays away in the restart tests.
 const OUTAGE: Duration = Duration::from_secs(3);
@@ -61,23 +60,6 @@ fn slow_spec(dir: &tempfile::TempDir, name: &str, image: &str) -> String {
     );
     std::fs::write(&path, text).expect("spec");
     path.to_string_lossy().into_owned()
-}
-
-async fn namespace(prefix: &str) -> (kube::Client, String) {
-    let client = fault_cluster().admin_client().await;
-    let name = unique_name(prefix);
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    (client, name)
-}
-
-async fn drop_namespace(client: &kube::Client, ns: &str) {
-    let _ = Api::<Namespace>::all(client.clone())
-        .delete(ns, &DeleteParams::default())
-        .await;
 }
 
 /// The Deployment of `component`, with every replica updated and available.

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_e2e::faults::{exclusive, fault_cluster};
+use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
 use berth_e2e::proxy::{Outcome, Proxy, Rule, Seen};
-use berth_e2e::{Check, berth_command, unique_name, wait_for};
+use berth_e2e::{Check, berth_command, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 /// Longest any one berth command may take here: past it, it is killed and the test fails.
@@ -75,23 +75,6 @@ fn minimal_spec(dir: &tempfile::TempDir, name: &str, image: &str) -> String {
     )
     .expect("spec");
     path.to_string_lossy().into_owned()
-}
-
-async fn namespace(prefix: &str) -> (kube::Client, String) {
-    let client = fault_cluster().admin_client().await;
-    let name = unique_name(prefix);
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    (client, name)
-}
-
-async fn drop_namespace(client: &kube::Client, ns: &str) {
-    let _ = Api::<Namespace>::all(client.clone())
-        .delete(ns, &DeleteParams::default())
-        .await;
 }
 
 /// Names of everything carrying one of `components`' label, by kind; empty when nothing is

@@ -29,6 +29,30 @@ pub fn fault_cluster() -> &'static Cluster {
     }
 }
 
+/// A namespace of its own for a fault test, on the fault cluster, and an admin client.
+pub async fn namespace(prefix: &str) -> (kube::Client, String) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+    let client = fault_cluster().admin_client().await;
+    let name = crate::unique_name(prefix);
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    (client, name)
+}
+
+/// Delete a fault test's namespace (the namespace controller removes what is left).
+pub async fn drop_namespace(client: &kube::Client, ns: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, DeleteParams};
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await;
+}
+
 /// One fault test at a time: each stops the API server every other test would need. An
 /// async lock: each test holds it across its awaits, on a runtime of its own.
 pub async fn exclusive() -> MutexGuard<'static, ()> {

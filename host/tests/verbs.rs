@@ -5,8 +5,9 @@
 mod common;
 
 use common::*;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 
 /// The images of `dep-<name>`'s containers, in order.
 async fn images(client: &kube::Client, ns: &str, deployment: &str) -> Vec<String> {
@@ -18,6 +19,80 @@ async fn images(client: &kube::Client, ns: &str, deployment: &str) -> Vec<String
         .and_then(|s| s.template.spec)
         .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
         .unwrap_or_default()
+}
+
+/// What the pods and ReplicaSets of `component` run right now: the images of each pod that
+/// is not terminating, and the desired and current replicas of each ReplicaSet not running
+/// `images` (the old ones).
+async fn running(
+    client: &kube::Client,
+    ns: &str,
+    component: &str,
+    images: &[&str],
+) -> (Vec<Vec<String>>, Vec<(i32, i32)>) {
+    let owned = ListParams::default().labels(&format!("app={component}"));
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&owned)
+        .await
+        .expect("pods");
+    let pods = pods
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let spec = p.spec.unwrap_or_default();
+            spec.containers
+                .into_iter()
+                .filter_map(|c| c.image)
+                .collect()
+        })
+        .collect();
+    let sets = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&owned)
+        .await
+        .expect("replica sets");
+    let old = sets
+        .items
+        .into_iter()
+        .filter(|rs| {
+            let template = rs.spec.as_ref().and_then(|s| s.template.as_ref());
+            let containers = template
+                .and_then(|t| t.spec.as_ref())
+                .map(|p| &p.containers);
+            let run: Vec<&str> = containers
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.image.as_deref())
+                .collect();
+            run != images
+        })
+        .map(|rs| {
+            let desired = rs.spec.and_then(|s| s.replicas).unwrap_or(0);
+            (desired, rs.status.map_or(0, |s| s.replicas))
+        })
+        .collect();
+    (pods, old)
+}
+
+/// Right when a `--wait` returns: every pod that is not terminating runs `images`, as
+/// many as wanted, and no old ReplicaSet keeps a pod.
+async fn all_pods_run(
+    client: &kube::Client,
+    ns: &str,
+    component: &str,
+    images: &[&str],
+    want: usize,
+) {
+    let (pods, old) = running(client, ns, component, images).await;
+    assert_eq!(pods.len(), want, "{pods:?}");
+    for pod in &pods {
+        assert_eq!(pod, images, "a pod runs another template: {pods:?}");
+    }
+    assert!(
+        old.iter()
+            .all(|&(desired, current)| desired == 0 && current == 0),
+        "{old:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,8 +129,9 @@ async fn rollback_to_a_revision_and_upgrade_of_another_container() {
     // The logging sidecar makes a second container.
     let spec = write_spec(
         &dir,
-        "component_name: revs\nimage: example/revs:1\nlog_info: {log_directory: /var/log/revs}\n",
+        "component_name: revs\nimage: example/revs:1\nreplicas: 2\nlog_info: {log_directory: /var/log/revs}\n",
     );
+    let replicas = 2;
     let wait = ["--wait", "--timeout", "60s"];
     let site = root().join("examples/site.yaml");
     let site = site.to_str().expect("utf-8");
@@ -111,6 +187,8 @@ async fn rollback_to_a_revision_and_upgrade_of_another_container() {
         images(&client, &ns, "dep-revs").await,
         ["example/revs:2", "example/filebeat:6"]
     );
+    let upgraded = ["example/revs:2", "example/filebeat:6"];
+    all_pods_run(&client, &ns, "revs", &upgraded, replicas).await;
     let err = failed(&berth(
         &ns,
         &["upgrade", "revs", "x:1", "--container-index", "2"],
@@ -130,6 +208,7 @@ async fn rollback_to_a_revision_and_upgrade_of_another_container() {
         images(&client, &ns, "dep-revs").await,
         ["example/revs:1", sidecar]
     );
+    all_pods_run(&client, &ns, "revs", &["example/revs:1", sidecar], replicas).await;
     let history: serde_json::Value =
         serde_json::from_str(&ok(&berth(&ns, &["history", "revs", "-o", "json"]))).expect("json");
     let current: Vec<&serde_json::Value> = history

@@ -76,7 +76,10 @@ async fn diff_shows_what_deploy_would_change_with_kubectl_diffs_exit_codes() {
     deployments
         .patch(
             "dep-web",
-            &PatchParams::default(),
+            &PatchParams {
+                field_manager: Some("hotfix".into()),
+                ..PatchParams::default()
+            },
             &Patch::Strategic(&drift),
         )
         .await
@@ -90,6 +93,13 @@ async fn diff_shows_what_deploy_would_change_with_kubectl_diffs_exit_codes() {
     );
     let out = ok(&berth(&ns, &["deploy", "--spec", &v1]));
     assert!(out.contains("Deployment/dep-web updated"), "{out}");
+    // And says whose field it took back.
+    assert!(
+        out.contains(
+            "Deployment/dep-web: took spec.template.spec.containers[name=web].image from field manager hotfix\n"
+        ),
+        "{out}"
+    );
     let after = diff(&v1);
     assert_eq!(
         after.status.code(),

@@ -23,6 +23,13 @@ pub fn deploy(report: &DeployReport, output: Output) -> String {
     for (object, action) in &report.actions {
         text += &format!("{object} {action}\n");
     }
+    for (object, taken) in &report.taken_over {
+        text += &format!(
+            "{object}: took {} from field manager {}\n",
+            taken.fields.join(", "),
+            taken.manager
+        );
+    }
     text += &format!(
         "namespace: {}\ndeployment: {}\nservices: {}\n",
         report.namespace,

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::inventory::{PART_OF_LABEL, applyset_id, group_kind};
+use super::owners::{TakenOver, taken_over};
 use super::removal::{removals, strategic, with_removals};
 use super::resources::Resources;
 use super::{
@@ -74,6 +75,8 @@ pub(super) struct Put {
     pub reference: ObjectRef,
     pub action: Action,
     pub before: Option<DynamicObject>,
+    /// Fields of the object other managers owned that the apply took.
+    pub taken: Vec<TakenOver>,
 }
 
 impl Cluster {
@@ -134,6 +137,7 @@ impl Cluster {
                         reference: ObjectRef::dynamic(&made),
                         action: Action::Created,
                         before: None,
+                        taken: Vec::new(),
                     });
                 }
                 Err(error) => match self.look_after_create(&api, member, error).await? {
@@ -142,6 +146,7 @@ impl Cluster {
                             reference: ObjectRef::dynamic(&made),
                             action: Action::Created,
                             before: None,
+                            taken: Vec::new(),
                         });
                     }
                     Looked::MadeMeanwhile(existing) => existing,
@@ -197,10 +202,14 @@ impl Cluster {
         } else {
             Action::Updated
         };
+        let taken = taken_over(&existing, &after, |entry| {
+            created_by_berth(entry) || entry.manager.as_deref() == Some(HANDOVER_MANAGER)
+        });
         Ok(Put {
             reference,
             action,
             before: Some(existing),
+            taken,
         })
     }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::apply::{Action, Member, by_rank, kinds_by_rank};
 use super::inventory::{ID_LABEL, group_kind};
+use super::owners::TakenOver;
 use super::resources::Resources;
 use super::undo::Undo;
 use super::{Cluster, ClusterError, name_of, owned_by};
@@ -29,6 +30,9 @@ pub struct DeployReport {
     pub services: Vec<String>,
     /// Each object (with its uid) and what happened to it, in the order done.
     pub actions: Vec<(ObjectRef, Action)>,
+    /// Fields of an object another field manager owned that berth's apply took over
+    /// (a hotfix by `kubectl edit`, say), by object and manager.
+    pub taken_over: Vec<(ObjectRef, TakenOver)>,
     /// A server-side dry run: the API server admitted and validated every request, and
     /// persisted nothing.
     pub dry_run: bool,
@@ -80,6 +84,7 @@ impl Cluster {
                 .map(|s| name_of(&s.metadata))
                 .collect(),
             actions: Vec::new(),
+            taken_over: Vec::new(),
             dry_run: self.dry_run,
             undo: Undo {
                 component: component.to_owned(),
@@ -95,6 +100,9 @@ impl Cluster {
             }
             for member in &members {
                 let put = self.put(member, component).await?;
+                for taken in put.taken {
+                    report.taken_over.push((put.reference.clone(), taken));
+                }
                 match (put.action, put.before) {
                     (Action::Created, _) => report
                         .undo

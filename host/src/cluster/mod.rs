@@ -10,6 +10,7 @@ mod exec;
 mod history;
 mod inventory;
 mod list;
+mod owners;
 mod removal;
 mod resources;
 mod retry;
@@ -38,6 +39,7 @@ pub use inventory::{
     GROUP_KINDS_ANNOTATION, ID_LABEL, PART_OF_LABEL, TOOLING_ANNOTATION, applyset_id, parent_name,
 };
 pub use list::{ComponentSummary, Scope};
+pub use owners::TakenOver;
 pub use rollout::{RolloutState, Status};
 pub use undo::UndoReport;
 

@@ -1,0 +1,191 @@
+//! Which fields berth's apply took from other field managers, read from an object's
+//! managed fields before and after: what deploy reports as taken over.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::api::DynamicObject;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::FIELD_MANAGER;
+
+/// Fields of an object that another field manager owned and berth's apply took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TakenOver {
+    /// The manager that owned them (`kubectl-edit`, `hotfix`, …).
+    pub manager: String,
+    /// Their paths, `spec.template.spec.containers[name=web].image`.
+    pub fields: Vec<String>,
+}
+
+/// The fields each other manager owned in `before` that berth's apply owns in `after` and
+/// that manager no longer does: taken, not shared (a manager that applied the same value
+/// keeps co-owning it). Managers of berth's own (its earlier creates, the replica
+/// hand-over) and status writers are not others.
+pub fn taken_over(
+    before: &DynamicObject,
+    after: &DynamicObject,
+    ours: impl Fn(&ManagedFieldsEntry) -> bool,
+) -> Vec<TakenOver> {
+    let Some(berth) = fields_of(after, |e| {
+        e.manager.as_deref() == Some(FIELD_MANAGER) && e.operation.as_deref() == Some("Apply")
+    }) else {
+        return Vec::new();
+    };
+    let others = |o: &DynamicObject| -> BTreeMap<String, BTreeSet<String>> {
+        let mut by_manager: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for entry in o.metadata.managed_fields.iter().flatten() {
+            let status = entry.subresource.as_deref().is_some_and(|s| !s.is_empty());
+            if ours(entry) || status || entry.manager.as_deref() == Some(FIELD_MANAGER) {
+                continue;
+            }
+            let manager = entry.manager.clone().unwrap_or_default();
+            let paths = entry.fields_v1.as_ref().map(|f| paths(&f.0));
+            by_manager
+                .entry(manager)
+                .or_default()
+                .extend(paths.into_iter().flatten());
+        }
+        by_manager
+    };
+    let (was, still) = (others(before), others(after));
+    was.into_iter()
+        .filter_map(|(manager, owned)| {
+            let kept = still.get(&manager);
+            let fields: Vec<String> = owned
+                .into_iter()
+                .filter(|p| berth.contains(p) && !kept.is_some_and(|k| k.contains(p)))
+                .collect();
+            // The deepest paths only: `…containers[name=web].image`, not the element too.
+            let leaves: Vec<String> = (fields.iter())
+                .filter(|p| {
+                    !fields.iter().any(|q| {
+                        q.len() > p.len()
+                            && q.starts_with(p.as_str())
+                            && matches!(q.as_bytes()[p.len()], b'.' | b'[')
+                    })
+                })
+                .cloned()
+                .collect();
+            (!leaves.is_empty()).then_some(TakenOver {
+                manager,
+                fields: leaves,
+            })
+        })
+        .collect()
+}
+
+/// Every field path of the first entry `which` picks.
+fn fields_of(
+    object: &DynamicObject,
+    which: impl Fn(&ManagedFieldsEntry) -> bool,
+) -> Option<BTreeSet<String>> {
+    let entry = object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|e| which(e))?;
+    Some(paths(&entry.fields_v1.as_ref()?.0))
+}
+
+/// The leaf paths of a `fieldsV1` set: `f:spec` → `spec`, `k:{"name":"web"}` →
+/// `[name=web]`, `v:"x"` → `[="x"]`, `i:0` → `[0]`; a `.` key marks its node as a field.
+fn paths(fields: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    walk(fields, String::new(), &mut out);
+    out
+}
+
+fn walk(node: &Value, path: String, out: &mut BTreeSet<String>) {
+    let children = node.as_object().filter(|m| !m.is_empty());
+    let Some(children) = children else {
+        if !path.is_empty() {
+            out.insert(path);
+        }
+        return;
+    };
+    for (key, child) in children {
+        if key == "." {
+            out.insert(path.clone());
+            continue;
+        }
+        let step = match key.split_at(key.find(':').map_or(0, |i| i + 1)) {
+            ("f:", name) if path.is_empty() => name.to_owned(),
+            ("f:", name) => format!(".{name}"),
+            ("k:", keys) => format!("[{}]", key_fields(keys)),
+            ("v:", value) => format!("[={value}]"),
+            ("i:", index) => format!("[{index}]"),
+            _ => format!(".{key}"),
+        };
+        walk(child, format!("{path}{step}"), out);
+    }
+}
+
+/// `{"containerPort":80,"protocol":"TCP"}` as `containerPort=80,protocol=TCP`.
+fn key_fields(keys: &str) -> String {
+    match serde_json::from_str::<serde_json::Map<String, Value>>(keys) {
+        Ok(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(_) => keys.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(entries: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "dep-web", "managedFields": entries},
+        }))
+        .unwrap()
+    }
+
+    fn entry(manager: &str, operation: &str, fields: Value) -> Value {
+        json!({"manager": manager, "operation": operation, "apiVersion": "apps/v1",
+               "fieldsType": "FieldsV1", "fieldsV1": fields})
+    }
+
+    #[test]
+    fn fields_another_manager_lost_to_berth_are_reported_and_shared_ones_are_not() {
+        let image = json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {
+            "k:{\"name\":\"web\"}": {".": {}, "f:image": {}}}}}}});
+        let replicas = json!({"f:spec": {"f:replicas": {}}});
+        let both = json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+            "k:{\"name\":\"web\"}": {".": {}, "f:image": {}}}}}}});
+        let before = object(json!([
+            entry("hotfix", "Update", image.clone()),
+            entry("scaler", "Apply", replicas.clone()),
+            entry(
+                "berth",
+                "Apply",
+                json!({"f:metadata": {"f:labels": {"f:app": {}}}})
+            ),
+        ]));
+        // After: berth owns both; the scaler applied the same count and still co-owns it.
+        let after = object(json!([
+            entry("scaler", "Apply", replicas),
+            entry("berth", "Apply", both),
+        ]));
+        let taken = taken_over(&before, &after, |_| false);
+        assert_eq!(
+            taken,
+            [TakenOver {
+                manager: "hotfix".into(),
+                fields: vec!["spec.template.spec.containers[name=web].image".into()],
+            }]
+        );
+        // Berth's own earlier managers are not "another".
+        assert!(taken_over(&before, &after, |e| e.manager.as_deref() == Some("hotfix")).is_empty());
+    }
+}

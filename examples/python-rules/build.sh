@@ -27,7 +27,17 @@ if [[ ! -x $venv/bin/componentize-py ]]; then
     echo "python-rules: installing componentize-py $version from PyPI into $venv" \
         "(once; about 70 MB, 5-30 s)" >&2
     rm -rf "$venv"
-    python3 -m venv "$venv"
+    command -v python3 >/dev/null || { echo "python-rules: needs python3" >&2; exit 1; }
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        # Debian ships venv apart from python3 (python3-venv).
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            echo "python-rules: installing Debian's python3-venv (once)" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2 ||
+                { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2; }
+        fi
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+    fi
     "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$version" >&2
 fi
 

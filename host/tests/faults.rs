@@ -7,6 +7,9 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_e2e::berth_command;
+use common::ok;
+
+mod common;
 use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -36,17 +39,6 @@ fn spawn(ns: &str, args: &[&str]) -> Child {
 
 fn finish(child: Child) -> Output {
     child.wait_with_output().expect("berth ends")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "berth failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A spec whose pods become ready 5 s after they start (the default rules' HTTP readiness

@@ -2,6 +2,7 @@
 //! before any later contract existed (frozen in `tests/fixtures/rules-0.1.0/`) load in this
 //! berth and render the examples byte for byte as berth printed them then.
 
+use berth_e2e::command::{BERTH_LIMIT, OutputWithin as _};
 use std::path::Path;
 
 use berth_e2e::{berth_command, repo_root};
@@ -17,7 +18,7 @@ fn render(rules: Option<&Path>, spec: &str, cache: &Path) -> Vec<u8> {
     if let Some(rules) = rules {
         command.arg("--rules").arg(rules);
     }
-    let out = command.output().expect("run berth");
+    let out = command.output_within(BERTH_LIMIT);
     assert!(
         out.status.success(),
         "{rules:?}: {}",
@@ -90,8 +91,7 @@ fn a_0_1_0_component_refuses_what_only_0_2_0_carries_naming_key_and_version() {
             .arg(&spec)
             .arg("--rules")
             .arg(&rules)
-            .output()
-            .expect("run berth");
+            .output_within(BERTH_LIMIT);
         assert_eq!(out.status.code(), Some(1), "{extra}");
         assert!(out.stdout.is_empty(), "nothing rendered for {extra}");
         assert_eq!(
@@ -114,8 +114,7 @@ fn a_0_1_0_component_refuses_what_only_0_2_0_carries_naming_key_and_version() {
         .arg(&site)
         .arg("--rules")
         .arg(&rules)
-        .output()
-        .expect("run berth");
+        .output_within(BERTH_LIMIT);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -141,8 +140,7 @@ fn the_default_rules_build_the_0_2_0_keys() {
     let out = berth_command(env!("CARGO_BIN_EXE_berth"))
         .args(["render", "-o", "json", "--kube-version", "1.20", "--spec"])
         .arg(&spec)
-        .output()
-        .expect("run berth");
+        .output_within(BERTH_LIMIT);
     assert!(
         out.status.success(),
         "{}",
@@ -186,8 +184,7 @@ fn the_default_rules_build_the_0_2_0_keys() {
     let out = berth_command(env!("CARGO_BIN_EXE_berth"))
         .args(["render", "--spec"])
         .arg(&spec)
-        .output()
-        .expect("run berth");
+        .output_within(BERTH_LIMIT);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

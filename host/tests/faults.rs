@@ -3,14 +3,15 @@
 //! `undeploy --wait`; an outage longer than the timeout; two deploys of one component at
 //! once. Each test says how long berth took to recover.
 
-use std::process::{Child, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use berth_e2e::berth_command;
+use berth_e2e::command::{self, BERTH_LIMIT, Running};
 use common::ok;
 
 mod common;
 use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
+use berth_e2e::proxy::{Outcome, Proxy, Rule};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
@@ -18,27 +19,21 @@ use kube::api::{Api, DeleteParams, ListParams};
 /// How long the API server stays away in the restart tests.
 const OUTAGE: Duration = Duration::from_secs(3);
 
-fn berth(ns: &str, args: &[&str]) -> std::process::Command {
-    let mut command = berth_command(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args(["-n", ns, "--kubeconfig"])
-        .arg(&fault_cluster().admin_kubeconfig)
-        .args(args)
-        .env(
-            "BERTH_CACHE_DIR",
-            std::env::temp_dir().join("berth-test-cache"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
+fn berth(ns: &str, args: &[&str]) -> Command {
+    common::berth_in(&fault_cluster().admin_kubeconfig, ns, args)
 }
 
-fn spawn(ns: &str, args: &[&str]) -> Child {
-    berth(ns, args).spawn().expect("run berth")
+/// Run berth to its end (killed, and the test failed, past [`BERTH_LIMIT`]).
+fn run(ns: &str, args: &[&str]) -> Output {
+    command::output(&mut berth(ns, args), BERTH_LIMIT)
 }
 
-fn finish(child: Child) -> Output {
-    child.wait_with_output().expect("berth ends")
+fn spawn(ns: &str, args: &[&str]) -> Running {
+    command::spawn(&mut berth(ns, args))
+}
+
+fn finish(running: Running) -> Output {
+    running.finish(BERTH_LIMIT)
 }
 
 /// A spec whose pods become ready 5 s after they start (the default rules' HTTP readiness
@@ -107,25 +102,45 @@ async fn wait_and_status_ride_out_an_api_server_restart() {
     let _one = exclusive().await;
     let (client, ns) = namespace("fault-wait").await;
     let dir = tempfile::tempdir().unwrap();
+    let steady = slow_spec(&dir, "steady", "nginx:1.27");
+    ok(&run(
+        &ns,
+        &["deploy", "--spec", &steady, "--wait", "--timeout", "60s"],
+    ));
     let spec = slow_spec(&dir, "patient", "nginx:1.27");
-    ok(&berth(&ns, &["deploy", "--spec", &spec]).output().unwrap());
+    ok(&run(&ns, &["deploy", "--spec", &spec]));
     let wait = spawn(&ns, &["wait", "patient", "--timeout", "90s"]);
     into_the_command();
-    let restart = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE));
-    // A plain read sent while the API server is away: retried until it is back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = berth(&ns, &["status", "patient"]).output().unwrap();
-    let outage = restart.await.unwrap();
-    let code = status.status.code();
-    // Available or not yet (exit 3): either way an answer, not a connection error.
+    // A plain read sent while the API server is away (it is, the moment `status` starts):
+    // retried until it is back, then answered exactly. A status that gave up, or answered
+    // before the server was back, fails here.
+    let stopped = tokio::task::spawn_blocking(|| fault_cluster().stop_apiserver())
+        .await
+        .unwrap();
+    let asked = Instant::now();
+    let status = spawn(&ns, &["status", "steady"]);
+    tokio::time::sleep(OUTAGE).await;
+    let outage = tokio::task::spawn_blocking(move || stopped.start())
+        .await
+        .unwrap();
+    let back = asked.elapsed();
+    let status = finish(status);
+    let answered = asked.elapsed();
+    let stdout = ok(&status);
     assert!(
-        matches!(code, Some(0 | 3)),
-        "status during the outage: {code:?}\n{}",
-        String::from_utf8_lossy(&status.stderr)
+        stdout.contains("replicas: 2 desired, 2 updated, 2 ready, 2 available\n")
+            && stdout.contains("available: yes\n"),
+        "status of an available component: {stdout}"
     );
-    assert!(String::from_utf8_lossy(&status.stdout).contains("patient"));
+    assert!(
+        answered >= OUTAGE && answered < back + Duration::from_secs(10),
+        "status answered {answered:.1?} after it was sent; the API server was back after {back:.1?}"
+    );
     ok(&finish(wait));
-    eprintln!("wait: API server away {outage:.1?}");
+    eprintln!(
+        "wait: API server away {outage:.1?}; status sent into the outage answered after \
+         {answered:.1?} (server back after {back:.1?})"
+    );
     rolled_out(&client, &ns, "patient").await;
     drop_namespace(&client, &ns).await;
 }
@@ -136,12 +151,10 @@ async fn undeploy_wait_rides_out_an_api_server_restart_and_leaves_nothing() {
     let (client, ns) = namespace("fault-undeploy").await;
     let dir = tempfile::tempdir().unwrap();
     let spec = slow_spec(&dir, "leaving", "nginx:1.27");
-    ok(&berth(
+    ok(&run(
         &ns,
         &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
-    )
-    .output()
-    .unwrap());
+    ));
     // The API server goes away first and undeploy starts into the outage: its reads and
     // deletes are sent again until the server is back, then it waits for the pods. (With
     // the restart in the middle of the foreground deletion, one fresh-machine run saw the
@@ -179,7 +192,7 @@ async fn an_outage_longer_than_the_timeout_fails_clearly_and_in_time() {
     let (client, ns) = namespace("fault-long").await;
     let dir = tempfile::tempdir().unwrap();
     let spec = slow_spec(&dir, "stranded", "nginx:1.27");
-    ok(&berth(&ns, &["deploy", "--spec", &spec]).output().unwrap());
+    ok(&run(&ns, &["deploy", "--spec", &spec]));
     let started = Instant::now();
     let wait = spawn(&ns, &["wait", "stranded", "--timeout", "4s"]);
     into_the_command();
@@ -215,10 +228,55 @@ async fn two_deploys_of_one_component_at_once_leave_exactly_one_of_them() {
     let dir = tempfile::tempdir().unwrap();
     let a = slow_spec(&dir, "racer", "nginx:1.27");
     let b = slow_spec(&dir, "racer", "nginx:1.28");
-    let first = spawn(&ns, &["deploy", "--spec", &a]);
-    let second = spawn(&ns, &["deploy", "--spec", &b]);
-    ok(&finish(first));
-    ok(&finish(second));
+    // The overlap forced, not hoped for: the first deploy's create of the Deployment is held
+    // by the proxy until the second deploy has created it and finished; released, it meets
+    // the second's object (409) and must apply over it.
+    let proxy = Proxy::start(fault_cluster());
+    proxy.add(
+        Rule::pause()
+            .matching("the first create of the Deployment", |method, path| {
+                method == "POST"
+                    && path
+                        .split('?')
+                        .next()
+                        .unwrap_or_default()
+                        .ends_with("/deployments")
+            })
+            .times(1),
+    );
+    let first = command::spawn(&mut common::berth_in(
+        proxy.kubeconfig(),
+        &ns,
+        &["deploy", "--spec", &a],
+    ));
+    let held = proxy.until_paused(Duration::from_secs(30)).await;
+    assert!(
+        held.is_some(),
+        "the first deploy never created the Deployment:\n{}",
+        proxy.log_text()
+    );
+    let second = command::output(
+        &mut common::berth_in(proxy.kubeconfig(), &ns, &["deploy", "--spec", &b]),
+        BERTH_LIMIT,
+    );
+    ok(&second);
+    proxy.release();
+    let first = tokio::task::spawn_blocking(move || first.finish(BERTH_LIMIT))
+        .await
+        .unwrap();
+    ok(&first);
+    let creates: Vec<Outcome> = proxy
+        .log()
+        .into_iter()
+        .filter(|s| s.method == "POST" && s.key().ends_with("/deployments"))
+        .map(|s| s.outcome)
+        .collect();
+    assert_eq!(
+        creates,
+        [Outcome::Forwarded(409), Outcome::Forwarded(201)],
+        "the first deploy's create (held, then meeting the second's object), the second's:\n{}",
+        proxy.log_text()
+    );
     let owned = ListParams::default().labels("berth.dev/component=racer");
     let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
         .list(&owned)
@@ -231,7 +289,8 @@ async fn two_deploys_of_one_component_at_once_leave_exactly_one_of_them() {
         .and_then(|s| s.template.spec.as_ref())
         .and_then(|p| p.containers[0].image.clone())
         .unwrap_or_default();
-    assert!(image == "nginx:1.27" || image == "nginx:1.28", "{image}");
+    // The first deploy wrote last: its template is the one left.
+    assert_eq!(image, "nginx:1.27");
     // The rest agrees with it: the inventory lists what exists, one of each.
     let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns)
         .list(&owned)
@@ -250,8 +309,7 @@ async fn two_deploys_of_one_component_at_once_leave_exactly_one_of_them() {
     names.sort();
     assert_eq!(names, ["racer"]);
     // And a third deploy of the winner's spec changes nothing: both left one consistent set.
-    let winner = if image == "nginx:1.27" { &a } else { &b };
-    let diff = berth(&ns, &["diff", "--spec", winner]).output().unwrap();
+    let diff = run(&ns, &["diff", "--spec", &a]);
     assert_eq!(
         diff.status.code(),
         Some(0),
@@ -295,12 +353,10 @@ async fn exec_in_a_pod_deleted_meanwhile_reports_that_pod_and_finishes_the_other
     let (client, ns) = namespace("fault-exec-del").await;
     let dir = tempfile::tempdir().unwrap();
     let spec = quick_spec(&dir, "busy");
-    ok(&berth(
+    ok(&run(
         &ns,
         &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
-    )
-    .output()
-    .unwrap());
+    ));
     let pods = pods_of(&client, &ns, "busy").await;
     assert_eq!(pods.len(), 2, "{pods:?}");
     let started = Instant::now();
@@ -346,25 +402,32 @@ async fn exec_across_an_api_server_restart_fails_clearly_and_never_hangs() {
     let (client, ns) = namespace("fault-exec-api").await;
     let dir = tempfile::tempdir().unwrap();
     let spec = quick_spec(&dir, "cut");
-    ok(&berth(
+    ok(&run(
         &ns,
         &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
-    )
-    .output()
-    .unwrap());
-    let started = Instant::now();
+    ));
+    let pods = pods_of(&client, &ns, "cut").await;
+    assert_eq!(pods.len(), 2, "{pods:?}");
     let exec = spawn(
         &ns,
         &["exec", "cut", "--", "sh", "-c", "sleep 6; echo done"],
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let outage = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE))
+    let stopped = tokio::task::spawn_blocking(|| fault_cluster().stop_apiserver())
         .await
         .unwrap();
-    let out = finish(exec);
-    let took = started.elapsed();
+    let killed = Instant::now();
+    // Never hangs, and never waits for the command (5 s more) it can no longer hear from:
+    // berth returns once the connection broke, while the API server is still away.
+    let out = tokio::task::spawn_blocking(move || exec.finish(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let returned = killed.elapsed();
+    let outage = tokio::task::spawn_blocking(move || stopped.start())
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // The streams ran through the API server, which went away: a command's outcome is
+    // The streams ran through the API server, which went away: each command's outcome is
     // unknown, and berth says so per pod (exit 4) rather than inventing an exit code.
     assert_eq!(
         out.status.code(),
@@ -372,10 +435,25 @@ async fn exec_across_an_api_server_restart_fails_clearly_and_never_hangs() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("--- 2 pods, 2 failed"), "{stdout}");
-    assert!(!stdout.contains("exit code 0"), "{stdout}");
+    assert!(stdout.contains("--- 2 pods, 2 failed\n"), "{stdout}");
+    for pod in &pods {
+        assert_eq!(
+            stdout
+                .matches(&format!(
+                    "{pod}: the connection broke, the exit status is unknown: "
+                ))
+                .count(),
+            1,
+            "{pod}: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("exit code"), "{stdout}");
+    assert!(
+        returned < Duration::from_secs(3),
+        "exec returned {returned:.1?} after the API server was killed"
+    );
     eprintln!(
-        "exec across an API server restart ({outage:.1?} away): returned after {took:.1?}:\n{stdout}"
+        "exec across an API server restart ({outage:.1?} away): returned {returned:.1?} after the kill:\n{stdout}"
     );
     drop_namespace(&client, &ns).await;
 }

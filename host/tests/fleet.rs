@@ -391,6 +391,9 @@ async fn a_never_ready_update_is_undone_and_the_old_pods_keep_serving() {
         serving,
         "the old pods, still ready"
     );
+    // Undone whole, not spot by spot: v1's spec has nothing to change.
+    let diff = berth(&ns, &["diff", "--spec", &v1]);
+    exited(&diff, 0);
 
     // deploy of a changed spec: the Deployment is restored as it was.
     // It also drops the ports, so it prunes the Service: made again on undo.
@@ -417,6 +420,10 @@ async fn a_never_ready_update_is_undone_and_the_old_pods_keep_serving() {
         .ports;
     assert_eq!(ports.expect("ports")[0].port, 80);
     assert_eq!(ready_pods(&client, &ns).await, serving);
+    // Every object as v1's deploy left it (Deployment, Service, inventory): a restore that
+    // missed a field, or a member, shows here.
+    let diff = berth(&ns, &["diff", "--spec", &v1]);
+    exited(&diff, 0);
     let history = ok(&berth(&ns, &["history", "web"]));
     assert!(
         history.contains("example/never-ready:3"),

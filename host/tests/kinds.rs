@@ -625,3 +625,206 @@ async fn adding_an_autoscaler_keeps_the_replicas_and_a_configmap_member_spares_t
     nothing_labelled(&client, &ns, "grow").await;
     drop_namespace(&client, &ns).await;
 }
+
+/// A kubeconfig with the admin's credentials that acts as `user` (impersonation): a user
+/// holding only what RBAC grants it, without a credential of its own.
+fn impersonating(dir: &tempfile::TempDir, user: &str) -> std::path::PathBuf {
+    let mut config = kube::config::Kubeconfig::read_from(&cluster().admin_kubeconfig)
+        .expect("the admin kubeconfig");
+    for named in &mut config.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(user.to_owned());
+        }
+    }
+    let path = dir.path().join(format!("{user}.kubeconfig"));
+    std::fs::write(&path, serde_json::to_vec(&config).expect("kubeconfig json"))
+        .expect("write kubeconfig");
+    path
+}
+
+/// Whether RBAC already lets `user` `verb` `resource` in `ns` (the authorizer learns of a
+/// new Role and binding through its own watch).
+async fn allowed(
+    client: &kube::Client,
+    user: &str,
+    ns: &str,
+    group: &str,
+    resource: &str,
+    verb: &str,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"user": user, "resourceAttributes": {
+            "namespace": ns, "group": group, "resource": resource, "verb": verb}}
+    }))
+    .expect("review");
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_rule_of_the_documented_role_is_needed() {
+    // The other test shows the Role suffices; this one that it holds nothing berth does
+    // not need: with any one rule removed, the command that needs it is refused by the
+    // API server (403), naming that rule's resource, and berth says so (exit 1, or exec's
+    // 4 for a pod it could not reach).
+    let role: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/berth-role.json")).expect("the Role"),
+    )
+    .expect("the Role's JSON");
+    let rules = role["rules"].as_array().expect("rules").clone();
+    let caller = components::component("berth-defaults-caller");
+    let caller = caller.to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("dir");
+    let object = |api_version: &str, kind: &str, spec: Value| json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "extra"}, "spec": spec});
+    let with_object = |name: &str, object: Value| {
+        let spec = json!({"component_name": name, "image": "example/rbac:1",
+                          "extensions": {"objects": [object]}});
+        write_spec(&dir, &spec.to_string())
+    };
+    let plain = |name: &str| {
+        write_spec(
+            &dir,
+            &format!("component_name: {name}\nimage: example/rbac:1\n"),
+        )
+    };
+    let mut checked = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let resources: Vec<&str> = rule["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let (client, ns) = namespace(&format!("rbac-minus-{i}")).await;
+        let user = format!("berth-minus-{i}");
+        let mut minus = role.clone();
+        minus["rules"].as_array_mut().expect("rules").remove(i);
+        minus["metadata"]["namespace"] = json!(ns);
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "berth", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+        });
+        for (plural, object) in [("roles", minus), ("rolebindings", binding)] {
+            let resource = ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", ""),
+                plural,
+            );
+            let object: DynamicObject = serde_json::from_value(object).expect("RBAC object");
+            Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &resource)
+                .create(&PostParams::default(), &object)
+                .await
+                .expect("create RBAC object");
+        }
+        // The Role in force: one permission every remaining Role has (pods or Deployments).
+        let (group, resource) = if resources.contains(&"deployments") {
+            ("", "pods")
+        } else {
+            ("apps", "deployments")
+        };
+        wait_for("the Role in force", WAIT, || async {
+            if allowed(&client, &user, &ns, group, resource, "list").await {
+                Check::Done(())
+            } else {
+                Check::Pending("not yet allowed".into())
+            }
+        })
+        .await;
+        let kubeconfig = impersonating(&dir, &user);
+        let name = format!("minus{i}");
+        let as_user = |args: &[&str]| berth_as(&kubeconfig, &ns, args);
+        let out = match resources[0] {
+            "deployments" | "configmaps" => as_user(&["deploy", "--spec", &plain(&name)]),
+            "replicasets" | "pods" | "pods/exec" => {
+                // Deployed by the admin; the user then needs the rule to look at it.
+                ok(&berth(
+                    &ns,
+                    &[
+                        "deploy",
+                        "--spec",
+                        &plain(&name),
+                        "--wait",
+                        "--timeout",
+                        "60s",
+                    ],
+                ));
+                if resources[0] == "replicasets" {
+                    as_user(&["history", &name])
+                } else {
+                    as_user(&["exec", &name, "--", "true"])
+                }
+            }
+            "poddisruptionbudgets" => as_user(&[
+                "deploy",
+                "--rules",
+                caller,
+                "--spec",
+                &with_object(
+                    &name,
+                    object(
+                        "policy/v1beta1",
+                        "PodDisruptionBudget",
+                        json!({"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}),
+                    ),
+                ),
+            ]),
+            "horizontalpodautoscalers" => as_user(&[
+                "deploy",
+                "--rules",
+                caller,
+                "--spec",
+                &with_object(
+                    &name,
+                    object(
+                        "autoscaling/v1",
+                        "HorizontalPodAutoscaler",
+                        json!({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("dep-{name}")}, "maxReplicas": 2}),
+                    ),
+                ),
+            ]),
+            "networkpolicies" => as_user(&[
+                "deploy",
+                "--rules",
+                caller,
+                "--spec",
+                &with_object(
+                    &name,
+                    object(
+                        "networking.k8s.io/v1",
+                        "NetworkPolicy",
+                        json!({"podSelector": {}}),
+                    ),
+                ),
+            ]),
+            other => panic!("no command is known to need {other}: add one here"),
+        };
+        let want = if resources[0] == "pods/exec" { 4 } else { 1 };
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "without {resources:?}: {said}"
+        );
+        assert!(
+            said.contains("forbidden")
+                && resources
+                    .iter()
+                    .any(|r| said.contains(&format!("resource \"{r}\""))),
+            "without {resources:?}: not refused for it: {said}"
+        );
+        checked.push(resources.join(","));
+        drop_namespace(&client, &ns).await;
+    }
+    assert_eq!(checked.len(), rules.len());
+    eprintln!("each rule needed: {checked:?}");
+}

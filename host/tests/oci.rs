@@ -2,6 +2,7 @@
 //! CNCF distribution) on loopback with basic auth; digests pinned and checked, the digest
 //! cache used without the network, and each failure a clear error.
 
+use berth_e2e::command::{BERTH_LIMIT, OutputWithin as _};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -16,8 +17,7 @@ fn berth(docker_config: &Path, cache: &Path, args: &[&str]) -> Output {
         .env("DOCKER_CONFIG", docker_config)
         .env("BERTH_CACHE_DIR", cache)
         .args(args)
-        .output()
-        .expect("run berth")
+        .output_within(BERTH_LIMIT)
 }
 
 fn stdout(out: &Output) -> String {
@@ -270,8 +270,7 @@ fn push_image_manifest(registry: &TestRegistry, _auth: &Path) -> String {
         let out = std::process::Command::new("curl")
             .args(["-sS", "-f", "-u", &user])
             .args(args)
-            .output()
-            .expect("curl");
+            .output_within(std::time::Duration::from_secs(30));
         assert!(
             out.status.success(),
             "curl {args:?}: {}",

@@ -2,54 +2,34 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use berth_e2e::command::BERTH_LIMIT;
 use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
 use berth_e2e::proxy::{Outcome, Proxy, Rule, Seen};
-use berth_e2e::{Check, berth_command, wait_for};
+use berth_e2e::{Check, wait_for};
+
+mod common;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-/// Longest any one berth command may take here: past it, it is killed and the test fails.
-const COMMAND_LIMIT: Duration = Duration::from_secs(120);
-
 fn berth(kubeconfig: &Path, ns: &str, args: &[&str]) -> Command {
-    let mut command = berth_command(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args(["-n", ns, "--kubeconfig"])
-        .arg(kubeconfig)
-        .args(args)
-        .env(
-            "BERTH_CACHE_DIR",
-            std::env::temp_dir().join("berth-test-cache"),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
+    common::berth_in(kubeconfig, ns, args)
 }
 
 fn admin() -> &'static Path {
     &fault_cluster().admin_kubeconfig
 }
 
-/// Run `command` to its end, killing it (and failing) after [`COMMAND_LIMIT`]: never a hang.
+/// Run `command` to its end off the runtime (the proxy serves on it), killed and the test
+/// failed past [`BERTH_LIMIT`]: never a hang.
 async fn run(mut command: Command) -> Output {
-    let child = command.spawn().expect("run berth");
-    let pid = child.id();
-    let waited = tokio::task::spawn_blocking(move || child.wait_with_output());
-    match tokio::time::timeout(COMMAND_LIMIT, waited).await {
-        Ok(out) => out.expect("join").expect("berth ends"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("berth ({command:?}) still running after {COMMAND_LIMIT:?}: killed");
-        }
-    }
+    tokio::task::spawn_blocking(move || berth_e2e::command::output(&mut command, BERTH_LIMIT))
+        .await
+        .expect("the command's thread")
 }
 
 fn text(out: &Output) -> String {
@@ -252,16 +232,12 @@ async fn status_gives_up_clearly_when_every_answer_is_503() {
     let out = run(berth(proxy.kubeconfig(), &ns, &["status", "unavailable"])).await;
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Exit 1 (an error, not "not available"), naming what it could not do and why.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        !out.status.success(),
-        "status succeeded without an API server: {}",
-        text(&out)
-    );
-    assert!(
-        stderr.contains("503")
-            || stderr.contains("Service Unavailable")
-            || stderr.contains("unable to handle the request"),
-        "the message does not say the API server is unavailable: {}",
+        stderr.contains(&format!("cannot list Deployments in namespace {ns}"))
+            && stderr.contains("unable to handle the request"),
+        "the message does not say what failed and that the API server is unavailable: {}",
         text(&out)
     );
     let log = proxy.log();
@@ -270,10 +246,12 @@ async fn status_gives_up_clearly_when_every_answer_is_503() {
         .map(|tries| tries.len())
         .max()
         .unwrap_or(0);
-    // 1 + 7 retries, waiting 0.25 + 0.5 + 1 + 2 + 4 + 4 + 4 s: about 15.75 s.
-    assert!(first >= 8, "only {first} attempts:\n{}", proxy.log_text());
+    // 1 + 7 retries, waiting 0.25 + 0.5 + 1 + 2 + 4 + 4 + 4 s: about 15.75 s. Exactly 8:
+    // a policy that retried more (or forever) or less fails, as does one that waits too
+    // little, or far too long (the upper bound leaves room for a slow machine only).
+    assert_eq!(first, 8, "attempts of one request:\n{}", proxy.log_text());
     assert!(
-        took >= Duration::from_secs(15),
+        took >= Duration::from_millis(15_750) && took < Duration::from_secs(25),
         "gave up after {took:?}:\n{}",
         proxy.log_text()
     );
@@ -325,23 +303,34 @@ async fn lost_create(
         .filter(|s| s.index > cut.index)
         .map(|s| format!("{} -> {:?}", s.key(), s.outcome))
         .collect();
-    let verdict = if first.status.success() {
-        let stdout = String::from_utf8_lossy(&first.stdout);
-        // Right when it returns: what it says it made is there.
-        deployment(client, ns, component).await;
-        format!(
-            "succeeded (resolved by looking) in {took:.1?}; said: {}",
-            stdout.trim().replace('\n', " | ")
-        )
-    } else {
-        let stderr = String::from_utf8_lossy(&first.stderr);
+    // Resolved by looking, never guessed: the deploy succeeds, reads the object it created
+    // back (a GET of that very object after the cut) and never creates it again. A deploy
+    // that fails, or retries the create, fails here.
+    let stdout = ok(&first);
+    let after: Vec<&Seen> = log.iter().filter(|s| s.index > cut.index).collect();
+    let collection_path = cut.key().replacen("POST ", "", 1);
+    let looked = after
+        .iter()
+        .any(|s| s.key().starts_with(&format!("GET {collection_path}/")));
+    let created_again = after.iter().any(|s| s.key() == cut.key());
+    assert!(
+        looked && !created_again,
+        "after the cut create (#{}): looked {looked}, created again {created_again}:\n{}",
+        cut.index,
+        proxy.log_text()
+    );
+    if collection == "deployments" {
         assert!(
-            stderr.contains(collection.trim_end_matches('s')) || stderr.contains(component),
-            "an unclear failure: {}",
-            text(&first)
+            stdout.contains(&format!("Deployment/dep-{component} created")),
+            "{stdout}"
         );
-        format!("failed clearly in {took:.1?}: {}", stderr.trim())
-    };
+    }
+    // Right when it returns: what it says it made is there.
+    deployment(client, ns, component).await;
+    let verdict = format!(
+        "succeeded (resolved by looking) in {took:.1?}; said: {}",
+        stdout.trim().replace('\n', " | ")
+    );
     eprintln!(
         "lost answer to the create of {collection} (POST #{} cut after the server answered \
          201): deploy {verdict}; requests after the cut: {after_cut:?}",
@@ -497,17 +486,18 @@ async fn a_deploy_killed_after_any_request_is_finished_by_the_next_one() {
         let spec = minimal_spec(&dir, &name, "example/app:1");
         proxy.reset();
         proxy.hold_after(Some(k));
-        let mut child = berth(proxy.kubeconfig(), &ns, &["deploy", "--spec", &spec])
-            .spawn()
-            .expect("run berth");
+        let child = berth_e2e::command::spawn(&mut berth(
+            proxy.kubeconfig(),
+            &ns,
+            &["deploy", "--spec", &spec],
+        ));
         let mut completions = proxy.completions();
         let reached =
             tokio::time::timeout(Duration::from_secs(30), completions.wait_for(|c| *c >= k))
                 .await
                 .is_ok();
         // SIGKILL: no cleanup, no goodbye.
-        let _ = child.kill();
-        let status = child.wait().expect("reap berth");
+        let status = child.kill().status;
         proxy.hold_after(None);
         let log = proxy.log();
         assert!(
@@ -588,6 +578,19 @@ async fn other_writer(client: &kube::Client, ns: &str, component: &str, min_read
         .expect("the other writer's apply");
 }
 
+async fn replicas(client: &kube::Client, ns: &str, component: &str) -> Option<i32> {
+    deployment(client, ns, component).await.spec?.replicas
+}
+
+async fn image(client: &kube::Client, ns: &str, component: &str) -> Option<String> {
+    let template = deployment(client, ns, component)
+        .await
+        .spec?
+        .template
+        .spec?;
+    template.containers.into_iter().next()?.image
+}
+
 /// The other writer's field and annotation are as it set them last.
 async fn kept(client: &kube::Client, ns: &str, component: &str, min_ready: i32, after: &str) {
     let d = deployment(client, ns, component).await;
@@ -657,25 +660,21 @@ async fn racing(
             })
             .times(1),
     );
-    let child = berth(proxy.kubeconfig(), ns, args)
-        .spawn()
-        .expect("run berth");
+    let child = berth_e2e::command::spawn(&mut berth(proxy.kubeconfig(), ns, args));
     let paused = proxy.until_paused(Duration::from_secs(30)).await;
     if paused.is_none() {
-        let _ = Command::new("kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status();
+        let out = child.kill();
         panic!(
-            "berth {args:?} never wrote to the Deployment:\n{}",
+            "berth {args:?} never wrote to the Deployment: {}\n{}",
+            text(&out),
             proxy.log_text()
         );
     }
     other_writer(client, ns, component, min_ready).await;
     proxy.release();
-    tokio::task::spawn_blocking(move || child.wait_with_output())
+    tokio::task::spawn_blocking(move || child.finish(BERTH_LIMIT))
         .await
-        .expect("join")
-        .expect("berth ends")
+        .expect("the command's thread")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -691,6 +690,11 @@ async fn scale_upgrade_and_rollback_leave_another_writers_field_alone() {
     other_writer(&client, &ns, "shared", 1).await;
     ok(&run(berth(admin(), &ns, &["scale", "shared", "2"])).await);
     kept(&client, &ns, "shared", 1, "scale").await;
+    assert_eq!(
+        replicas(&client, &ns, "shared").await,
+        Some(2),
+        "after scale"
+    );
     ok(&run(berth(admin(), &ns, &["upgrade", "shared", "example/app:2"])).await);
     kept(&client, &ns, "shared", 1, "upgrade").await;
     revision(&client, &ns, "shared", "2").await;
@@ -698,6 +702,10 @@ async fn scale_upgrade_and_rollback_leave_another_writers_field_alone() {
     ok(&run(berth(admin(), &ns, &["rollback", "shared"])).await);
     kept(&client, &ns, "shared", 1, "rollback").await;
     revision(&client, &ns, "shared", "3").await;
+    assert_eq!(
+        image(&client, &ns, "shared").await.as_deref(),
+        Some("example/app:1")
+    );
     eprintln!("another writer's field set before scale, upgrade, rollback: kept by each");
 
     // Set between berth's read and its write.
@@ -705,11 +713,7 @@ async fn scale_upgrade_and_rollback_leave_another_writers_field_alone() {
     let out = racing(&proxy, &client, &ns, "shared", 2, &["scale", "shared", "3"]).await;
     ok(&out);
     kept(&client, &ns, "shared", 2, "a racing scale").await;
-    let replicas = deployment(&client, &ns, "shared")
-        .await
-        .spec
-        .and_then(|s| s.replicas);
-    assert_eq!(replicas, Some(3));
+    assert_eq!(replicas(&client, &ns, "shared").await, Some(3));
     eprintln!("scale racing another writer: succeeded, both changes kept");
 
     let out = racing(
@@ -723,12 +727,10 @@ async fn scale_upgrade_and_rollback_leave_another_writers_field_alone() {
     .await;
     ok(&out);
     kept(&client, &ns, "shared", 3, "a racing upgrade").await;
-    let image = deployment(&client, &ns, "shared")
-        .await
-        .spec
-        .and_then(|s| s.template.spec)
-        .and_then(|p| p.containers[0].image.clone());
-    assert_eq!(image.as_deref(), Some("example/app:3"));
+    assert_eq!(
+        image(&client, &ns, "shared").await.as_deref(),
+        Some("example/app:3")
+    );
     eprintln!("upgrade racing another writer: succeeded, both changes kept");
     revision(&client, &ns, "shared", "4").await;
 
@@ -737,6 +739,28 @@ async fn scale_upgrade_and_rollback_leave_another_writers_field_alone() {
     let out = racing(&proxy, &client, &ns, "shared", 4, &["rollback", "shared"]).await;
     ok(&out);
     kept(&client, &ns, "shared", 4, "a racing rollback").await;
-    eprintln!("rollback racing another writer: succeeded, the other writer's field kept");
+    // The race happened (the paused write met the other writer's change: 409) and the
+    // rollback still did its job: revision 3's template (example/app:1) is back, as
+    // revision 5. A rollback that gave up, or changed nothing, and exited 0 fails here.
+    let conflicts = proxy
+        .log()
+        .iter()
+        .filter(|s| s.key().ends_with("/deployments/dep-shared"))
+        .filter(|s| s.outcome == Outcome::Forwarded(409))
+        .count();
+    assert_eq!(
+        conflicts,
+        1,
+        "the racing write's 409:\n{}",
+        proxy.log_text()
+    );
+    assert_eq!(
+        image(&client, &ns, "shared").await.as_deref(),
+        Some("example/app:1")
+    );
+    revision(&client, &ns, "shared", "5").await;
+    eprintln!(
+        "rollback racing another writer: 409, read again, rolled back; the other writer's field kept"
+    );
     drop_namespace(&client, &ns).await;
 }

@@ -1,6 +1,7 @@
 //! `berth render` as a user runs it: the examples, byte-identical reruns, and every bad
 //! input of the reference notes refused with the field and the value.
 
+use berth_e2e::command::{BERTH_LIMIT, OutputWithin as _};
 use std::path::Path;
 use std::process::Output;
 use std::sync::OnceLock;
@@ -12,8 +13,7 @@ fn berth(args: &[&str], cache: &Path) -> Output {
     berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))
         .args(args)
         .env("BERTH_CACHE_DIR", cache)
-        .output()
-        .expect("run berth")
+        .output_within(BERTH_LIMIT)
 }
 
 /// One compiled-code cache for the whole test process: only the first run compiles.

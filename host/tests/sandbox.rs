@@ -7,6 +7,7 @@
 //! `berth:rules@0.9.0`. Times and memory are printed, not asserted: run with
 //! `cargo test -p berth --test sandbox -- --nocapture` to see them.
 
+use berth_e2e::command::Watchdog;
 use berth_e2e::components;
 
 use std::path::{Path, PathBuf};
@@ -76,8 +77,10 @@ fn still_works(rules: &mut Rules) {
     render(&mut default, "web").expect("the default rules work after the failure");
 }
 
-/// A build that must fail in the runtime; returns the error and how long it took.
+/// A build that must fail in the runtime; returns the error and how long it took. A build
+/// still running after 20 s (no deadline enforced) ends the test process rather than hang.
 fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
+    let _bound = Watchdog::new(&format!("the build of {name:?}"), Duration::from_secs(20));
     let start = Instant::now();
     let result = rules.build(
         &spec(name),
@@ -105,6 +108,15 @@ fn refused(rules: &mut Rules, name: &str) -> berth::objects::InvalidObject {
     }
 }
 
+/// A build stopped at its deadline: not before it, and not much after (the tests run one
+/// at a time; a second is room for a loaded machine, and ten times late fails).
+fn within(took: Duration, deadline: Duration) {
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(1),
+        "stopped after {took:?}, deadline {deadline:?}"
+    );
+}
+
 fn is_source(source: &Source) -> bool {
     *source == Source::File(hostile_path())
 }
@@ -116,6 +128,7 @@ fn infinite_loop_is_stopped_at_the_deadline() {
     render(&mut rules, "web").expect("warm instance");
     let (err, took) = fails(&mut rules, "loop");
     eprintln!("infinite loop: stopped after {took:?} (deadline 1s)");
+    within(took, Duration::from_secs(1));
     assert!(
         matches!(&err, RulesError::Deadline { source_name, deadline }
             if is_source(source_name) && *deadline == Duration::from_secs(1)),
@@ -145,7 +158,7 @@ fn the_deadline_is_configurable() {
     let mut rules = hostile(&options);
     let (err, took) = fails(&mut rules, "loop");
     eprintln!("infinite loop: stopped after {took:?} (deadline 2s)");
-    assert!(took >= Duration::from_secs(2), "stopped after {took:?}");
+    within(took, Duration::from_secs(2));
     assert!(
         err.to_string()
             .ends_with("build ran past its deadline of 2s and was stopped"),
@@ -162,6 +175,7 @@ fn sleeping_does_not_hold_the_host() {
     let mut rules = hostile(&options());
     let (err, took) = fails(&mut rules, "sleep-loop");
     eprintln!("sleep loop: stopped after {took:?} (deadline 1s)");
+    within(took, Duration::from_secs(1));
     assert!(matches!(err, RulesError::Deadline { .. }), "{err}");
     still_works(&mut rules);
 }
@@ -545,6 +559,7 @@ fn a_0_2_component_starts_from_the_defaults_import() {
     // The limits hold after a nested call, and the component works again afterwards.
     let (err, took) = fails(&mut rules, "defaults-loop");
     eprintln!("loop after a nested build: stopped after {took:?} (deadline 1s)");
+    within(took, Duration::from_secs(1));
     assert!(matches!(err, RulesError::Deadline { .. }), "{err}");
     let (err, _) = fails(&mut rules, "defaults-bomb");
     assert!(matches!(err, RulesError::Memory { .. }), "{err}");

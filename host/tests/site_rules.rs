@@ -2,6 +2,7 @@
 //! labels from its site config on objects that are otherwise exactly the default rules'
 //! ones, plus the NetworkPolicy and PodDisruptionBudget its house rules add.
 
+use berth_e2e::command::{BERTH_LIMIT, OutputWithin as _};
 use berth_e2e::components;
 
 use std::path::{Path, PathBuf};
@@ -276,8 +277,7 @@ fn render_items(spec: &Path, args: &[&str]) -> Vec<serde_json::Value> {
         .arg("--spec")
         .arg(spec)
         .args(args)
-        .output()
-        .expect("run berth");
+        .output_within(BERTH_LIMIT);
     assert!(
         out.status.success(),
         "{}",

@@ -1,6 +1,7 @@
 //! Test components built from the workspace (wasm32-wasip2, release) once per test process,
 //! with cargo, into a target directory of their own beside the test's (`<target>/test-components`).
 
+use crate::command::{BUILD_LIMIT, OutputWithin as _};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +31,7 @@ fn build(package: &str) -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join("test-components");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let out = Command::new(cargo)
         .current_dir(&root)
         .args([
             "build",
@@ -50,11 +51,11 @@ fn build(package: &str) -> PathBuf {
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
-        .status()
-        .expect("run cargo to build a test component");
+        .output_within(BUILD_LIMIT);
     assert!(
-        status.success(),
-        "building {package} for wasm32-wasip2 failed (`rustup target add wasm32-wasip2`?)"
+        out.status.success(),
+        "building {package} for wasm32-wasip2 failed (`rustup target add wasm32-wasip2`?):\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let wasm = target_dir
         .join("wasm32-wasip2/release")

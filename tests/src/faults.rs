@@ -6,8 +6,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, MutexGuard};
-
 use crate::Cluster;
 
 static FAULT_CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -53,11 +51,40 @@ pub async fn drop_namespace(client: &kube::Client, ns: &str) {
         .await;
 }
 
-/// One fault test at a time: each stops the API server every other test would need. An
-/// async lock: each test holds it across its awaits, on a runtime of its own.
-pub async fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::const_new(());
-    LOCK.lock().await
+/// The fault cluster to oneself while it is held: each fault test stops the API server
+/// every other test would need.
+#[derive(Debug)]
+pub struct Exclusive {
+    _lock: std::fs::File,
+}
+
+/// One fault test at a time, across threads and processes alike: an exclusive lock on a
+/// file beside the fault cluster's kubeconfig (a lock belongs to the open file, so two
+/// tests of one process exclude each other too), released when the guard drops.
+pub async fn exclusive() -> Exclusive {
+    let path = fault_cluster()
+        .admin_kubeconfig
+        .with_file_name("fault-tests.lock");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        file.lock()
+            .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+        Exclusive { _lock: file }
+    })
+    .await
+    .expect("the lock's thread")
+}
+
+/// The fault cluster's API server, stopped by [`Cluster::stop_apiserver`]: start it again
+/// with [`Stopped::start`].
+#[derive(Debug)]
+#[must_use = "the API server stays down until started again"]
+pub struct Stopped {
+    state: PathBuf,
+    url: String,
+    command: String,
+    at: Instant,
 }
 
 impl Cluster {
@@ -65,32 +92,62 @@ impl Cluster {
     /// keep it away for `down`, then start it again with the same command line, and wait
     /// until it answers `/readyz`. Returns how long it was unreachable in all.
     pub fn restart_apiserver(&self, down: Duration) -> Duration {
+        let stopped = self.stop_apiserver();
+        std::thread::sleep(down);
+        stopped.start()
+    }
+
+    /// Kill this cluster's kube-apiserver (SIGKILL) and return once its port no longer
+    /// answers.
+    pub fn stop_apiserver(&self) -> Stopped {
         let state = self
             .state_dir
-            .as_ref()
+            .clone()
             .expect("only a cluster the harness started can be restarted");
-        let pid_file = state.join("kube-apiserver.pid");
-        let pid = std::fs::read_to_string(&pid_file).expect("kube-apiserver.pid");
+        let pid =
+            std::fs::read_to_string(state.join("kube-apiserver.pid")).expect("kube-apiserver.pid");
         let command = std::fs::read_to_string(state.join("kube-apiserver.cmd"))
             .expect("kube-apiserver.cmd (written by up.sh)");
-        let stopped = Instant::now();
-        let status = Command::new("kill")
-            .args(["-KILL", pid.trim()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill kube-apiserver {pid}");
-        // Gone when its port no longer answers.
         let env = std::fs::read_to_string(state.join("cluster.env")).expect("cluster.env");
         let url = env
             .lines()
             .find_map(|l| l.strip_prefix("API_URL="))
             .expect("API_URL in cluster.env")
             .to_owned();
+        let at = Instant::now();
+        let status = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill kube-apiserver {pid}");
         let port = url.rsplit(':').next().expect("a port").to_owned();
+        let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver still answers 30 s after SIGKILL"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(down);
+        Stopped {
+            state,
+            url,
+            command,
+            at,
+        }
+    }
+}
+
+impl Stopped {
+    /// Start the API server again with the same command line and wait until it answers
+    /// `/readyz` (60 s at most). Returns how long it was unreachable in all.
+    pub fn start(self) -> Duration {
+        let Self {
+            state,
+            url,
+            command,
+            at,
+        } = self;
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(state.join("kube-apiserver.log"))
@@ -106,7 +163,11 @@ impl Cluster {
             .spawn()
             .expect("start kube-apiserver again");
         // down.sh and the watchdog stop what the pid file names.
-        std::fs::write(&pid_file, format!("{}\n", child.id())).expect("kube-apiserver.pid");
+        std::fs::write(
+            state.join("kube-apiserver.pid"),
+            format!("{}\n", child.id()),
+        )
+        .expect("kube-apiserver.pid");
         let ca = state.join("pki/ca.crt");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -117,7 +178,7 @@ impl Cluster {
                 .output()
                 .is_ok_and(|out| out.stdout == b"ok");
             if ready {
-                return stopped.elapsed();
+                return at.elapsed();
             }
             assert!(
                 Instant::now() < deadline,

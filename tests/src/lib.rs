@@ -8,18 +8,27 @@
 //! processes of this target dir (`<target>/berth-e2e-cluster`, or `BERTH_E2E_CLUSTER_DIR`).
 //! Each process registers itself as an owner; up.sh's watchdog stops the cluster a second
 //! or two after the last owner exits, so nothing is left behind whether the tests pass,
-//! fail or panic, under `cargo test` or `cargo nextest`.
+//! fail or panic.
+//!
+//! Runners: `cargo test` (the README's test command; one process per test binary, its
+//! tests on threads) and `cargo nextest` (one process per test) both work, because what
+//! tests share across processes is taken by file locks, never by a lock in memory: the
+//! fault tests' turn ([`faults::exclusive`]) and each process's node ports
+//! ([`Cluster::node_port`]). Every process a test runs has a time limit ([`command`]).
 
 use std::{
     future::Future,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::OnceLock,
     time::{Duration, Instant},
 };
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use command::OutputWithin as _;
+
+pub mod command;
 pub mod components;
 pub mod faults;
 pub mod guest_records;
@@ -107,12 +116,11 @@ fn start(dir: &Path) -> Result<Cluster, String> {
     let dir = dir.to_owned();
     let up = repo_root().join("tests/cluster/up.sh");
     let started = Instant::now();
+    // up.sh may provision the control plane first (a build from source, once a machine).
     let out = Command::new(&up)
         .env("BERTH_CLUSTER_DIR", &dir)
         .env("BERTH_CLUSTER_OWNER_PID", std::process::id().to_string())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running {}: {e}", up.display()))?;
+        .output_within(command::BUILD_LIMIT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Kept beside the state dir (up.sh wipes the dir itself on a fresh start).
     let _ = std::fs::write(dir.with_extension("up.log"), out.stderr.as_slice());
@@ -159,6 +167,48 @@ impl Cluster {
             panic!("no limited kubeconfig: set BERTH_LIMITED_KUBECONFIG or put limited.kubeconfig beside BERTH_KUBECONFIG")
         });
         client_for(path).await
+    }
+
+    /// Node port `slot` (0 to 9) of a block of ten that this test process holds alone
+    /// among every process using this cluster (node ports are cluster-wide): the block is
+    /// taken by an exclusive lock on a file beside the kubeconfig, held until the process
+    /// exits, so it is safe under `cargo test` (a process per test binary) and `cargo
+    /// nextest` (a process per test) alike.
+    pub fn node_port(&self, slot: u16) -> u16 {
+        assert!(slot < 10, "ten node ports per test process");
+        static BLOCK: OnceLock<u16> = OnceLock::new();
+        let block = *BLOCK.get_or_init(|| {
+            let dir = self.admin_kubeconfig.with_file_name("node-port-blocks");
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+            // 30000-32699: the default node port range, in blocks of ten. A block no
+            // process had yet first (a failed test's namespace may still hold the ports
+            // of a block it had), then one free now.
+            let take = |block: &u16, fresh: bool| {
+                let path = dir.join(format!("{block}.lock"));
+                let file = if fresh {
+                    match std::fs::File::create_new(&path) {
+                        Ok(file) => file,
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return false,
+                        Err(e) => panic!("creating {}: {e}", path.display()),
+                    }
+                } else {
+                    std::fs::File::open(&path)
+                        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+                };
+                let held = file.try_lock().is_ok();
+                if held {
+                    // Kept open, and so locked, for the life of the process.
+                    std::mem::forget(file);
+                }
+                held
+            };
+            (0..270)
+                .find(|block| take(block, true))
+                .or_else(|| (0..270).find(|block| take(block, false)))
+                .expect("all 270 blocks of node ports are held by other test processes")
+        });
+        30000 + block * 10 + slot
     }
 
     /// Where to look when something failed.

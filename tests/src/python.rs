@@ -3,6 +3,7 @@
 //! `examples/python-rules/build.sh` builds it with componentize-py (installed from PyPI on
 //! first use) into the test's target directory, where it stays until its inputs change.
 
+use crate::command::{BUILD_LIMIT, OutputWithin as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -29,15 +30,14 @@ fn build() -> PathBuf {
         .unwrap_or_else(|| crate::repo_root().join("target"));
     let out = Command::new(&script)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        .output_within(BUILD_LIMIT);
     assert!(
         out.status.success(),
         "{} failed ({}): it needs python3 with venv and pip, and PyPI for componentize-py \
-         on first use; its output is above",
+         on first use; it printed:\n{}",
         script.display(),
-        out.status
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let wasm = stdout.lines().last().map(PathBuf::from).unwrap_or_default();

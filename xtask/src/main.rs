@@ -1,10 +1,14 @@
 //! `cargo xtask demo|test|bench-cli`: berth's project commands, runnable with nothing but
 //! rustup's stable toolchain; each installs what it needs on first use (see `setup`).
 
+mod bounded;
 mod run;
 mod setup;
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use bounded::Deadline;
 
 use run::{cargo, release_binary, script};
 
@@ -73,7 +77,10 @@ fn test() -> Result<(), String> {
     setup::toolchain(&["rustfmt", "clippy"])?;
     setup::control_plane()?;
     setup::debian_packages(&["docker-registry", "curl"], "for the registry tests")?;
-    cargo(["fmt", "--all", "--", "--check"]).run()?;
+    // From here on nothing is installed: the whole test phase has one bound, so a hang
+    // fails the command (naming the tests still running) instead of holding CI.
+    let deadline = Deadline::after(TEST_PHASE_LIMIT);
+    cargo(["fmt", "--all", "--", "--check"]).run_until(deadline)?;
     cargo([
         "clippy",
         "--workspace",
@@ -83,27 +90,31 @@ fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ])
-    .run()?;
+    .run_until(deadline)?;
     // The default rules alone first: with their default features they bring a global
     // allocator, which the crates using them as a library (without it) must not see.
     for packages in [&GUEST_PACKAGES[..1], &GUEST_PACKAGES[1..]] {
         cargo(["clippy", "--target", "wasm32-wasip2", "--quiet"])
             .args(packages.iter().flat_map(|p| ["-p", p]))
             .args(["--", "-D", "warnings"])
-            .run()?;
+            .run_until(deadline)?;
     }
     cargo(["doc", "--no-deps", "--quiet", "-p", "berth"])
         .env("RUSTDOCFLAGS", "-D warnings")
-        .run()?;
+        .run_until(deadline)?;
     let cluster = Cluster::up()?;
     cargo(["test", "--workspace"])
         .env("BERTH_KUBECONFIG", &cluster.kubeconfig)
-        .run()?;
+        .run_tests_until(deadline)?;
     // The library as a platform team embeds it, on the same control plane.
     cargo(["run", "--quiet", "-p", "berth", "--example", "embed"])
         .env("KUBECONFIG", &cluster.kubeconfig)
-        .run()
+        .run_until(deadline)
 }
+
+/// How long the test phase (everything after the first-use installs) may take: about six
+/// times its warm time here, so only a hang or a runaway reaches it.
+const TEST_PHASE_LIMIT: Duration = Duration::from_secs(45 * 60);
 
 /// The crates built for wasm32-wasip2, linted on that target as well as natively; the
 /// default rules first.

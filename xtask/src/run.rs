@@ -94,7 +94,7 @@ impl Step {
         self
     }
 
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         let program = Path::new(self.command.get_program());
         // `$CARGO` is a full path into the toolchain: show it as `cargo`.
         let program = if program.file_name() == Some(OsStr::new("cargo")) {
@@ -119,6 +119,11 @@ impl Step {
             )
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The command, to run in a way of the caller's.
+    pub fn into_command(self) -> Command {
+        self.command
     }
 
     /// Run with the terminal's stdout and stderr; fail unless it exits 0.

@@ -147,34 +147,43 @@ async fn exec_pod(
         }
     };
     let status = process.take_status();
+    let status = async move {
+        match status {
+            Some(status) => status.await,
+            None => None,
+        }
+    };
     let (out, err) = (process.stdout(), process.stderr());
     let (mut stdout, mut stderr) = (String::new(), String::new());
-    // The output ends when the session does, except when the connection breaks (the API
-    // server restarting): kube's session then ends without closing the output pipes, so
-    // the reading is given a moment for what is buffered and then let go.
-    let ended = {
+    // The session ends with its status (the pipes then close), or without one when the
+    // connection ends or breaks; only then is the process joined. Joining earlier would
+    // end kube's stdin, which on v4 (every kubelet before 1.30 speaks no later) closes the
+    // whole WebSocket: the kubelet would end the command and its status would be lost.
+    // When the connection breaks, kube leaves the pipes open, so what is buffered is read
+    // for a moment and then let go.
+    let status = {
         let reading = async {
             tokio::join!(
                 collect(out, pod, Stream::Stdout, on_line, &mut stdout),
                 collect(err, pod, Stream::Stderr, on_line, &mut stderr),
             )
         };
-        let joined = process.join();
-        tokio::pin!(reading, joined);
+        tokio::pin!(reading, status);
         tokio::select! {
-            _ = &mut reading => joined.await,
-            ended = &mut joined => {
-                let _ = tokio::time::timeout(DRAIN, &mut reading).await;
-                ended
+            _ = &mut reading => status.await,
+            got = &mut status => {
+                if got.is_some() {
+                    reading.await;
+                } else {
+                    let _ = tokio::time::timeout(DRAIN, reading).await;
+                }
+                got
             }
         }
     };
+    let ended = process.join().await;
     outcome.stdout = stdout;
     outcome.stderr = stderr;
-    let status = match status {
-        Some(status) => status.await,
-        None => None,
-    };
     if let Err(e) = ended {
         outcome.error = Some(format!(
             "the connection broke, the exit status is unknown: {e}"

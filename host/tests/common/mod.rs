@@ -5,10 +5,11 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use berth_e2e::{Check, berth_command, cluster, unique_name, wait_for};
+use berth_e2e::command::{self, BERTH_LIMIT};
+use berth_e2e::{berth_command, cluster, unique_name};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
@@ -25,18 +26,25 @@ pub fn berth(namespace: &str, args: &[&str]) -> Output {
     berth_as(&cluster().admin_kubeconfig, namespace, args)
 }
 
+/// Run berth with `kubeconfig`, killed (and the test failed, showing its output) if it
+/// runs past [`BERTH_LIMIT`].
 pub fn berth_as(kubeconfig: &Path, namespace: &str, args: &[&str]) -> Output {
+    command::output(&mut berth_in(kubeconfig, namespace, args), BERTH_LIMIT)
+}
+
+/// The berth command line a user would type, not started.
+pub fn berth_in(kubeconfig: &Path, namespace: &str, args: &[&str]) -> Command {
+    let mut berth = berth_command(env!("CARGO_BIN_EXE_berth"));
     // Global flags first: whatever follows `--` belongs to exec's command.
-    berth_command(env!("CARGO_BIN_EXE_berth"))
+    berth
         .args(["-n", namespace, "--kubeconfig"])
         .arg(kubeconfig)
         .args(args)
         .env(
             "BERTH_CACHE_DIR",
             std::env::temp_dir().join("berth-test-cache"),
-        )
-        .output()
-        .expect("run berth")
+        );
+    berth
 }
 
 pub fn ok(out: &Output) -> String {
@@ -146,22 +154,22 @@ pub async fn leftovers(client: &kube::Client, ns: &str) -> Vec<String> {
     found
 }
 
-/// Wait until nothing of berth's is left in `ns` (foreground deletion takes pods first).
+/// Nothing of berth's, and nothing the controllers made for it, is left in `ns` — checked
+/// once, at once: called the moment `undeploy --wait` returns, which promises exactly that
+/// (a switch to background deletion, or a wait that returns early, fails here).
 pub async fn all_gone(client: &kube::Client, ns: &str) {
-    wait_for("everything deleted", WAIT, || async {
-        match leftovers(client, ns).await {
-            left if left.is_empty() => Check::Done(()),
-            left => Check::Pending(left.join(", ")),
-        }
-    })
-    .await;
+    let left = leftovers(client, ns).await;
+    assert!(
+        left.is_empty(),
+        "left after undeploy --wait returned: {}",
+        left.join(", ")
+    );
 }
 
-/// Node ports for one test (slots 0 to 9); distinct across tests and, very likely, across
-/// runs on a reused cluster (node ports are cluster-wide).
+/// Node port `slot` (0 to 9) of the block this test process holds on the cluster: no
+/// other test process has it (node ports are cluster-wide and tests run in parallel).
 pub fn node_port(slot: u16) -> u16 {
-    assert!(slot < 10, "ten slots per process");
-    30000 + (std::process::id() % 270) as u16 * 10 + slot
+    cluster().node_port(slot)
 }
 
 /// Assert that everything in `want` is in `live`: object keys recursively, arrays element
@@ -221,12 +229,17 @@ pub async fn labelled(
         ApiResource::erase::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>(&()),
     ];
     let mut found = Vec::new();
-    for kind in kinds.iter().chain(extra) {
+    for (i, kind) in kinds.iter().chain(extra).enumerate() {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, kind);
         let items = match api.list(&owned).await {
             Ok(list) => list.items,
-            // A kind the cluster does not serve (a custom kind before its CRD).
-            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+            // Only an extra kind the cluster does not serve (a custom kind before its CRD)
+            // has nothing to list: a 404 for a kind discovery lists is a failure.
+            Err(kube::Error::Api(status))
+                if status.code == 404 && i >= kinds.len() && !served(client, kind).await =>
+            {
+                Vec::new()
+            }
             Err(e) => panic!("list {}: {e}", kind.plural),
         };
         for o in items {
@@ -238,4 +251,18 @@ pub async fn labelled(
         }
     }
     found
+}
+
+/// Whether discovery lists `kind`'s resource in its group version.
+async fn served(client: &kube::Client, kind: &ApiResource) -> bool {
+    let resources = if kind.group.is_empty() {
+        client.list_core_api_resources(&kind.version).await
+    } else {
+        client.list_api_group_resources(&kind.api_version).await
+    };
+    match resources {
+        Ok(list) => list.resources.iter().any(|r| r.name == kind.plural),
+        Err(kube::Error::Api(status)) if status.code == 404 => false,
+        Err(e) => panic!("discovery of {}: {e}", kind.api_version),
+    }
 }

@@ -26,6 +26,10 @@ use crate::{
 /// Retry delay after a failed API call for one pod.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// How often every pod being ended is looked at again (the kubelet's status manager
+/// syncs every 10 s).
+const SYNC_PERIOD: Duration = Duration::from_secs(10);
+
 /// Why the pod simulation stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PodSimError {
@@ -90,6 +94,8 @@ impl PodSim {
         let mut ready_file = ready_file;
         // The pods of a (re)list: those tracked and not listed were deleted meanwhile.
         let mut listed: HashSet<Key> = HashSet::new();
+        let mut sync = tokio::time::interval(SYNC_PERIOD);
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = events.next() => match event {
@@ -109,11 +115,23 @@ impl PodSim {
                     Some(Err(e)) => eprintln!("sim-node: pod watch error (retrying): {e}"),
                     None => return Err(PodSimError::WatchEnded),
                 },
+                _ = sync.tick() => {
+                    // As the kubelet's status manager syncs every 10 s: every pod this
+                    // node is ending is looked at again, whatever events were missed.
+                    for key in self.runtime.ending() {
+                        let _ = self.requeue_tx.send(key);
+                    }
+                }
                 Some((ns, name)) = requeue_rx.recv() => {
+                    // This look is the one a timer asked for: a retry scheduled from here
+                    // on must not be taken for one already pending (that lost a pod whose
+                    // look failed while the API server was away: it stayed Terminating).
+                    self.clear_fired_timer(&(ns.clone(), name.clone()));
                     let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
                     match api.get_opt(&name).await {
                         Ok(Some(pod)) => self.handle(&pod).await,
-                        Ok(None) => {}
+                        // Gone, its Delete event missed: forgotten as if it had come.
+                        Ok(None) => self.forget_key(&(ns, name), None).await,
                         Err(e) => {
                             eprintln!("sim-node: fetching pod {ns}/{name}: {e}");
                             self.requeue_after((ns, name), RETRY);
@@ -148,6 +166,15 @@ impl PodSim {
             tokio::time::sleep(delay).await;
             let _ = tx.send(key);
         });
+    }
+
+    /// Forgets the pending look at `key` if it is due (its timer fired).
+    fn clear_fired_timer(&self, key: &Key) {
+        if let Ok(mut timers) = self.timers.lock()
+            && timers.get(key).is_some_and(|due| *due <= Instant::now())
+        {
+            timers.remove(key);
+        }
     }
 
     fn clear_timer(&self, key: &Key) {
@@ -299,10 +326,15 @@ impl PodSim {
 
     /// Stops the pod's containers and removes its scratch directory once the pod is gone.
     async fn forget(&self, pod: &Pod) {
-        let key = key(pod);
-        self.clear_timer(&key);
-        self.runtime.remove(&key, pod.metadata.uid.as_deref());
-        let dir = self.runtime.pod_dir(&key);
+        self.forget_key(&key(pod), pod.metadata.uid.as_deref())
+            .await;
+    }
+
+    /// [`PodSim::forget`] by name (only the pod of uid `uid`, when given).
+    async fn forget_key(&self, key: &Key, uid: Option<&str>) {
+        self.clear_timer(key);
+        self.runtime.remove(key, uid);
+        let dir = self.runtime.pod_dir(key);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -135,6 +135,15 @@ impl Runtime {
         }
     }
 
+    /// The pods whose deletion this node has seen and which are not gone yet.
+    pub fn ending(&self) -> Vec<Key> {
+        lock(&self.pods)
+            .iter()
+            .filter(|(_, pod)| pod.life() != Life::Running)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// Stops and forgets every pod not in `keep` (after a relist: the others are gone).
     pub fn retain(&self, keep: &HashSet<Key>) {
         lock(&self.pods).retain(|key, pod| {

@@ -29,6 +29,8 @@ use crate::{
 pub enum ExecError {
     #[error("TLS handshake: {0}")]
     Tls(#[source] std::io::Error),
+    #[error("setting TCP_NODELAY: {0}")]
+    Socket(#[source] std::io::Error),
     #[error("WebSocket: {0}")]
     WebSocket(#[from] tungstenite::Error),
     #[error("preparing the pod directory {path}: {source}")]
@@ -127,6 +129,9 @@ pub async fn serve(
 }
 
 async fn handle(tcp: TcpStream, acceptor: TlsAcceptor, ctx: &ExecContext) -> Result<(), ExecError> {
+    // As Go's net package does for every connection the kubelet serves: a small frame
+    // (the status) goes out at once, not held back by Nagle's algorithm.
+    tcp.set_nodelay(true).map_err(ExecError::Socket)?;
     let tls = acceptor.accept(tcp).await.map_err(ExecError::Tls)?;
     let mut accepted: Option<(Protocol, ExecRequest)> = None;
     // The error type is tungstenite's; its size is not ours to choose.

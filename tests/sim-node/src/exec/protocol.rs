@@ -6,8 +6,6 @@ pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
 pub const ERROR: u8 = 3;
-/// v5 only: `[CLOSE, channel]` says that channel reached EOF.
-pub const CLOSE: u8 = 255;
 
 /// A remote-command subprotocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,21 +14,15 @@ pub enum Protocol {
     V1,
     V2,
     V3,
-    /// JSON `Status` on the error channel, with the exit code for non-zero exits.
+    /// JSON `Status` on the error channel, with the exit code for non-zero exits: the
+    /// newest a 1.20 kubelet speaks (v5, with its close of one stream, came with 1.30), so
+    /// a client's end of stdin can only close the whole connection, as berth must know.
     V4,
-    /// v4 plus the CLOSE signal for stdin.
-    V5,
 }
 
 impl Protocol {
     /// Every version this node speaks.
-    const ALL: [Protocol; 5] = [
-        Protocol::V5,
-        Protocol::V4,
-        Protocol::V3,
-        Protocol::V2,
-        Protocol::V1,
-    ];
+    const ALL: [Protocol; 4] = [Protocol::V4, Protocol::V3, Protocol::V2, Protocol::V1];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,7 +30,6 @@ impl Protocol {
             Protocol::V2 => "v2.channel.k8s.io",
             Protocol::V3 => "v3.channel.k8s.io",
             Protocol::V4 => "v4.channel.k8s.io",
-            Protocol::V5 => "v5.channel.k8s.io",
         }
     }
 
@@ -50,14 +41,9 @@ impl Protocol {
             .find_map(|name| Self::ALL.into_iter().find(|p| p.name() == name))
     }
 
-    /// Whether the client may half-close a stream with a `[CLOSE, channel]` frame (v5).
-    pub fn stream_close(self) -> bool {
-        self == Protocol::V5
-    }
-
     /// Whether the error channel carries a JSON `Status` (v4 and later).
     pub fn structured_status(self) -> bool {
-        matches!(self, Protocol::V4 | Protocol::V5)
+        self == Protocol::V4
     }
 }
 
@@ -109,8 +95,10 @@ mod tests {
 
     #[test]
     fn takes_the_first_offered_it_speaks() {
+        // As a 1.20 kubelet: v5 is not among them.
         let v5_first = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
-        assert_eq!(Protocol::negotiate(v5_first), Some(Protocol::V5));
+        assert_eq!(Protocol::negotiate(v5_first), Some(Protocol::V4));
+        assert_eq!(Protocol::negotiate(["v5.channel.k8s.io"]), None);
         let v4_first = ["v4.channel.k8s.io", "v5.channel.k8s.io"];
         assert_eq!(Protocol::negotiate(v4_first), Some(Protocol::V4));
         assert_eq!(
@@ -126,7 +114,6 @@ mod tests {
             Some(Protocol::V2)
         );
         assert_eq!(Protocol::negotiate(["base64.channel.k8s.io"]), None);
-        assert!(Protocol::V5.stream_close() && !Protocol::V4.stream_close());
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::{
     time::Duration,
 };
 
-use futures::{SinkExt as _, StreamExt as _, stream::SplitSink};
+use futures::{
+    SinkExt as _, StreamExt as _,
+    stream::{SplitSink, SplitStream},
+};
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     process::ChildStdin,
@@ -26,6 +29,9 @@ type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 /// How long output still drains once the command and its group are killed.
 const DRAIN_AFTER_KILL: Duration = Duration::from_secs(2);
 
+/// How long what the client still sends is read once the session's status is sent.
+const DRAIN_AT_CLOSE: Duration = Duration::from_secs(2);
+
 /// Runs `req` in the pod's scratch directory and speaks `protocol` on `ws` until it exits.
 pub async fn run<S>(
     ws: WebSocketStream<S>,
@@ -39,7 +45,8 @@ where
     let (mut sink, mut incoming) = ws.split();
     if req.command.is_empty() {
         return finish(
-            &mut sink,
+            sink,
+            incoming,
             protocol,
             Err("no command given".to_owned()),
             &req,
@@ -59,7 +66,8 @@ where
     let Some(mut cmd) = process::command(&dir, &req.pod, &req.container, &target.env, &req.command)
     else {
         return finish(
-            &mut sink,
+            sink,
+            incoming,
             protocol,
             Err("no command given".to_owned()),
             &req,
@@ -73,7 +81,7 @@ where
         Ok(child) => child,
         Err(e) => {
             let message = format!("failed to start command {:?}: {e}", req.command);
-            return finish(&mut sink, protocol, Err(message), &req).await;
+            return finish(sink, incoming, protocol, Err(message), &req).await;
         }
     };
 
@@ -103,11 +111,6 @@ where
                             stdin = None;
                         }
                     }
-                    // v5: the client reached the end of its stdin; the command reads EOF.
-                    // (A kubelet ignores the close of its output channels.)
-                    [protocol::CLOSE, protocol::STDIN] if protocol.stream_close() => {
-                        stdin = None;
-                    }
                     _ => {}
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
@@ -136,7 +139,7 @@ where
         Ok(status) => Ok(exit_code(status)),
         Err(e) => Err(format!("waiting for command {:?}: {e}", req.command)),
     };
-    finish(&mut sink, protocol, outcome, &req).await
+    finish(sink, incoming, protocol, outcome, &req).await
 }
 
 /// Returns once the pod's containers stopped; never without a pod to watch.
@@ -205,9 +208,15 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-/// Sends the final status on the error channel and closes the WebSocket.
+/// Sends the final status on the error channel and closes the WebSocket as the kubelet's
+/// connection does: its reader consumed everything the client sent for the whole session,
+/// so its close is a clean one. Here, what the client still sends (a close frame, a ping) is read and dropped for a moment before the TLS session is shut
+/// down: closing a socket with unread input makes the kernel answer with a reset instead
+/// of a FIN, and the API server, proxying bytes, then cuts the client's connection before
+/// the status it had not yet passed on (the `exec` flake of issue 20).
 async fn finish<S>(
-    sink: &mut Sink<S>,
+    mut sink: Sink<S>,
+    mut incoming: SplitStream<WebSocketStream<S>>,
     protocol: Protocol,
     outcome: Result<i32, String>,
     req: &ExecRequest,
@@ -232,7 +241,21 @@ where
             .await?;
     }
     match sink.close().await {
-        Ok(()) | Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => Ok(()),
-        Err(e) => Err(e.into()),
+        Ok(()) | Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => {}
+        Err(e) => return Err(e.into()),
     }
+    // Until the client's close, its end of the stream, or a bounded wait.
+    let _ = tokio::time::timeout(DRAIN_AT_CLOSE, async {
+        while let Some(Ok(msg)) = incoming.next().await {
+            if msg.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    if let Ok(ws) = sink.reunite(incoming) {
+        // TLS close_notify, then a FIN: the status went out before it.
+        let _ = ws.into_inner().shutdown().await;
+    }
+    Ok(())
 }

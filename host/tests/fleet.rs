@@ -421,7 +421,9 @@ async fn a_never_ready_update_is_undone_and_the_old_pods_keep_serving() {
     assert_eq!(ports.expect("ports")[0].port, 80);
     assert_eq!(ready_pods(&client, &ns).await, serving);
     // Every object as v1's deploy left it (Deployment, Service, inventory): a restore that
-    // missed a field, or a member, shows here.
+    // missed a field, or a member, shows here. (It caught the undo making the Service again
+    // with the cluster IP the server had allocated, as berth's own field: every later
+    // deploy then failed, "primary clusterIP can not be unset".)
     let diff = berth(&ns, &["diff", "--spec", &v1]);
     exited(&diff, 0);
     let history = ok(&berth(&ns, &["history", "web"]));

@@ -162,7 +162,6 @@ impl Step {
                 };
             }
             if deadline.left().is_zero() {
-                drop(pass);
                 let running = if tests {
                     format!("; still running: {}", progress.still_running())
                 } else {

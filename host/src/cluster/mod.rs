@@ -1,6 +1,7 @@
 //! Operating components on a Kubernetes cluster: the connection, and finding a component's
 //! objects by the ownership labels berth stamps on them, whatever the rules named them.
 
+mod applied;
 mod apply;
 mod deploy;
 mod diff;

@@ -82,7 +82,7 @@ fn list_removals(owned: &Value, others: &Value, items: &[Value]) -> Option<Value
 
 /// Whether `item` is the list item of `keys`: every key it gives equal, and a key it
 /// leaves out taken as the server's default (a port without `protocol` is the TCP one).
-fn same_item(keys: &Map<String, Value>, item: &Value) -> bool {
+pub(super) fn same_item(keys: &Map<String, Value>, item: &Value) -> bool {
     keys.iter().any(|(k, _)| item.get(k).is_some())
         && keys
             .iter()

@@ -8,6 +8,8 @@ use std::time::Duration;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, PropagationPolicy};
 use serde::Serialize;
 
+use super::applied::pick;
+use super::apply::berth_fields;
 use super::deploy::DeployReport;
 use super::{Cluster, ClusterError, name_of};
 use crate::objects::ObjectRef;
@@ -99,7 +101,7 @@ impl Cluster {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self
                 .dynamic(resource)
-                .create(&self.post_params(), &as_new(before))
+                .create(&self.post_params(), &as_berth_made_it(before))
                 .await
             {
                 Ok(made) => done.recreated.push(ObjectRef::dynamic(&made)),
@@ -192,6 +194,26 @@ fn as_new(object: &DynamicObject) -> DynamicObject {
         data.remove("status");
     }
     object
+}
+
+/// `object` as berth made it: only the fields berth applied (its managed fields), so what
+/// the server allocates (a Service's cluster IP) is allocated again and not claimed by
+/// this create, which a later apply would then try to remove. Without managed fields, the
+/// object as it was.
+fn as_berth_made_it(object: &DynamicObject) -> DynamicObject {
+    let made = as_new(object);
+    let Some(fields) = berth_fields(object) else {
+        return made;
+    };
+    let Ok(value) = serde_json::to_value(&made) else {
+        return made;
+    };
+    let mut picked = pick(&value, &fields);
+    picked["apiVersion"] = value["apiVersion"].clone();
+    picked["kind"] = value["kind"].clone();
+    picked["metadata"]["name"] = value["metadata"]["name"].clone();
+    picked["metadata"]["namespace"] = value["metadata"]["namespace"].clone();
+    serde_json::from_value(picked).unwrap_or(made)
 }
 
 fn describe(error: &ClusterError) -> String {

@@ -103,16 +103,14 @@ where
                 forward(&mut sink, &mut stderr, protocol::STDERR, &err_buf, n).await?;
             }
             msg = incoming.next(), if client_open => match msg {
-                Some(Ok(Message::Binary(data))) => match data.as_ref() {
-                    [protocol::STDIN, rest @ ..] => {
-                        if let Some(w) = stdin.as_mut()
-                            && w.write_all(rest).await.is_err()
-                        {
-                            stdin = None;
-                        }
+                Some(Ok(Message::Binary(data))) => {
+                    if let [protocol::STDIN, rest @ ..] = data.as_ref()
+                        && let Some(w) = stdin.as_mut()
+                        && w.write_all(rest).await.is_err()
+                    {
+                        stdin = None;
                     }
-                    _ => {}
-                },
+                }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                     // The client went away: nobody reads the output any more.
                     client_open = false;

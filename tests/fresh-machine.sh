@@ -7,6 +7,10 @@
 # and components). The Kubernetes binary cache is shared unless BERTH_FRESH_K8S=cold, which
 # gives the run an empty cache of its own (so it builds Kubernetes again, ~6-10 min).
 #
+# BERTH_FRESH_REPEAT=N then runs the test command N more times in that clone, nothing
+# changed, and prints each run's wall time and counts: a suite that passes the first time
+# and every time after.
+#
 #   tests/fresh-machine.sh            # or: just test-fresh-machine
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,7 +81,20 @@ for cmd in "${commands[@]}" "cargo build --release"; do
         sed 's/^/    /' >&2 || true
 done
 
-echo "== wall time of each command (the last is the README's claim that cargo build --release works)"
+for ((i = 1; i <= ${BERTH_FRESH_REPEAT:-0}; i++)); do
+    cmd="${commands[1]}"
+    log "again ($i of $BERTH_FRESH_REPEAT): $cmd"
+    start=$(date +%s)
+    if ! "${env_fresh[@]}" bash -c "$cmd" >"$work/again-$i.log" 2>&1; then
+        tail -n 60 "$work/again-$i.log" >&2
+        log "FAILED on run $i of $BERTH_FRESH_REPEAT: $cmd (after $(($(date +%s) - start)) s; whole log $work/again-$i.log)"
+        exit 1
+    fi
+    summary=$(awk '/^test result:/ {p += $4; f += $6} END {printf "  (tests: %d passed, %d failed)", p, f}' "$work/again-$i.log")
+    times+=("$(($(date +%s) - start)) s  again $i: $cmd$summary")
+done
+
+echo "== wall time of each command (cargo build --release: the README's claim that it works; \"again\": the repeats)"
 printf '  %s\n' "${times[@]}"
 echo "== Debian packages the commands installed"
 comm -13 <(echo "$packages_before") <(dpkg-query -W -f '${Package}\n' | sort) | sed 's/^/  /' | grep . || echo "  (none: all were there already)"

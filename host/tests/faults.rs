@@ -156,33 +156,71 @@ async fn undeploy_wait_rides_out_an_api_server_restart_and_leaves_nothing() {
         &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
     ));
     // The API server goes away first and undeploy starts into the outage: its reads and
-    // deletes are sent again until the server is back, then it waits for the pods. (With
-    // the restart in the middle of the foreground deletion, one fresh-machine run saw the
-    // Deployment still being deleted after 90 s — not diagnosed: the 1.20 garbage
-    // collector or the simulated node after the restart — so the outage comes first.)
+    // deletes are sent again until the server is back, then it waits for the pods.
     let restart = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let undeploy = spawn(&ns, &["undeploy", "leaving", "--wait", "--timeout", "90s"]);
     let outage = restart.await.unwrap();
     ok(&finish(undeploy));
     eprintln!("undeploy --wait: API server away {outage:.1?}");
-    // Right when it returns: no Deployment, pod or inventory of the component.
-    let owned = ListParams::default().labels("berth.dev/component=leaving");
-    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default())
+    // Right when it returns: nothing of the component (Deployment, Service, inventory) and
+    // nothing the controllers made for it (ReplicaSets, pods).
+    assert_eq!(common::leftovers(&client, &ns).await, Vec::<String>::new());
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undeploy_wait_rides_out_an_api_server_restart_in_the_middle_of_the_deletion() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("fault-mid-delete").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = slow_spec(&dir, "midway", "nginx:1.27");
+    ok(&run(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
+    ));
+    let undeploy = spawn(&ns, &["undeploy", "midway", "--wait", "--timeout", "90s"]);
+    // The API server is killed the moment the foreground deletion has reached the pods
+    // (one is Terminating) and stays away past their grace (the node's cap, 1 s): the
+    // node's look at a pod whose grace ended fails, and so do the garbage collector's
+    // requests. Once a fresh-machine run saw the Deployment still being deleted 90 s
+    // later: the simulated node had lost the pod whose look failed (fixed: it retries
+    // and, as a kubelet does, looks at every ending pod again every 10 s).
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let reached = Instant::now();
+    let terminating = loop {
+        let listed = pods.list(&ListParams::default()).await.unwrap().items;
+        let ending: Vec<String> = listed
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        if !ending.is_empty() {
+            break ending;
+        }
+        assert!(
+            reached.elapsed() < Duration::from_secs(30),
+            "no pod was ever Terminating: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stopped = tokio::task::spawn_blocking(|| fault_cluster().stop_apiserver())
         .await
         .unwrap();
-    assert_eq!(pods.items.len(), 0, "pods left");
-    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns)
-        .list(&owned)
+    tokio::time::sleep(OUTAGE).await;
+    let outage = tokio::task::spawn_blocking(move || stopped.start())
         .await
         .unwrap();
-    assert_eq!(deployments.items.len(), 0);
-    let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .list(&owned)
-        .await
-        .unwrap();
-    assert_eq!(maps.items.len(), 0, "inventory left");
+    let back = Instant::now();
+    let out = finish(undeploy);
+    let after = back.elapsed();
+    ok(&out);
+    // Right when it returns: nothing of the component and nothing the controllers made.
+    assert_eq!(common::leftovers(&client, &ns).await, Vec::<String>::new());
+    eprintln!(
+        "undeploy --wait with the API server killed while {terminating:?} was Terminating \
+         ({outage:.1?} away): returned {after:.1?} after the server was back"
+    );
     drop_namespace(&client, &ns).await;
 }
 

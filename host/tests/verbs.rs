@@ -7,7 +7,8 @@ mod common;
 use common::*;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
 
 /// The images of `dep-<name>`'s containers, in order.
 async fn images(client: &kube::Client, ns: &str, deployment: &str) -> Vec<String> {
@@ -119,6 +120,49 @@ async fn undeploy_wait_returns_when_nothing_is_left() {
         left.is_empty(),
         "left when undeploy --wait returned: {left:?}"
     );
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undeploy_wait_that_times_out_names_what_is_left_and_what_holds_it() {
+    let (client, ns) = namespace("held").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        "component_name: held
+image: example/held:1
+",
+    );
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+    ));
+    // A finalizer of another controller's that never goes: the Deployment cannot go.
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let hold = json!({"metadata": {"finalizers": ["example.com/hold"]}});
+    deployments
+        .patch("dep-held", &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .expect("a finalizer");
+    let started = std::time::Instant::now();
+    let out = berth(&ns, &["undeploy", "held", "--wait", "--timeout", "5s"]);
+    let took = started.elapsed();
+    let err = not_available(&out);
+    assert!(
+        err.contains("timed out after 5s waiting for \"held\": still there: Deployment/dep-held (being deleted; finalizers: "),
+        "{err}"
+    );
+    assert!(err.contains("example.com/hold"), "{err}");
+    assert!(
+        took >= std::time::Duration::from_secs(5) && took < std::time::Duration::from_secs(15),
+        "{took:?}"
+    );
+    // Let it go.
+    let release = json!({"metadata": {"finalizers": null}});
+    deployments
+        .patch("dep-held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .expect("the finalizer removed");
     drop_namespace(&client, &ns).await;
 }
 

@@ -33,10 +33,13 @@ impl Deadline {
     }
 
     fn overrun(&self, what: &str) -> String {
-        format!(
-            "the test phase ran past its {} min: stopped during `{what}`",
-            self.limit.as_secs() / 60
-        )
+        let secs = self.limit.as_secs();
+        let limit = if secs.is_multiple_of(60) {
+            format!("{} min", secs / 60)
+        } else {
+            format!("{secs} s")
+        };
+        format!("the test phase ran past its {limit}: stopped during `{what}`")
     }
 }
 

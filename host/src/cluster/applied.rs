@@ -34,7 +34,8 @@ pub(super) fn pick(object: &Value, fields: &Value) -> Value {
                             let keys: Map<String, Value> = serde_json::from_str(keys).ok()?;
                             same_item(&keys, item).then(|| pick(item, below))
                         } else {
-                            let value: Value = serde_json::from_str(key.strip_prefix("v:")?).ok()?;
+                            let value: Value =
+                                serde_json::from_str(key.strip_prefix("v:")?).ok()?;
                             (value == *item).then(|| item.clone())
                         }
                     })
@@ -88,7 +89,8 @@ mod tests {
     #[test]
     fn set_items_by_value_and_leaves_whole() {
         let live = json!({"metadata": {"finalizers": ["a", "b"]}, "data": {"k": "v"}});
-        let fields = json!({"f:metadata": {"f:finalizers": {".": {}, "v:\"b\"": {}}}, "f:data": {}});
+        let fields =
+            json!({"f:metadata": {"f:finalizers": {".": {}, "v:\"b\"": {}}}, "f:data": {}});
         assert_eq!(
             pick(&live, &fields),
             json!({"metadata": {"finalizers": ["b"]}, "data": {"k": "v"}})

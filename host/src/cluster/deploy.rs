@@ -4,20 +4,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, PropagationPolicy};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 
 use super::apply::{Action, Member, by_rank, kinds_by_rank};
-use super::inventory::{ID_LABEL, group_kind};
+use super::inventory::ID_LABEL;
 use super::owners::TakenOver;
 use super::resources::Resources;
 use super::undo::Undo;
 use super::{Cluster, ClusterError, name_of, owned_by};
 use crate::kinds::DEFAULT_KINDS;
 use crate::objects::{ObjectRef, Rendered};
+use crate::selector::Selector;
 
 /// The deployment description: what was deployed where, and what happened to each object.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +47,10 @@ pub struct UndeployReport {
     pub namespace: String,
     /// Each object deleted, with its uid.
     pub deleted: Vec<ObjectRef>,
+    /// The deleted Deployments' pod selectors: `wait_gone` waits for every pod they
+    /// select, those of an earlier Deployment of the component still ending included.
+    #[serde(skip)]
+    pub(super) pods: Vec<String>,
 }
 
 impl Cluster {
@@ -205,6 +208,7 @@ impl Cluster {
             .collect();
         let mut found = Resources::default();
         let mut deleted = Vec::new();
+        let mut pods = Vec::new();
         for group_kind in kinds_by_rank(kinds).into_iter().rev() {
             let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
                 continue;
@@ -212,6 +216,9 @@ impl Cluster {
             let propagation =
                 (resource.kind == "Deployment").then_some(PropagationPolicy::Foreground);
             for object in self.owned(&resource, component).await? {
+                if resource.kind == "Deployment" {
+                    pods.extend(pod_selector(&object));
+                }
                 deleted.push(self.delete(&resource, &object, propagation.clone()).await?);
             }
         }
@@ -229,6 +236,7 @@ impl Cluster {
         Ok(UndeployReport {
             namespace: self.namespace.clone(),
             deleted,
+            pods,
         })
     }
 
@@ -291,70 +299,11 @@ impl Cluster {
     }
 }
 
-impl Cluster {
-    /// Wait until every object an undeploy deleted is gone: that object, by uid, not a
-    /// later one of its name (a Deployment's pods and ReplicaSets go first, with
-    /// foreground deletion).
-    pub async fn wait_gone(
-        &self,
-        component: &str,
-        report: &UndeployReport,
-        timeout: Duration,
-    ) -> Result<(), ClusterError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut found = Resources::default();
-        for object in &report.deleted {
-            let group_kind = group_kind(&object.api_version, &object.kind);
-            let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
-                continue;
-            };
-            let uid = object.uid.as_deref().unwrap_or_default();
-            let gone = until_gone(self.dynamic(&resource), &object.name, uid);
-            match tokio::time::timeout_at(deadline, gone).await {
-                Ok(Ok(())) => {}
-                Ok(Err(source)) => {
-                    return Err(ClusterError::Watch {
-                        object: Box::new(object.clone()),
-                        source,
-                    });
-                }
-                Err(_) => {
-                    return Err(ClusterError::Timeout {
-                        component: component.to_owned(),
-                        waited: timeout,
-                        last: format!("{object} is still being deleted"),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Until the object `name` with `uid` no longer exists (deleted, or replaced by another of
-/// its name). The watch starts again, after a backoff and with a fresh list, when the API
-/// server goes away or has forgotten the resource version (410 after a restart): only a
-/// refusal (not allowed, not there) ends it with an error.
-async fn until_gone(api: Api<DynamicObject>, name: &str, uid: &str) -> Result<(), watcher::Error> {
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher(api, config).default_backoff().boxed();
-    let ours = |o: &DynamicObject| o.metadata.uid.as_deref() == Some(uid);
-    // Whether the list in progress (after a start or a restart) has shown it.
-    let mut listed = false;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(watcher::Event::Init) => listed = false,
-            Ok(watcher::Event::InitApply(o)) => listed |= ours(&o),
-            Ok(watcher::Event::InitDone) if !listed => return Ok(()),
-            Ok(watcher::Event::InitDone) => {}
-            Ok(watcher::Event::Delete(o)) if ours(&o) => return Ok(()),
-            Ok(watcher::Event::Apply(o)) if !ours(&o) => return Ok(()),
-            Ok(_) => {}
-            Err(error) if super::rollout::refused(&error) => return Err(error),
-            Err(_) => {}
-        }
-    }
-    Ok(())
+/// A Deployment's whole pod selector, as a query (none if it has no valid one).
+fn pod_selector(deployment: &DynamicObject) -> Option<String> {
+    let selector = deployment.data.pointer("/spec/selector")?;
+    let selector = serde_json::from_value(selector.clone()).ok()?;
+    Some(Selector::new(&selector).ok()?.to_query())
 }
 
 /// How long putting back what a failed deploy changed may take.

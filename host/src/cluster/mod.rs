@@ -8,6 +8,7 @@ mod diff;
 mod discovery;
 mod error;
 mod exec;
+mod gone;
 mod history;
 mod inventory;
 mod list;

@@ -190,7 +190,13 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
                 let removed = cluster.undeploy(name).await?;
                 report::write_stdout(&report::undeploy(&removed))?;
                 if wait {
-                    cluster.wait_gone(name, &removed, timeout).await?;
+                    match cluster.wait_gone(name, &removed, timeout).await {
+                        // A wait that timed out: exit 3, as every --wait's.
+                        Err(error @ ClusterError::Timeout { .. }) => {
+                            return Err(CliError::NotRolledOut(error));
+                        }
+                        other => other?,
+                    }
                     report::write_stdout("gone\n")?;
                 }
                 return Ok(ExitStatus::Success);
@@ -213,12 +219,10 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
                     Err(e) => eprintln!("berth: {name}: {}", crate::one_line(e)),
                 })
                 .await;
-            Ok(fleet::worst(outcomes.iter().map(|(_, r)| {
-                if r.is_ok() {
-                    ExitStatus::Success
-                } else {
-                    ExitStatus::Error
-                }
+            Ok(fleet::worst(outcomes.iter().map(|(_, r)| match r {
+                Ok(_) => ExitStatus::Success,
+                Err(ClusterError::Timeout { .. }) => ExitStatus::NotAvailable,
+                Err(_) => ExitStatus::Error,
             })))
         }
         Command::Status { names, output } => {

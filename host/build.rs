@@ -78,7 +78,16 @@ fn embed(wasm: &Path) {
             wasm.display()
         ))
     });
-    println!("cargo::rustc-env=BERTH_DEFAULT_RULES={}", wasm.display());
+    // The crate embeds a copy of its own: the guest's target directory is shared by every
+    // checkout that shares a cargo target directory, and another checkout's build there
+    // would otherwise change the embedded bytes without this script running again (the
+    // digest then named other bytes). The bytes embedded and the digest are of one build.
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let copy = out_dir.join("berth_rules.wasm");
+    if let Err(e) = std::fs::write(&copy, &bytes) {
+        fail(&format!("cannot write {}: {e}", copy.display()));
+    }
+    println!("cargo::rustc-env=BERTH_DEFAULT_RULES={}", copy.display());
     println!(
         "cargo::rustc-env=BERTH_DEFAULT_RULES_SHA256={}",
         hex::encode(Sha256::digest(&bytes))

@@ -2,7 +2,6 @@
 //! and the objects as YAML documents or a JSON `List`.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use serde::Serialize;
 
@@ -95,7 +94,7 @@ impl Rules {
     }
 
     /// Build and check the objects of every spec, in order. Fails on the first spec that
-    /// fails, and when two specs build an object of one kind and name.
+    /// fails, and when two specs build one object.
     pub fn render_all(
         &mut self,
         specs: &[(Origin, Spec)],
@@ -103,28 +102,54 @@ impl Rules {
         capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<Vec<Rendered>, RenderError> {
-        let mut built_by: HashMap<ObjectRef, &Origin> = HashMap::new();
+        let mut built = Built::default();
         let mut all = Vec::with_capacity(specs.len());
         for (origin, spec) in specs {
             let rendered = self.render_from(origin, spec, site, capabilities, namespace)?;
-            for object in rendered.objects() {
-                match built_by.entry(object.reference()) {
-                    Entry::Vacant(slot) => {
-                        slot.insert(origin);
-                    }
-                    Entry::Occupied(built) => {
-                        return Err(RenderError::Collision {
-                            object: Box::new(built.key().clone()),
-                            first: Box::new((*built.get()).clone()),
-                            second: Box::new(origin.clone()),
-                        });
-                    }
-                }
-            }
+            built.claim(origin, &rendered)?;
             all.push(rendered);
         }
         Ok(all)
     }
+}
+
+/// The objects several specs build, and which spec built each first: two specs may not
+/// build one object, since one would replace the other. One object is one group, kind,
+/// namespace and name — the API server serves it at every version of its group, so
+/// `policy/v1beta1` and `policy/v1` PodDisruptionBudgets of one name are one object.
+#[derive(Debug, Default)]
+pub struct Built<'a> {
+    first: HashMap<(String, String, Option<String>, String), &'a Origin>,
+}
+
+impl<'a> Built<'a> {
+    /// Record the objects `origin` rendered; refused, and nothing recorded, when an
+    /// earlier spec built one of them.
+    pub fn claim(&mut self, origin: &'a Origin, rendered: &Rendered) -> Result<(), RenderError> {
+        let mine: Vec<ObjectRef> = rendered.objects().map(|o| o.reference()).collect();
+        for object in &mine {
+            if let Some(first) = self.first.get(&identity(object)) {
+                return Err(RenderError::Collision {
+                    object: Box::new(object.clone()),
+                    first: Box::new((*first).clone()),
+                    second: Box::new(origin.clone()),
+                });
+            }
+        }
+        for object in &mine {
+            self.first.entry(identity(object)).or_insert(origin);
+        }
+        Ok(())
+    }
+}
+
+fn identity(object: &ObjectRef) -> (String, String, Option<String>, String) {
+    (
+        object.group().to_owned(),
+        object.kind.clone(),
+        object.namespace.clone(),
+        object.name.clone(),
+    )
 }
 
 /// How objects are written out.

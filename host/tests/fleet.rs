@@ -619,3 +619,47 @@ async fn a_field_the_rules_stop_building_goes() {
     assert_eq!(env, ["POD_IP"], "the dropped variable is gone");
     drop_namespace(&client, &ns).await;
 }
+
+/// Run berth as a person at a terminal does: under a pseudo-terminal (util-linux's
+/// `script`, in every Debian), stdout and stderr as the terminal shows them.
+fn at_a_terminal(ns: &str, args: &[&str]) -> (Option<i32>, String) {
+    let inner = berth_in(&berth_e2e::cluster().admin_kubeconfig, ns, args);
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(quote)
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    let out = berth_e2e::command::output(&mut script, berth_e2e::command::BERTH_LIMIT);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_at_a_terminal_names_the_components_in_flight() {
+    let (client, ns) = namespace("live").await;
+    let dir = tempfile::tempdir().expect("dir");
+    spec_file(&dir, "a.yaml", &spec("alpha", "example/web:1", ""));
+    spec_file(&dir, "b.yaml", &spec("beta", "example/web:1", ""));
+    let specs = dir.path().to_string_lossy().into_owned();
+    // Both in flight at once (the default concurrency is above 2): the live line names
+    // both, as deploy's and undeploy's do. It named none ("diffing 0/2: , ").
+    let (code, shown) = at_a_terminal(&ns, &["diff", "--spec", &specs]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("diffing 0/2: alpha, beta"), "{shown:?}");
+    let (code, shown) = at_a_terminal(&ns, &["deploy", "--spec", &specs]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("deploying 0/2: alpha, beta"), "{shown:?}");
+    drop_namespace(&client, &ns).await;
+}

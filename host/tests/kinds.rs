@@ -570,6 +570,33 @@ async fn adding_an_autoscaler_keeps_the_replicas_and_a_configmap_member_spares_t
     });
     let with = json!({"component_name": "grow", "image": "example/grow:1", "replicas": 3,
                       "extensions": {"objects": [settings, hpa]}});
+    // The diff taken first predicts exactly that: the autoscaler added, the Deployment's
+    // replicas kept (not dropping to the default 1); compared with the deploy's result below.
+    let predicted = berth(
+        &ns,
+        &[
+            "diff",
+            "--spec",
+            &write_spec(&dir, &with.to_string()),
+            "--rules",
+            rules,
+            "-o",
+            "json",
+        ],
+    );
+    let shown = String::from_utf8_lossy(&predicted.stdout);
+    assert_eq!(predicted.status.code(), Some(1), "{shown}");
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    let objects = shown[0]["objects"].as_array().expect("objects");
+    let predicted_of = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["object"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {shown}"))
+    };
+    assert_eq!(predicted_of("HorizontalPodAutoscaler")["change"], "added");
+    let deployment = predicted_of("Deployment");
+    assert_eq!(deployment["after"]["spec"]["replicas"], 3, "{deployment}");
     let out = ok(&berth(
         &ns,
         &[
@@ -583,6 +610,12 @@ async fn adding_an_autoscaler_keeps_the_replicas_and_a_configmap_member_spares_t
     assert!(
         out.contains("HorizontalPodAutoscaler/grow created"),
         "{out}"
+    );
+    let live =
+        serde_json::to_value(deployments.get("dep-grow").await.expect("Deployment")).expect("JSON");
+    assert_eq!(
+        deployment["after"]["spec"], live["spec"],
+        "diff predicted the deploy"
     );
     assert_eq!(replicas().await, Some(3), "not defaulted to 1");
 

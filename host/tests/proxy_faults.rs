@@ -764,3 +764,64 @@ async fn scale_upgrade_and_rollback_leave_another_writers_field_alone() {
     );
     drop_namespace(&client, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undo_whose_delete_answer_is_lost_still_removes_everything() {
+    let _one = exclusive().await;
+    let (client, ns) = namespace("proxy-undo").await;
+    let proxy = Proxy::start(fault_cluster());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = minimal_spec(&dir, "doomed", "example/never-ready:1");
+    // The rollout never finishes, so the deploy is undone; the undo's delete of the
+    // Deployment it made is carried out and its answer lost. berth sends it again (a delete
+    // is repeatable) and hears 404: the Deployment is gone, which is what the undo wanted.
+    // An undo that counted that 404 as a failure kept the inventory and said "could not
+    // restore".
+    proxy.add(
+        Rule::cut_after_forwarding()
+            .matching("the undo's delete of the Deployment", |method, path| {
+                method == "DELETE"
+                    && path
+                        .split('?')
+                        .next()
+                        .unwrap_or_default()
+                        .ends_with("/deployments/dep-doomed")
+            })
+            .times(1),
+    );
+    let out = run(berth(
+        proxy.kubeconfig(),
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "3s"],
+    ))
+    .await;
+    let log = proxy.log();
+    let cut = log
+        .iter()
+        .find(|s| matches!(s.outcome, Outcome::Cut(_)))
+        .unwrap_or_else(|| panic!("no delete was cut:\n{}", proxy.log_text()))
+        .clone();
+    assert_eq!(cut.outcome, Outcome::Cut(200), "the server deleted it");
+    let again: Vec<Outcome> = log
+        .iter()
+        .filter(|s| s.index > cut.index && s.key() == cut.key())
+        .map(|s| s.outcome.clone())
+        .collect();
+    assert_eq!(again, vec![Outcome::Forwarded(404)], "{}", proxy.log_text());
+    // Exit 3 (the rollout did not finish), undone whole; right when it returns nothing
+    // berth made is left (the ReplicaSet and its pods go with the Deployment, in the
+    // background).
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("(rolled back: removed Deployment/dep-doomed, ConfigMap/berth-doomed)"),
+        "{stderr}"
+    );
+    let left: Vec<String> = labelled(&client, &ns, &["doomed".to_owned()])
+        .await
+        .into_iter()
+        .filter(|o| !o.starts_with("ReplicaSet") && !o.starts_with("Pod"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    drop_namespace(&client, &ns).await;
+}

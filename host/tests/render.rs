@@ -439,3 +439,54 @@ fn deploy_reads_every_spec_before_it_reaches_the_cluster() {
         "{err}"
     );
 }
+
+#[test]
+fn two_specs_building_one_object_at_two_api_versions_are_refused() {
+    // One PodDisruptionBudget, asked for at policy/v1beta1 by one spec and at policy/v1 by
+    // the other: the API server serves it at both, so the second would replace the first.
+    let dir = scratch();
+    let file = dir.path().join("versions.yaml");
+    let doc = |component: &str, api_version: &str| {
+        serde_json::json!({
+            "component_name": component,
+            "image": "example/app:1",
+            "extensions": {"objects": [{
+                "apiVersion": api_version,
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": "shared"},
+                "spec": {"minAvailable": 1},
+            }]},
+        })
+        .to_string()
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n---\n{}\n",
+            doc("first", "policy/v1beta1"),
+            doc("second", "policy/v1")
+        ),
+    )
+    .expect("write");
+    let rules = berth_e2e::components::component("berth-defaults-caller");
+    let out = berth(
+        &[
+            "render",
+            "--spec",
+            file.to_str().expect("utf-8 path"),
+            "--rules",
+            rules.to_str().expect("utf-8 path"),
+        ],
+        shared_cache(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing printed on stdout on error");
+    let f = file.display();
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "berth: {f} (document 2): builds PodDisruptionBudget/shared, which {f} (document 1) builds too"
+        )
+    );
+}

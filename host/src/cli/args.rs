@@ -41,6 +41,16 @@ pub enum Command {
         #[arg(long)]
         show_secrets: bool,
     },
+    #[command(flatten)]
+    Cluster(ClusterCommand),
+    /// Publish, describe and precompile rules components.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// The commands that work on a cluster.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
     /// Build a component's objects and create them (or apply changes) on the cluster.
     Deploy {
         #[command(flatten)]
@@ -151,9 +161,6 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Publish, describe and precompile rules components.
-    #[command(subcommand)]
-    Rules(RulesCommand),
     /// Run a command in the main container of every running pod, in parallel.
     Exec {
         /// Component name.

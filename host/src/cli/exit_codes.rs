@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-/// How a berth command ended.
+/// How a berth command ended. (Arguments that do not parse end before any command, with
+/// clap's code, 2.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// The command did what was asked.
@@ -10,8 +11,6 @@ pub enum ExitStatus {
     /// It failed: bad input, the rules refused, the API server refused, … (the message
     /// says which).
     Error,
-    /// The arguments could not be parsed (clap's own code).
-    BadArguments,
     /// `status` found the component not available, or a wait (`wait`, `--wait`) ended
     /// with the rollout failed or timed out.
     NotAvailable,
@@ -29,7 +28,6 @@ impl ExitStatus {
         match self {
             ExitStatus::Success => 0,
             ExitStatus::Error => 1,
-            ExitStatus::BadArguments => 2,
             ExitStatus::NotAvailable => 3,
             ExitStatus::ExecFailed => 4,
             ExitStatus::Changes => 1,

@@ -2,15 +2,13 @@
 //! undeployed or shown with bounded concurrency; one component's failure stops or
 //! half-makes no other, and each outcome is reported.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::io::IsTerminal;
 
 use berth::cluster::{Cluster, ClusterError, DeployReport, UndoReport};
-use berth::render::RenderError;
+use berth::render::{Built, RenderError};
 use berth::spec::Origin;
-use berth::{Capabilities, ObjectRef, Rendered, Rules, SiteConfig, Spec};
+use berth::{Capabilities, Rendered, Rules, SiteConfig, Spec};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -28,29 +26,12 @@ pub fn render_each(
     capabilities: &Capabilities,
     namespace: &str,
 ) -> Vec<(String, Result<Rendered, RenderError>)> {
-    let mut built_by: HashMap<ObjectRef, &Origin> = HashMap::new();
+    let mut built = Built::default();
     let mut all = Vec::with_capacity(specs.len());
     for (origin, spec) in specs {
         let rendered = rules
             .render_from(origin, spec, site, capabilities, namespace)
-            .and_then(|rendered| {
-                let mine: Vec<ObjectRef> = rendered.objects().map(|o| o.reference()).collect();
-                for object in &mine {
-                    if let Some(first) = built_by.get(object) {
-                        return Err(RenderError::Collision {
-                            object: Box::new(object.clone()),
-                            first: Box::new((*first).clone()),
-                            second: Box::new(origin.clone()),
-                        });
-                    }
-                }
-                for object in mine {
-                    if let Entry::Vacant(slot) = built_by.entry(object) {
-                        slot.insert(origin);
-                    }
-                }
-                Ok(rendered)
-            });
+            .and_then(|rendered| built.claim(origin, &rendered).map(|()| rendered));
         all.push((spec.component_name.clone(), rendered));
     }
     all
@@ -205,29 +186,31 @@ where
     let live = std::io::stderr().is_terminal();
     let jobs: Vec<(String, F)> = jobs.collect();
     let total = jobs.len();
-    let mut in_flight: Vec<String> = Vec::new();
-    let mut queue = jobs.into_iter();
+    // By the job's place: two jobs may show one name.
+    let mut in_flight: Vec<(usize, String)> = Vec::new();
+    let mut queue = jobs.into_iter().enumerate();
     let mut running = futures::stream::FuturesUnordered::new();
     let mut results = Vec::with_capacity(total);
     loop {
         while running.len() < max_concurrency.max(1) {
-            let Some((name, job)) = queue.next() else {
+            let Some((index, (name, job))) = queue.next() else {
                 break;
             };
-            in_flight.push(name.clone());
-            running.push(async move { (name, job.await) });
+            in_flight.push((index, name));
+            running.push(async move { (index, job.await) });
         }
         if live {
+            let names: Vec<&str> = in_flight.iter().map(|(_, name)| name.as_str()).collect();
             eprint!(
                 "\r\x1b[K{verb} {}/{total}: {}",
                 results.len(),
-                in_flight.join(", ")
+                names.join(", ")
             );
         }
-        let Some((name, result)) = running.next().await else {
+        let Some((index, result)) = running.next().await else {
             break;
         };
-        in_flight.retain(|n| *n != name);
+        in_flight.retain(|(i, _)| *i != index);
         if live {
             eprint!("\r\x1b[K");
         }

@@ -8,7 +8,9 @@ use berth::render::Secrets;
 use berth::runtime::{Options, Rules};
 use berth::{Capabilities, SiteConfig, spec};
 
-use super::args::{BuildArgs, Cli, Command, DryRun, Output, RenderFormat, RulesLocation, WaitArgs};
+use super::args::{
+    BuildArgs, Cli, ClusterCommand, Command, DryRun, Output, RenderFormat, RulesLocation, WaitArgs,
+};
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
 use super::fleet;
@@ -33,7 +35,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             // Rendering needs an async runtime only to pull rules from a registry.
             let (site, rules) = match &build.rules {
                 Some(RulesLocation::Oci(_)) => runtime()?.block_on(site_and_rules(&build))?,
-                _ => site_and_rules_offline(&build)?,
+                Some(RulesLocation::File(path)) => (
+                    site(&build)?,
+                    Rules::from_file(path, &rules_options(&build))?,
+                ),
+                None => (site(&build)?, Rules::default_rules(&rules_options(&build))?),
             };
             render_command(
                 &build,
@@ -44,9 +50,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             )
         }
         Command::Rules(command) => runtime()?.block_on(rules_command::run(command)),
-        command => {
+        Command::Cluster(command) => {
             // diff's errors, whichever step fails, are above 1: 1 means "changes".
-            let is_diff = matches!(command, Command::Diff { .. });
+            let is_diff = matches!(command, ClusterCommand::Diff { .. });
             let outcome = runtime().and_then(|rt| rt.block_on(operate(&connection, command)));
             match outcome {
                 Err(error) if is_diff && !matches!(error, CliError::Diff(_)) => {
@@ -94,16 +100,6 @@ async fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliErro
     Ok((site, rules))
 }
 
-/// [`site_and_rules`] for rules that are not in a registry.
-fn site_and_rules_offline(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
-    let rules = match &args.rules {
-        Some(RulesLocation::File(path)) => Rules::from_file(path, &rules_options(args))?,
-        Some(RulesLocation::Oci(_)) => unreachable!("registries are reached asynchronously"),
-        None => Rules::default_rules(&rules_options(args))?,
-    };
-    Ok((site(args)?, rules))
-}
-
 fn site(args: &BuildArgs) -> Result<SiteConfig, CliError> {
     let mut site = match &args.config {
         Some(path) => spec::load_site(path)?,
@@ -119,23 +115,10 @@ fn rules_options(args: &BuildArgs) -> Options {
         .memory(args.rules_memory)
 }
 
-async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus, CliError> {
+async fn operate(connection: &Connection, command: ClusterCommand) -> Result<ExitStatus, CliError> {
     let cluster = Cluster::connect(connection).await?;
     match command {
-        Command::Render {
-            build,
-            target,
-            output,
-            show_secrets,
-        } => render_command(
-            &build,
-            site_and_rules(&build).await?,
-            &target.capabilities(),
-            (output, show_secrets),
-            cluster.namespace(),
-        ),
-        Command::Rules(command) => rules_command::run(command).await,
-        Command::Deploy {
+        ClusterCommand::Deploy {
             build,
             dry_run,
             wait,
@@ -172,7 +155,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             report::undone(&undone);
             Err(CliError::NotRolledOut(failed))
         }
-        Command::Diff {
+        ClusterCommand::Diff {
             build,
             max_concurrency,
             show_secrets,
@@ -180,7 +163,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
         } => diff_command(&cluster, &build, max_concurrency, show_secrets, output)
             .await
             .map_err(|e| CliError::Diff(Box::new(e))),
-        Command::Undeploy {
+        ClusterCommand::Undeploy {
             names,
             max_concurrency,
             wait,
@@ -225,7 +208,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
                 Err(_) => ExitStatus::Error,
             })))
         }
-        Command::Status { names, output } => {
+        ClusterCommand::Status { names, output } => {
             let mut statuses = Vec::new();
             let mut failed = false;
             for name in &names {
@@ -260,7 +243,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
                 ExitStatus::NotAvailable
             })
         }
-        Command::Wait { name, timeout } => {
+        ClusterCommand::Wait { name, timeout } => {
             let args = WaitArgs {
                 wait: true,
                 timeout,
@@ -269,7 +252,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             };
             settle(&cluster, &name, &args).await
         }
-        Command::Scale {
+        ClusterCommand::Scale {
             name,
             replicas,
             wait,
@@ -291,7 +274,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             }
             Err(CliError::NotRolledOut(failed))
         }
-        Command::Upgrade {
+        ClusterCommand::Upgrade {
             name,
             image,
             container_index,
@@ -318,7 +301,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             }
             Err(CliError::NotRolledOut(failed))
         }
-        Command::Rollback {
+        ClusterCommand::Rollback {
             name,
             to_revision,
             wait,
@@ -333,7 +316,7 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             ))?;
             settle(&cluster, &name, &wait).await
         }
-        Command::List {
+        ClusterCommand::List {
             all_namespaces,
             selector,
             output,
@@ -347,12 +330,12 @@ async fn operate(connection: &Connection, command: Command) -> Result<ExitStatus
             report::write_stdout(&report::list(&components, output))?;
             Ok(ExitStatus::Success)
         }
-        Command::History { name, output } => {
+        ClusterCommand::History { name, output } => {
             let revisions = cluster.history(&name).await?;
             report::write_stdout(&report::history(&revisions, output))?;
             Ok(ExitStatus::Success)
         }
-        Command::Exec {
+        ClusterCommand::Exec {
             name,
             max_concurrency,
             output,
@@ -440,6 +423,7 @@ async fn diff_command(
         Secrets::Mask
     };
     let jobs = rendered.into_iter().map(|(component, rendered)| {
+        let label = component.clone();
         let job = async move {
             let diffs = match rendered {
                 Ok(rendered) => cluster
@@ -450,7 +434,7 @@ async fn diff_command(
             };
             (component, diffs)
         };
-        (String::new(), job)
+        (label, job)
     });
     let mut failed = false;
     let mut changed = false;

@@ -405,7 +405,7 @@ pub(super) fn dropped(member: &Member, existing: &DynamicObject) -> Option<Value
 /// Whether `member` is a Deployment berth now applies without replicas (an autoscaler
 /// owns them) while berth owned them until now: left as they are, server-side apply would
 /// remove them, and the API server default them to 1.
-fn hands_over_replicas(member: &Member, existing: &DynamicObject) -> bool {
+pub(super) fn hands_over_replicas(member: &Member, existing: &DynamicObject) -> bool {
     let replicas = |v: &Value| v.get("f:spec").and_then(|s| s.get("f:replicas")).is_some();
     member.resource.group == "apps"
         && member.resource.kind == "Deployment"

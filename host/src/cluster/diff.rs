@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use kube::api::{DynamicObject, Patch};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::apply::{Member, check_owner, comparable, dropped};
+use super::apply::{Member, check_owner, comparable, dropped, hands_over_replicas};
 use super::removal::with_removals;
 use super::resources::Resources;
 use super::{Cluster, ClusterError, RENDERED_HASH_ANNOTATION};
@@ -168,7 +168,11 @@ impl Cluster {
                     let reference =
                         ObjectRef::of(&member.resource.api_version, kind, &live.metadata);
                     check_owner(live, &reference, component)?;
+                    // Deploy hands the replicas to an autoscaler first, then applies; an
+                    // apply alone would drop them to the default. The object as one
+                    // strategic merge patch keeps them, as the hand-over does.
                     dropped(member, live)
+                        .or_else(|| hands_over_replicas(member, live).then(|| json!({})))
                 }
                 None => None,
             };
@@ -260,7 +264,6 @@ fn sorted(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn secret(values: Value) -> ObjectDiff {
         let object = ObjectRef {

@@ -126,14 +126,14 @@ pub enum ClusterError {
         component: String,
     },
     /// Rollback to a revision that is not there.
-    #[error("{component:?} has no revision {revision} (known: {known})")]
+    #[error("{component:?} has no revision {revision} (known: {})", revisions(.known))]
     UnknownRevision {
         /// The component.
         component: String,
         /// The revision asked for.
         revision: i64,
-        /// The revisions there are.
-        known: String,
+        /// The revisions there are, in order.
+        known: Vec<i64>,
     },
     /// The Deployment's selector cannot be used to find its pods.
     #[error("the Deployment of {component:?}: spec.selector {problem}")]
@@ -183,6 +183,17 @@ impl ClusterError {
     }
 }
 
+fn revisions(known: &[i64]) -> String {
+    if known.is_empty() {
+        return "none".to_owned();
+    }
+    known
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn describe_undone(undone: &UndoReport) -> String {
     let names = |objects: &[ObjectRef]| {
         objects
@@ -210,8 +221,9 @@ fn describe_undone(undone: &UndoReport) -> String {
     parts.join("; ")
 }
 
-/// The API server's message for API errors; the client's for the rest.
-fn describe(error: &kube::Error) -> String {
+/// The API server's message for API errors (not the client's debug form of its answer);
+/// the client's for the rest.
+pub(super) fn describe(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
         kube::Error::Api(status) => format!("{} ({})", status.reason, status.code),

@@ -28,7 +28,7 @@ impl Cluster {
     pub async fn history(&self, component: &str) -> Result<Vec<Revision>, ClusterError> {
         let d = self.find_deployment(component).await?;
         let current = revision_of(d.metadata.annotations.as_ref());
-        Ok(self
+        let mut revisions: Vec<Revision> = self
             .replica_sets_of(&d)
             .await?
             .iter()
@@ -40,7 +40,10 @@ impl Cluster {
                     current: Some(revision) == current,
                 })
             })
-            .collect())
+            .collect();
+        // Listed by name, which says nothing of age.
+        revisions.sort_by_key(|r| r.revision);
+        Ok(revisions)
     }
 
     /// Roll `component` back to `to` (0: the revision before the current one) by copying
@@ -66,18 +69,8 @@ impl Cluster {
             match known.iter().find(|(r, _)| *r == to) {
                 Some(found) => *found,
                 None => {
-                    let mut numbers: Vec<String> =
-                        known.iter().map(|(r, _)| r.to_string()).collect();
-                    numbers.sort();
-                    return Err(ClusterError::UnknownRevision {
-                        component: component.to_owned(),
-                        revision: to,
-                        known: if numbers.is_empty() {
-                            "none".into()
-                        } else {
-                            numbers.join(", ")
-                        },
-                    });
+                    let numbers = known.iter().map(|(r, _)| *r).collect();
+                    return Err(unknown_revision(component, to, numbers));
                 }
             }
         };
@@ -160,6 +153,16 @@ impl Cluster {
     }
 }
 
+/// Rollback to revision `to`, which is not among `known`: named in numeric order.
+fn unknown_revision(component: &str, to: i64, mut known: Vec<i64>) -> ClusterError {
+    known.sort_unstable();
+    ClusterError::UnknownRevision {
+        component: component.to_owned(),
+        revision: to,
+        known,
+    }
+}
+
 fn revision_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<i64> {
     annotations?.get(REVISION_ANNOTATION)?.parse().ok()
 }
@@ -176,3 +179,19 @@ fn images(rs: &ReplicaSet) -> Vec<String> {
 
 /// Attempts of a rollback's replace against concurrent writers.
 const CONFLICT_RETRIES: u32 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_revision_names_the_known_ones_in_numeric_order() {
+        let error = unknown_revision("web", 4, vec![10, 2, 1]);
+        assert_eq!(
+            error.to_string(),
+            "\"web\" has no revision 4 (known: 1, 2, 10)"
+        );
+        let error = unknown_revision("web", 4, vec![]);
+        assert_eq!(error.to_string(), "\"web\" has no revision 4 (known: none)");
+    }
+}

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::applied::pick;
 use super::apply::berth_fields;
 use super::deploy::DeployReport;
-use super::{Cluster, ClusterError, name_of};
+use super::error::describe;
+use super::{Cluster, name_of};
 use crate::objects::ObjectRef;
 
 /// What a deploy changed, as it was before.
@@ -94,7 +95,7 @@ impl Cluster {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self.restore(resource, before).await {
                 Ok(()) => done.restored.push(object),
-                Err(e) => done.failed.push((object, e.to_string())),
+                Err(e) => done.failed.push((object, describe(&e))),
             }
         }
         for (resource, before) in &undo.deleted {
@@ -105,7 +106,7 @@ impl Cluster {
                 .await
             {
                 Ok(made) => done.recreated.push(ObjectRef::dynamic(&made)),
-                Err(e) => done.failed.push((object, e.to_string())),
+                Err(e) => done.failed.push((object, describe(&e))),
             }
         }
         for (resource, object) in undo.created.iter().rev() {
@@ -115,7 +116,13 @@ impl Cluster {
             };
             match self.dynamic(resource).delete(&object.name, &params).await {
                 Ok(_) => done.removed.push(object.clone()),
-                Err(e) => done.failed.push((object.clone(), e.to_string())),
+                // Already gone: a retried delete whose first answer was lost, or someone
+                // else's delete; a uid precondition that fails means the object of that
+                // name is a later one, and this one is gone too.
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+                    done.removed.push(object.clone());
+                }
+                Err(e) => done.failed.push((object.clone(), describe(&e))),
             }
         }
         if !done.failed.is_empty() {
@@ -125,7 +132,7 @@ impl Cluster {
         if let Some(parent) = &undo.parent_created {
             match self.delete_parent(parent).await {
                 Ok(()) => done.removed.push(parent.clone()),
-                Err(e) => done.failed.push((parent.clone(), describe(&e))),
+                Err(e) => done.failed.push((parent.clone(), e.to_string())),
             }
         } else if let Some(kinds) = &undo.parent_kinds_before {
             // Only what a later deploy and undeploy look among: a failure here loses
@@ -214,8 +221,4 @@ fn as_berth_made_it(object: &DynamicObject) -> DynamicObject {
     picked["metadata"]["name"] = value["metadata"]["name"].clone();
     picked["metadata"]["namespace"] = value["metadata"]["namespace"].clone();
     serde_json::from_value(picked).unwrap_or(made)
-}
-
-fn describe(error: &ClusterError) -> String {
-    error.to_string()
 }

@@ -218,7 +218,8 @@ impl<'a> Session<'a> {
         authorization: Option<&str>,
     ) -> Result<Response<hyper::body::Incoming>, OciError> {
         let mut backoff = Duration::from_millis(200);
-        for attempt in 1..=ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             let mut request = Request::builder().method(method.clone()).uri(url);
             for (name, value) in headers {
                 request = request.header(name, *value);
@@ -244,8 +245,8 @@ impl<'a> Session<'a> {
             }
             tokio::time::sleep(backoff.min(MAX_BACKOFF)).await;
             backoff *= 2;
+            attempt += 1;
         }
-        unreachable!("the last attempt returns")
     }
 
     /// The `Authorization` header the challenge asks for.

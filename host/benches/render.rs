@@ -77,7 +77,7 @@ fn warm_cache() -> (tempfile::TempDir, Options) {
     (dir, options)
 }
 
-fn wasm_build(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> usize {
+fn wasm_build(rules: &Rules, spec: &Spec, site: &SiteConfig) -> usize {
     rules
         .build(spec, site, &Capabilities::newest_known(), NAMESPACE)
         .expect("run")
@@ -85,7 +85,7 @@ fn wasm_build(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> usize {
         .len()
 }
 
-fn wasm_render(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
+fn wasm_render(rules: &Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
     rules
         .render_from(
             &spec::Origin::file(Path::new("full.yaml")),
@@ -110,7 +110,7 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
     let (spec, site) = inputs();
     let (native_spec, native_site) = (guest_records::spec(&spec), guest_records::site(&site));
     let (_cache, options) = warm_cache();
-    let mut rules = Rules::default_rules(&options).expect("rules");
+    let rules = Rules::default_rules(&options).expect("rules");
 
     // The comparison is only meaningful if both produce the same objects.
     let from_wasm = rules
@@ -135,10 +135,10 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
         b.iter(|| native_build(black_box(&native_spec), black_box(&native_site)))
     });
     group.bench_function("wasm_build", |b| {
-        b.iter(|| wasm_build(&mut rules, black_box(&spec), black_box(&site)))
+        b.iter(|| wasm_build(&rules, black_box(&spec), black_box(&site)))
     });
     group.bench_function("wasm_render", |b| {
-        b.iter(|| wasm_render(&mut rules, black_box(&spec), black_box(&site)))
+        b.iter(|| wasm_render(&rules, black_box(&spec), black_box(&site)))
     });
     // The same call without berth's runtime around it: a reused raw instance, with and
     // without epoch interruption (the deadline's cost inside the guest's loops).
@@ -157,10 +157,10 @@ fn full_example(c: &mut Criterion, raw: &RawRules, raw_no_epoch: &RawRules) {
         });
     }
     for path in alternative_rules() {
-        let mut alt = Rules::from_file(&path, &options).expect("BERTH_BENCH_RULES");
+        let alt = Rules::from_file(&path, &options).expect("BERTH_BENCH_RULES");
         let id = BenchmarkId::new("wasm_build_alt", stem(&path));
         group.bench_function(id, |b| {
-            b.iter(|| wasm_build(&mut alt, black_box(&spec), black_box(&site)))
+            b.iter(|| wasm_build(&alt, black_box(&spec), black_box(&site)))
         });
     }
     group.finish();
@@ -183,8 +183,8 @@ fn process_parts(c: &mut Criterion) {
     let (spec_text, site_text) = (read("full.yaml"), read("site.yaml"));
     let (spec, site) = inputs();
     let (_cache, options) = warm_cache();
-    let mut rules = Rules::default_rules(&options).expect("rules");
-    let rendered = [wasm_render(&mut rules, &spec, &site)];
+    let rules = Rules::default_rules(&options).expect("rules");
+    let rendered = [wasm_render(&rules, &spec, &site)];
 
     let mut group = c.benchmark_group("process");
     group.bench_function("parse_inputs", |b| {
@@ -209,7 +209,7 @@ fn process_parts(c: &mut Criterion) {
 fn host_checks(c: &mut Criterion) {
     let (spec, site) = inputs();
     let (_cache, options) = warm_cache();
-    let mut rules = Rules::default_rules(&options).expect("rules");
+    let rules = Rules::default_rules(&options).expect("rules");
     let objects = rules
         .build(&spec, &site, &Capabilities::newest_known(), NAMESPACE)
         .expect("run")
@@ -266,9 +266,8 @@ fn instance(c: &mut Criterion, raw: &RawRules, pooled: &[(&str, RawRules)]) {
     // A fresh `Rules` per call: load_cached + the first build.
     group.bench_function("load_cached_and_build", |b| {
         b.iter(|| {
-            let mut rules =
-                Rules::from_bytes(Source::Default, DEFAULT_RULES, &options).expect("load");
-            wasm_build(&mut rules, black_box(&spec), black_box(&site))
+            let rules = Rules::from_bytes(Source::Default, DEFAULT_RULES, &options).expect("load");
+            wasm_build(&rules, black_box(&spec), black_box(&site))
         })
     });
     // The same for the components of `BERTH_BENCH_RULES` (a Python one: tens of MB).
@@ -315,7 +314,7 @@ fn components(c: &mut Criterion) {
     let (spec, site) = inputs();
     let native_site = guest_records::site(&site);
     let (_cache, options) = warm_cache();
-    let mut rules = Rules::default_rules(&options).expect("rules");
+    let rules = Rules::default_rules(&options).expect("rules");
 
     let mut group = c.benchmark_group("components");
     group
@@ -541,7 +540,7 @@ fn interleaved_ratios() -> Vec<(String, [f64; 3])> {
         }
         start.elapsed().as_secs_f64()
     };
-    let wasm = |rules: &mut Rules| {
+    let wasm = |rules: &Rules| {
         let start = Instant::now();
         for _ in 0..CALLS {
             black_box(wasm_build(rules, black_box(&spec), black_box(&site)));

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     spec.ports.push("80:0".into());
     let cluster = Cluster::connect(&Connection::default()).await?;
     let capabilities = cluster.capabilities().await?;
-    let mut rules = Rules::default_rules(&Options::default())?;
+    let rules = Rules::default_rules(&Options::default())?;
     let site = SiteConfig::default();
     let rendered = rules.render(&spec, &site, &capabilities, cluster.namespace())?;
     println!("{} built by the {}", rendered.component, rendered.rules);

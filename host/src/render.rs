@@ -2,6 +2,7 @@
 //! and the objects as YAML documents or a JSON `List`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -49,7 +50,7 @@ impl Rules {
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use berth::{Capabilities, Options, Rules, SiteConfig, Spec};
-    /// let mut rules = Rules::default_rules(&Options::default())?;
+    /// let rules = Rules::default_rules(&Options::default())?;
     /// let spec = Spec::parse("component_name: web\nimage: nginx:1.27\nports: ['80:0']\n")?;
     /// let caps = Capabilities::newest_known();
     /// let rendered = rules.render(&spec, &SiteConfig::default(), &caps, "shop")?;
@@ -58,7 +59,7 @@ impl Rules {
     /// # Ok(()) }
     /// ```
     pub fn render(
-        &mut self,
+        &self,
         spec: &Spec,
         site: &SiteConfig,
         capabilities: &Capabilities,
@@ -70,15 +71,27 @@ impl Rules {
 
     /// As [`Rules::render`]; `origin` names the spec in errors.
     pub fn render_from(
-        &mut self,
+        &self,
         origin: &Origin,
         spec: &Spec,
         site: &SiteConfig,
         capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<Rendered, RenderError> {
+        let capabilities = crate::runtime::shared_capabilities(capabilities);
+        self.render_shared(origin, spec, site, &capabilities, namespace)
+    }
+
+    fn render_shared(
+        &self,
+        origin: &Origin,
+        spec: &Spec,
+        site: &SiteConfig,
+        capabilities: &Arc<Capabilities>,
+        namespace: &str,
+    ) -> Result<Rendered, RenderError> {
         let objects = self
-            .build(spec, site, capabilities, namespace)?
+            .build_shared(spec, site, capabilities, namespace)?
             .map_err(|refusal| RenderError::Refused {
                 spec: origin.clone(),
                 refusal,
@@ -96,16 +109,17 @@ impl Rules {
     /// Build and check the objects of every spec, in order. Fails on the first spec that
     /// fails, and when two specs build one object.
     pub fn render_all(
-        &mut self,
+        &self,
         specs: &[(Origin, Spec)],
         site: &SiteConfig,
         capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<Vec<Rendered>, RenderError> {
+        let capabilities = crate::runtime::shared_capabilities(capabilities);
         let mut built = Built::default();
         let mut all = Vec::with_capacity(specs.len());
         for (origin, spec) in specs {
-            let rendered = self.render_from(origin, spec, site, capabilities, namespace)?;
+            let rendered = self.render_shared(origin, spec, site, &capabilities, namespace)?;
             built.claim(origin, &rendered)?;
             all.push(rendered);
         }

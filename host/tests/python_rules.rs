@@ -100,7 +100,7 @@ fn objects_json(rendered: &Rendered) -> String {
     .expect("json")
 }
 
-fn render(rules: &mut Rules, spec: &Spec, site: &SiteConfig, caps: &Capabilities) -> Rendered {
+fn render(rules: &Rules, spec: &Spec, site: &SiteConfig, caps: &Capabilities) -> Rendered {
     rules
         .render(spec, site, caps, "shop")
         .unwrap_or_else(|e| panic!("{} renders: {e}", rules.source()))
@@ -108,8 +108,8 @@ fn render(rules: &mut Rules, spec: &Spec, site: &SiteConfig, caps: &Capabilities
 
 #[test]
 fn python_rules_build_the_same_objects_as_the_rust_ones() {
-    let (mut rust, mut python) = both();
-    let mut default = load_with("the default rules", Rules::default_rules);
+    let (rust, python) = both();
+    let default = load_with("the default rules", Rules::default_rules);
     let full = example("full.yaml");
     let minimal = example("minimal.yaml");
     let specs = [
@@ -147,24 +147,24 @@ fn python_rules_build_the_same_objects_as_the_rust_ones() {
             for (caps_name, caps) in &capabilities {
                 let case = format!("{spec_name}; {site_name}; Kubernetes {caps_name}");
                 // The objects as returned, byte for byte.
-                let raw = |rules: &mut Rules| {
+                let raw = |rules: &Rules| {
                     (rules.build(&spec, site, caps, "shop").expect("runs")).expect("builds")
                 };
                 let started = Instant::now();
-                let from_python = raw(&mut python);
+                let from_python = raw(&python);
                 python_builds.push(started.elapsed());
-                assert_eq!(from_python, raw(&mut rust), "{case}: returned objects");
+                assert_eq!(from_python, raw(&rust), "{case}: returned objects");
                 // And as berth checked and parsed them.
-                let from_python = render(&mut python, &spec, site, caps);
+                let from_python = render(&python, &spec, site, caps);
                 let got = objects_json(&from_python);
-                let expected = objects_json(&render(&mut rust, &spec, site, caps));
+                let expected = objects_json(&render(&rust, &spec, site, caps));
                 assert_eq!(got, expected, "{case}");
 
                 // A comparison that could fail: Acme's objects are not the default ones.
                 let (mut plain_spec, mut plain_site) = (spec.clone(), site.clone());
                 plain_spec.extensions.clear();
                 plain_site.extensions.clear();
-                let plain = render(&mut default, &plain_spec, &plain_site, caps);
+                let plain = render(&default, &plain_spec, &plain_site, caps);
                 let differs = objects_json(&plain) != got;
                 assert!(differs, "{case}: the default rules' objects");
                 let deployment = &from_python.deployment.metadata;
@@ -202,15 +202,15 @@ fn python_rules_build_the_same_objects_as_the_rust_ones() {
 
 #[test]
 fn python_rules_refuse_what_the_rust_ones_refuse() {
-    let (mut rust, mut python) = both();
+    let (rust, python) = both();
     let caps = Capabilities::newest_known();
-    let mut same_refusal = |spec: &Spec, site: &SiteConfig| {
-        let refusal = |rules: &mut Rules| {
+    let same_refusal = |spec: &Spec, site: &SiteConfig| {
+        let refusal = |rules: &Rules| {
             (rules.build(spec, site, &caps, "shop").expect("runs")).expect_err("refused")
         };
-        let expected = refusal(&mut rust);
+        let expected = refusal(&rust);
         let context = format!("{:?}, site {:?}", spec.extensions, site.extensions);
-        assert_eq!(refusal(&mut python), expected, "{context}");
+        assert_eq!(refusal(&python), expected, "{context}");
     };
     let web = |lines: &str| spec_from(&format!("component_name: web\nimage: nginx\n{lines}\n"));
     let acme_site = site("examples/site-rules/site.yaml");
@@ -285,7 +285,7 @@ async fn python_rules_deploy_and_undeploy_on_the_local_control_plane() {
     };
     let target = Cluster::connect(&connection).await.expect("connect");
     let capabilities = target.capabilities().await.expect("discovery");
-    let mut rules = load(&python_rules());
+    let rules = load(&python_rules());
     let spec = spec_from(&format!(
         "component_name: {component}\nimage: example/shop:1\nports: ['8080:0', '9125/udp:0']\n\
          labels: {{team: payments}}\nextensions: {{acme: {{min_available: 1}}}}\n"

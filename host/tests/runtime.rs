@@ -20,7 +20,7 @@ fn second_load_comes_from_the_cache_and_builds_the_same() {
     };
     let (spec, site) = spec_and_site();
 
-    let mut first = Rules::default_rules(&options).expect("compile");
+    let first = Rules::default_rules(&options).expect("compile");
     assert!(
         !first.from_cache(),
         "an empty cache cannot hold the component"
@@ -28,7 +28,7 @@ fn second_load_comes_from_the_cache_and_builds_the_same() {
     let cached: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").collect();
     assert_eq!(cached.len(), 1, "one compiled component stored");
 
-    let mut second = Rules::default_rules(&options).expect("load");
+    let second = Rules::default_rules(&options).expect("load");
     assert!(second.from_cache());
     let a = first
         .build(&spec, &site, &berth::Capabilities::newest_known(), "ns")
@@ -55,7 +55,7 @@ fn a_corrupt_cache_entry_is_recompiled() {
     for entry in std::fs::read_dir(dir.path()).expect("cache dir") {
         std::fs::write(entry.expect("entry").path(), b"garbage").expect("corrupt");
     }
-    let mut rules = Rules::default_rules(&options).expect("recompile");
+    let rules = Rules::default_rules(&options).expect("recompile");
     assert!(!rules.from_cache());
     let (spec, site) = spec_and_site();
     assert_eq!(
@@ -74,7 +74,7 @@ fn one_instance_serves_many_calls_and_refusals() {
         cache_dir: None,
         ..Options::default()
     };
-    let mut rules = Rules::default_rules(&options).expect("compile");
+    let rules = Rules::default_rules(&options).expect("compile");
     assert_eq!(rules.source(), &Source::Default);
     let (mut spec, site) = spec_and_site();
     for _ in 0..3 {
@@ -102,4 +102,62 @@ fn one_instance_serves_many_calls_and_refusals() {
             .len(),
         3
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_loaded_component_renders_for_eight_tasks_at_once() {
+    // No Mutex around it: `Rules` is shared by reference, every build on its own instance.
+    let rules = std::sync::Arc::new(Rules::default_rules(&Options::default()).expect("load"));
+    let (spec, site) = spec_and_site();
+    let caps = berth::Capabilities::newest_known();
+    let spec_of = |i: usize| {
+        let mut spec = spec.clone();
+        spec.component_name = format!("web-{i}");
+        spec
+    };
+    // Each task's render, alone and in order, as the reference.
+    let alone: Vec<String> = (0..8)
+        .map(|i| {
+            let rendered = rules
+                .render(&spec_of(i), &site, &caps, "shop")
+                .expect("renders");
+            shown(rendered)
+        })
+        .collect();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (rules, site, caps, start) =
+                (rules.clone(), site.clone(), caps.clone(), start.clone());
+            let spec = spec_of(i);
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut shown = Vec::new();
+                for _ in 0..20 {
+                    let rendered = rules.render(&spec, &site, &caps, "shop").expect("renders");
+                    shown.push(self::shown(rendered));
+                }
+                shown
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let shown = task.await.expect("task");
+        assert_eq!(shown.len(), 20);
+        for one in shown {
+            assert_eq!(
+                one, alone[i],
+                "task {i}: byte-identical to its render alone"
+            );
+        }
+    }
+}
+
+fn shown(rendered: berth::Rendered) -> String {
+    berth::render::format(
+        &[rendered],
+        berth::Format::Yaml,
+        berth::render::Secrets::Show,
+    )
+    .expect("YAML")
 }

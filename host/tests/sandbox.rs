@@ -51,7 +51,7 @@ fn spec(name: &str) -> Spec {
 }
 
 /// Build with `rules` and check the objects as `berth render` does.
-fn render(rules: &mut Rules, name: &str) -> Result<Rendered, String> {
+fn render(rules: &Rules, name: &str) -> Result<Rendered, String> {
     rules
         .render(
             &spec(name),
@@ -67,19 +67,19 @@ fn render(rules: &mut Rules, name: &str) -> Result<Rendered, String> {
 
 /// The host is still usable: the same rules render a well-behaved spec, and so do the
 /// default rules.
-fn still_works(rules: &mut Rules) {
+fn still_works(rules: &Rules) {
     let rendered = render(rules, "web").expect("the same rules work after the failure");
     assert_eq!(
         rendered.deployment.metadata.name.as_deref(),
         Some("dep-web")
     );
-    let mut default = Rules::default_rules(&options()).expect("default rules load");
-    render(&mut default, "web").expect("the default rules work after the failure");
+    let default = Rules::default_rules(&options()).expect("default rules load");
+    render(&default, "web").expect("the default rules work after the failure");
 }
 
 /// A build that must fail in the runtime; returns the error and how long it took. A build
 /// still running after 20 s (no deadline enforced) ends the test process rather than hang.
-fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
+fn fails(rules: &Rules, name: &str) -> (RulesError, Duration) {
     let _bound = Watchdog::new(&format!("the build of {name:?}"), Duration::from_secs(20));
     let start = Instant::now();
     let result = rules.build(
@@ -96,7 +96,7 @@ fn fails(rules: &mut Rules, name: &str) -> (RulesError, Duration) {
 }
 
 /// A build that succeeds in the runtime but whose objects the host refuses.
-fn refused(rules: &mut Rules, name: &str) -> berth::objects::InvalidObject {
+fn refused(rules: &Rules, name: &str) -> berth::objects::InvalidObject {
     match rules.render(
         &spec(name),
         &SiteConfig::default(),
@@ -124,9 +124,9 @@ fn is_source(source: &Source) -> bool {
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    render(&mut rules, "web").expect("warm instance");
-    let (err, took) = fails(&mut rules, "loop");
+    let rules = hostile(&options());
+    render(&rules, "web").expect("warm instance");
+    let (err, took) = fails(&rules, "loop");
     eprintln!("infinite loop: stopped after {took:?} (deadline 1s)");
     within(took, Duration::from_secs(1));
     assert!(
@@ -140,7 +140,7 @@ fn infinite_loop_is_stopped_at_the_deadline() {
         ),
         "{err}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
@@ -155,8 +155,8 @@ fn the_deadline_is_configurable() {
         },
         ..options()
     };
-    let mut rules = hostile(&options);
-    let (err, took) = fails(&mut rules, "loop");
+    let rules = hostile(&options);
+    let (err, took) = fails(&rules, "loop");
     eprintln!("infinite loop: stopped after {took:?} (deadline 2s)");
     within(took, Duration::from_secs(2));
     assert!(
@@ -164,7 +164,7 @@ fn the_deadline_is_configurable() {
             .ends_with("build ran past its deadline of 2s and was stopped"),
         "{err}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
@@ -172,22 +172,22 @@ fn sleeping_does_not_hold_the_host() {
     let _serial = serial();
     // Each `sleep(60s)` returns at once (time is stopped), so the loop meets the deadline
     // like any other; a real timer would hold the host thread where epochs cannot reach.
-    let mut rules = hostile(&options());
-    let (err, took) = fails(&mut rules, "sleep-loop");
+    let rules = hostile(&options());
+    let (err, took) = fails(&rules, "sleep-loop");
     eprintln!("sleep loop: stopped after {took:?} (deadline 1s)");
     within(took, Duration::from_secs(1));
     assert!(matches!(err, RulesError::Deadline { .. }), "{err}");
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn memory_bomb_is_stopped_at_the_cap() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    render(&mut rules, "web").expect("warm instance");
+    let rules = hostile(&options());
+    render(&rules, "web").expect("warm instance");
     let before = proc_status("VmRSS");
     reset_peak_rss();
-    let (err, took) = fails(&mut rules, "bomb");
+    let (err, took) = fails(&rules, "bomb");
     let peak = proc_status("VmHWM");
     eprintln!(
         "memory bomb: stopped after {took:?}; host RSS {} before, peak {} during (cap 64 MiB)",
@@ -205,14 +205,14 @@ fn memory_bomb_is_stopped_at_the_cap() {
             .ends_with("build needed more than the memory limit of 64 MiB and was stopped"),
         "{err}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn the_memory_cap_is_configurable() {
     let _serial = serial();
     // A build holding 24 MiB fits the default cap (64 MiB) and not a configured 16 MiB.
-    render(&mut hostile(&options()), "hold-24mi").expect("fits the default cap");
+    render(&hostile(&options()), "hold-24mi").expect("fits the default cap");
     let options = Options {
         limits: Limits {
             memory: 16 << 20,
@@ -220,20 +220,20 @@ fn the_memory_cap_is_configurable() {
         },
         ..options()
     };
-    let mut rules = hostile(&options);
-    let (err, _) = fails(&mut rules, "hold-24mi");
+    let rules = hostile(&options);
+    let (err, _) = fails(&rules, "hold-24mi");
     assert!(
         err.to_string()
             .ends_with("build needed more than the memory limit of 16 MiB and was stopped"),
         "{err}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn every_build_starts_from_a_fresh_instance() {
     let _serial = serial();
-    let mut rules = hostile(&options());
+    let rules = hostile(&options());
     // The component counts its builds in a global: a reused instance would say 1, 2, 3.
     let counts: Vec<String> = (0..3)
         .map(|_| {
@@ -256,9 +256,9 @@ fn every_build_starts_from_a_fresh_instance() {
 #[test]
 fn a_panic_is_a_clear_error() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    render(&mut rules, "web").expect("warm instance");
-    let (err, _) = fails(&mut rules, "panic");
+    let rules = hostile(&options());
+    render(&rules, "web").expect("warm instance");
+    let (err, _) = fails(&rules, "panic");
     let RulesError::Trap { stderr, .. } = &err else {
         panic!("expected a trap, got {err}");
     };
@@ -276,9 +276,9 @@ fn a_panic_is_a_clear_error() {
         message.contains("hostile rules panic on purpose"),
         "{message}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
     // The stderr of one failure is not repeated in the next.
-    let (again, _) = fails(&mut rules, "panic");
+    let (again, _) = fails(&rules, "panic");
     let RulesError::Trap { stderr, .. } = &again else {
         panic!("expected a trap, got {again}");
     };
@@ -288,8 +288,8 @@ fn a_panic_is_a_clear_error() {
 #[test]
 fn exit_is_a_clear_error() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    let (err, _) = fails(&mut rules, "exit");
+    let rules = hostile(&options());
+    let (err, _) = fails(&rules, "exit");
     // WASI 0.2 knows only success and failure: exit(3) arrives as 1.
     assert!(matches!(err, RulesError::Exit { code: 1, .. }), "{err}");
     assert!(
@@ -297,27 +297,27 @@ fn exit_is_a_clear_error() {
             .ends_with("build called exit(1) instead of returning"),
         "{err}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn huge_output_is_refused() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    let (err, _) = fails(&mut rules, "huge");
+    let rules = hostile(&options());
+    let (err, _) = fails(&rules, "huge");
     assert!(
         matches!(err, RulesError::OutputTooLarge { size, limit, .. }
             if size > 8 << 20 && limit == 4 << 20),
         "{err}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn an_object_in_another_namespace_is_refused() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    let err = refused(&mut rules, "other-ns");
+    let rules = hostile(&options());
+    let err = refused(&rules, "other-ns");
     assert!(is_source(&err.source_name));
     assert_eq!(err.object, "apps/v1 Deployment/dep-other-ns");
     assert_eq!(
@@ -333,14 +333,14 @@ fn an_object_in_another_namespace_is_refused() {
         ),
         "{err}"
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn a_cluster_role_binding_is_refused() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    let err = refused(&mut rules, "crb");
+    let rules = hostile(&options());
+    let err = refused(&rules, "crb");
     assert_eq!(
         err.object,
         "rbac.authorization.k8s.io/v1 ClusterRoleBinding/crb-admin"
@@ -350,37 +350,37 @@ fn a_cluster_role_binding_is_refused() {
         "{}",
         err.problem
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn two_deployments_are_refused() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    let err = refused(&mut rules, "two-deps");
+    let rules = hostile(&options());
+    let err = refused(&rules, "two-deps");
     assert_eq!(err.object, "output");
     assert_eq!(err.problem, Problem::DeploymentCount(2));
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn invalid_names_a_foreign_selector_and_unknown_fields_are_refused() {
     let _serial = serial();
-    let mut rules = hostile(&options());
-    let err = refused(&mut rules, "bad-name");
+    let rules = hostile(&options());
+    let err = refused(&rules, "bad-name");
     assert_eq!(err.object, "apps/v1 Deployment/Dep_Bad");
     assert!(matches!(err.problem, Problem::InvalidName { .. }), "{err}");
-    let err = refused(&mut rules, "bad-service-name");
+    let err = refused(&rules, "bad-service-name");
     assert_eq!(err.object, "v1 Service/9svc");
     assert!(matches!(err.problem, Problem::InvalidName { .. }), "{err}");
-    let err = refused(&mut rules, "selector");
+    let err = refused(&rules, "selector");
     assert_eq!(
         err.problem,
         Problem::Selector(
             "requires app=someone-else, which the pod template labels do not have".into()
         )
     );
-    let err = refused(&mut rules, "unknown-field");
+    let err = refused(&rules, "unknown-field");
     assert_eq!(
         err.problem,
         Problem::UnknownField {
@@ -388,13 +388,13 @@ fn invalid_names_a_foreign_selector_and_unknown_fields_are_refused() {
             path: "spec.template.spec.containers[0].privileged".into()
         }
     );
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
 fn the_sandbox_gives_no_capabilities() {
     let _serial = serial();
-    let report = |rules: &mut Rules| -> serde_json::Value {
+    let report = |rules: &Rules| -> serde_json::Value {
         let refusal = rules
             .build(
                 &spec("sandbox"),
@@ -407,8 +407,8 @@ fn the_sandbox_gives_no_capabilities() {
         assert_eq!(refusal.field, "sandbox");
         serde_json::from_str(&refusal.message).expect("a JSON report")
     };
-    let mut rules = hostile(&options());
-    let seen = report(&mut rules);
+    let rules = hostile(&options());
+    let seen = report(&rules);
     eprintln!("what a rules component sees: {seen:#}");
     assert_eq!(seen["wall_clock_ns"], "0", "the wall clock is stopped");
     assert_eq!(seen["slept_ns"], "0", "sleep(1h) took no time");
@@ -432,7 +432,7 @@ fn the_sandbox_gives_no_capabilities() {
     let mut fresh = hostile(&options());
     assert_eq!(report(&mut fresh), seen);
     assert!(!Path::new("/tmp/berth-hostile").exists());
-    still_works(&mut rules);
+    still_works(&rules);
 }
 
 #[test]
@@ -450,8 +450,8 @@ fn a_component_for_another_version_is_refused_at_load() {
         ),
         "{err}"
     );
-    let mut default = Rules::default_rules(&options()).expect("default rules load");
-    render(&mut default, "web").expect("the default rules still work");
+    let default = Rules::default_rules(&options()).expect("default rules load");
+    render(&default, "web").expect("the default rules still work");
 }
 
 #[test]
@@ -498,11 +498,11 @@ fn kib(n: u64) -> String {
 fn a_0_2_component_starts_from_the_defaults_import() {
     let _serial = serial();
     let path = components::component("berth-defaults-caller");
-    let mut rules = Rules::from_file(&path, &options()).expect("a 0.2.0 component loads");
+    let rules = Rules::from_file(&path, &options()).expect("a 0.2.0 component loads");
     assert_eq!(rules.contract_version(), "0.2.0");
-    let mut default = Rules::default_rules(&options()).expect("default rules load");
-    let via = render(&mut rules, "web").expect("renders through the import");
-    let plain = render(&mut default, "web").expect("renders");
+    let default = Rules::default_rules(&options()).expect("default rules load");
+    let via = render(&rules, "web").expect("renders through the import");
+    let plain = render(&default, "web").expect("renders");
     // The default rules' objects, plus what the caller added.
     let mut labels = via.deployment.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.remove("via").as_deref(), Some("defaults"));
@@ -557,11 +557,11 @@ fn a_0_2_component_starts_from_the_defaults_import() {
     );
 
     // The limits hold after a nested call, and the component works again afterwards.
-    let (err, took) = fails(&mut rules, "defaults-loop");
+    let (err, took) = fails(&rules, "defaults-loop");
     eprintln!("loop after a nested build: stopped after {took:?} (deadline 1s)");
     within(took, Duration::from_secs(1));
     assert!(matches!(err, RulesError::Deadline { .. }), "{err}");
-    let (err, _) = fails(&mut rules, "defaults-bomb");
+    let (err, _) = fails(&rules, "defaults-bomb");
     assert!(matches!(err, RulesError::Memory { .. }), "{err}");
-    render(&mut rules, "web").expect("works again after the failures");
+    render(&rules, "web").expect("works again after the failures");
 }

@@ -35,12 +35,12 @@ fn sites() -> (SiteConfig, SiteConfig) {
     )
 }
 
-fn render_with(rules: &mut Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
+fn render_with(rules: &Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
     render_for(rules, spec, site, &berth::Capabilities::newest_known()).expect("renders")
 }
 
 fn render_for(
-    rules: &mut Rules,
+    rules: &Rules,
     spec: &Spec,
     site: &SiteConfig,
     capabilities: &berth::Capabilities,
@@ -81,13 +81,13 @@ fn labels(
 fn site_rules_rename_and_label_and_keep_the_rest() {
     let cache = tempfile::tempdir().expect("temp dir");
     let path = components::component("site-rules");
-    let mut site_rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
+    let site_rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
     assert_eq!(site_rules.source(), &Source::File(path));
-    let mut default = Rules::default_rules(&options(cache.path())).expect("default rules");
+    let default = Rules::default_rules(&options(cache.path())).expect("default rules");
     let spec = full_spec();
     let (site, acme_site) = sites();
-    let acme = render_with(&mut site_rules, &spec, &acme_site);
-    let reference = render_with(&mut default, &spec, &site);
+    let acme = render_with(&site_rules, &spec, &acme_site);
+    let reference = render_with(&default, &spec, &site);
 
     let d = &acme.deployment;
     assert_eq!(d.metadata.name.as_deref(), Some("acme-inventory"));
@@ -161,14 +161,14 @@ fn site_rules_rename_and_label_and_keep_the_rest() {
 #[test]
 fn min_available_adds_a_disruption_budget_at_the_version_the_cluster_serves() {
     let cache = tempfile::tempdir().expect("temp dir");
-    let mut rules = Rules::from_file(&components::component("site-rules"), &options(cache.path()))
+    let rules = Rules::from_file(&components::component("site-rules"), &options(cache.path()))
         .expect("site rules load");
     let (_, site) = sites();
     let mut spec = full_spec();
     spec.extensions = serde_json::from_str(r#"{"acme": {"min_available": 1}}"#).expect("json");
 
     let newest = berth::Capabilities::newest_known();
-    let rendered = render_for(&mut rules, &spec, &site, &newest).expect("renders");
+    let rendered = render_for(&rules, &spec, &site, &newest).expect("renders");
     assert_eq!(
         others(&rendered),
         [
@@ -191,7 +191,7 @@ fn min_available_adds_a_disruption_budget_at_the_version_the_cluster_serves() {
             .map(String::from)
             .to_vec(),
     };
-    let rendered = render_for(&mut rules, &spec, &site, &old).expect("renders");
+    let rendered = render_for(&rules, &spec, &site, &old).expect("renders");
     assert_eq!(
         others(&rendered)[0],
         "policy/v1beta1 PodDisruptionBudget/acme-inventory"
@@ -199,7 +199,7 @@ fn min_available_adds_a_disruption_budget_at_the_version_the_cluster_serves() {
 
     // An unknown key under extensions.acme is refused by name.
     spec.extensions = serde_json::from_str(r#"{"acme": {"min_availabel": 1}}"#).expect("json");
-    let err = render_for(&mut rules, &spec, &site, &newest)
+    let err = render_for(&rules, &spec, &site, &newest)
         .expect_err("refused")
         .to_string();
     assert_eq!(
@@ -212,9 +212,9 @@ fn min_available_adds_a_disruption_budget_at_the_version_the_cluster_serves() {
 fn cost_center_follows_the_team() {
     let cache = tempfile::tempdir().expect("temp dir");
     let path = components::component("site-rules");
-    let mut rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
+    let rules = Rules::from_file(&path, &options(cache.path())).expect("site rules load");
     let (_, site) = sites();
-    let cost_center = |rules: &mut Rules, site: &SiteConfig, extra: &str| {
+    let cost_center = |rules: &Rules, site: &SiteConfig, extra: &str| {
         let text = format!("component_name: web\nimage: nginx\n{extra}");
         let spec = spec::parse_spec(Path::new("web.yaml"), &text).expect("spec");
         let rendered = render_with(rules, &spec, site);
@@ -229,22 +229,19 @@ fn cost_center_follows_the_team() {
         (get("team"), get("cost-center"))
     };
     let some = |team: &str, cc: &str| (Some(team.to_owned()), Some(cc.to_owned()));
+    assert_eq!(cost_center(&rules, &site, ""), some("platform", "cc-1001"));
     assert_eq!(
-        cost_center(&mut rules, &site, ""),
-        some("platform", "cc-1001")
-    );
-    assert_eq!(
-        cost_center(&mut rules, &site, "labels: {team: payments}\n"),
+        cost_center(&rules, &site, "labels: {team: payments}\n"),
         some("payments", "cc-2040")
     );
     assert_eq!(
-        cost_center(&mut rules, &site, "labels: {team: research}\n"),
+        cost_center(&rules, &site, "labels: {team: research}\n"),
         some("research", "cc-unassigned")
     );
     // Without the site's table, every team is unassigned.
     let site = SiteConfig::default();
     assert_eq!(
-        cost_center(&mut rules, &site, ""),
+        cost_center(&rules, &site, ""),
         some("platform", "cc-unassigned")
     );
     // The default rules' refusals come through unchanged.

@@ -20,7 +20,7 @@ use super::report;
 /// Render every spec on its own: a spec that does not render, or builds an object an
 /// earlier spec builds too, fails alone.
 pub fn render_each(
-    rules: &mut Rules,
+    rules: &Rules,
     specs: &[(Origin, Spec)],
     site: &SiteConfig,
     capabilities: &Capabilities,

@@ -74,7 +74,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 fn render_command(
     build: &BuildArgs,
-    (site, mut rules): (SiteConfig, Rules),
+    (site, rules): (SiteConfig, Rules),
     capabilities: &Capabilities,
     (output, show_secrets): (RenderFormat, bool),
     namespace: &str,
@@ -127,7 +127,7 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
         } => {
             // Parse and render before changing anything: bad input changes nothing.
             let specs = spec::load_specs(&build.spec)?;
-            let (site, mut rules) = site_and_rules(&build).await?;
+            let (site, rules) = site_and_rules(&build).await?;
             // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
             let capabilities = cluster.capabilities().await?;
             let target = match dry_run {
@@ -137,8 +137,7 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
             if specs.len() != 1 {
                 // Several components: each on its own, one's failure stopping no other.
                 let namespace = cluster.namespace();
-                let rendered =
-                    fleet::render_each(&mut rules, &specs, &site, &capabilities, namespace);
+                let rendered = fleet::render_each(&rules, &specs, &site, &capabilities, namespace);
                 return Ok(fleet::deploy(&target, rendered, &wait, max_concurrency, output).await);
             }
             let (origin, spec) = &specs[0];
@@ -408,15 +407,9 @@ async fn diff_command(
     output: Output,
 ) -> Result<ExitStatus, CliError> {
     let specs = spec::load_specs(&build.spec)?;
-    let (site, mut rules) = site_and_rules(build).await?;
+    let (site, rules) = site_and_rules(build).await?;
     let capabilities = cluster.capabilities().await?;
-    let rendered = fleet::render_each(
-        &mut rules,
-        &specs,
-        &site,
-        &capabilities,
-        cluster.namespace(),
-    );
+    let rendered = fleet::render_each(&rules, &specs, &site, &capabilities, cluster.namespace());
     let secrets = if show_secrets {
         Secrets::Show
     } else {

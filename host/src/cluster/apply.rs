@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::inventory::{PART_OF_LABEL, applyset_id, group_kind};
 use super::owners::{TakenOver, taken_over};
 use super::removal::{removals, strategic, with_removals};
+use super::request::{Manager, is_owned, retry_conflicts};
 use super::resources::Resources;
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL,
@@ -66,10 +67,6 @@ impl Member {
     }
 }
 
-/// The field manager that keeps a Deployment's replicas when berth hands them to an
-/// autoscaler.
-const HANDOVER_MANAGER: &str = "berth-handover-to-autoscaler";
-
 /// What [`Cluster::put`] did to one object, and the object as it was before.
 pub(super) struct Put {
     pub reference: ObjectRef,
@@ -90,7 +87,7 @@ impl Cluster {
     ) -> Result<Vec<Member>, ClusterError> {
         let stamp = Stamp {
             component,
-            set: applyset_id(component, &self.namespace),
+            set: applyset_id(component, self.namespace()),
             rules: format!("sha256:{}", rendered.rules_digest),
         };
         let mut members = Vec::new();
@@ -122,7 +119,7 @@ impl Cluster {
     /// fields it renders from other writers, `Unchanged` when that changed nothing. An
     /// object of the name that is not the component's is refused.
     pub(super) async fn put(&self, member: &Member, component: &str) -> Result<Put, ClusterError> {
-        let api = self.dynamic(&member.resource);
+        let api = self.requests.dynamic(&member.resource);
         let kind = &member.resource.kind;
         let name = member.name();
         let existing = api
@@ -131,7 +128,7 @@ impl Cluster {
             .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
         let existing = match existing {
             Some(existing) => existing,
-            None => match api.create(&self.post_params(), &member.object).await {
+            None => match self.requests.create(&member.resource, &member.object).await {
                 Ok(made) => {
                     return Ok(Put {
                         reference: ObjectRef::dynamic(&made),
@@ -155,7 +152,8 @@ impl Cluster {
         };
         let reference = ObjectRef::of(&member.resource.api_version, kind, &existing.metadata);
         check_owner(&existing, &reference, component)?;
-        self.own_created_fields(&api, &existing, kind).await?;
+        self.own_created_fields(&api, &existing, &member.resource)
+            .await?;
         if hands_over_replicas(member, &existing) {
             // Kubernetes' way of handing replicas to an autoscaler: another manager applies
             // the current count, so berth's apply without it leaves it alone.
@@ -164,11 +162,8 @@ impl Cluster {
                 "metadata": {"name": name},
                 "spec": {"replicas": existing.data["spec"]["replicas"]},
             });
-            let params = PatchParams {
-                field_manager: Some(HANDOVER_MANAGER.to_owned()),
-                ..self.apply_params()
-            };
-            api.patch(&name, &params, &Patch::Apply(&handover))
+            self.requests
+                .apply(&member.resource, &name, &handover, Manager::Handover)
                 .await
                 .map_err(ClusterError::api(format!(
                     "cannot hand the replicas of {kind} {name} to its autoscaler"
@@ -181,8 +176,9 @@ impl Cluster {
                 // finds nothing to change and makes the fields berth's applied ones.
                 let object = serde_json::to_value(&member.object).unwrap_or_default();
                 let patch = with_removals(&object, &removals);
-                let patched = api
-                    .patch(&name, &self.patch_params(), &Patch::Strategic(&patch))
+                let patched = self
+                    .requests
+                    .strategic(&member.resource, &name, &patch)
                     .await
                     .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
                 Some(patched)
@@ -191,9 +187,10 @@ impl Cluster {
         };
         let after = match strategic {
             // A dry run's apply would not see the patch's result: that result is the answer.
-            Some(patched) if self.dry_run => patched,
-            _ => api
-                .patch(&name, &self.apply_params(), &Patch::Apply(&member.object))
+            Some(patched) if self.is_dry_run() => patched,
+            _ => self
+                .requests
+                .apply(&member.resource, &name, &member.object, Manager::Berth)
                 .await
                 .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?,
         };
@@ -203,7 +200,7 @@ impl Cluster {
             Action::Updated
         };
         let taken = taken_over(&existing, &after, |entry| {
-            created_by_berth(entry) || entry.manager.as_deref() == Some(HANDOVER_MANAGER)
+            created_by_berth(entry) || entry.manager.as_deref() == Some(Manager::Handover.name())
         });
         Ok(Put {
             reference,
@@ -228,7 +225,7 @@ impl Cluster {
         let lost = !matches!(error, kube::Error::Api(_));
         let exists = matches!(&error, kube::Error::Api(status) if status.code == 409);
         let failed = || ClusterError::api(format!("cannot create {kind} {name}"))(error);
-        if self.dry_run || !(lost || exists) {
+        if self.is_dry_run() || !(lost || exists) {
             return Err(failed());
         }
         let now = api
@@ -252,38 +249,32 @@ impl Cluster {
         &self,
         api: &Api<DynamicObject>,
         existing: &DynamicObject,
-        kind: &str,
+        resource: &ApiResource,
     ) -> Result<(), ClusterError> {
         let name = name_of(&existing.metadata);
-        let action = || format!("cannot take over the fields berth created in {kind} {name}");
-        let mut current = existing.clone();
         // Conditional on the resource version, so a concurrent writer (the deployment
         // controller updating the status, typically) makes it fail with a conflict, not
-        // lose its entry: then read again and redo it, a few times.
-        for _ in 0..TAKE_OVER_ATTEMPTS {
-            let Some(patch) = take_over(&current) else {
-                return Ok(());
-            };
-            match api
-                .patch(&name, &self.patch_params(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    current = api.get(&name).await.map_err(ClusterError::api(action()))?;
-                }
-                Err(error) => {
-                    return Err(ClusterError::Api {
-                        action: action(),
-                        error,
-                    });
+        // lose its entry: then read again and redo it.
+        let mut known = Some(existing.clone());
+        let (requests, name_ref) = (&self.requests, &name);
+        retry_conflicts(|| {
+            let known = known.take();
+            async move {
+                let current = match known {
+                    Some(current) => current,
+                    None => api.get(name_ref).await?,
+                };
+                match take_over(&current) {
+                    Some(patch) => requests.merge(resource, name_ref, &patch).await.map(drop),
+                    None => Ok(()),
                 }
             }
-        }
-        Err(ClusterError::Conflicts {
-            action: action(),
-            attempts: TAKE_OVER_ATTEMPTS,
         })
+        .await
+        .map_err(ClusterError::api(format!(
+            "cannot take over the fields berth created in {} {name}",
+            resource.kind
+        )))
     }
 }
 
@@ -311,9 +302,6 @@ fn carries(live: &DynamicObject, sent: &DynamicObject) -> bool {
     let (component, hash) = mark(sent);
     component.is_some() && hash.is_some() && mark(live) == (component, hash)
 }
-
-/// How often the take-over of created fields is tried against concurrent writers.
-const TAKE_OVER_ATTEMPTS: u32 = 5;
 
 /// The merge patch that makes the fields an earlier create of berth's set part of berth's
 /// applied ones in `existing`, conditional on its resource version; `None` when there are
@@ -428,10 +416,7 @@ pub(super) fn check_owner(
     reference: &ObjectRef,
     component: &str,
 ) -> Result<(), ClusterError> {
-    let labels = existing.metadata.labels.clone().unwrap_or_default();
-    if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
-        || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
-    {
+    if !is_owned(&existing.metadata, component) {
         return Err(ClusterError::Foreign {
             object: Box::new(reference.clone()),
             component: component.to_owned(),

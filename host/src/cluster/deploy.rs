@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kube::Api;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, PropagationPolicy};
+use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
 use serde::Serialize;
 
 use super::apply::{Action, Member, by_rank, kinds_by_rank};
@@ -79,7 +78,7 @@ impl Cluster {
         let members = self.members(component, &rendered, &mut found).await?;
         let kinds: BTreeSet<String> = members.iter().map(Member::group_kind).collect();
         let mut report = DeployReport {
-            namespace: self.namespace.clone(),
+            namespace: self.namespace().to_owned(),
             deployment: name_of(&rendered.deployment.metadata),
             services: rendered
                 .services
@@ -88,7 +87,7 @@ impl Cluster {
                 .collect(),
             actions: Vec::new(),
             taken_over: Vec::new(),
-            dry_run: self.dry_run,
+            dry_run: self.is_dry_run(),
             undo: Undo {
                 component: component.to_owned(),
                 ..Undo::default()
@@ -140,7 +139,7 @@ impl Cluster {
         match outcome {
             Ok(()) => Ok(report),
             // A dry run persisted nothing: there is nothing to put back.
-            Err(error) if self.dry_run => Err(error),
+            Err(error) if self.is_dry_run() => Err(error),
             Err(error) => {
                 let undone = self.undo(&report, UNDO_AFTER_FAILURE).await;
                 Err(ClusterError::RolledBack {
@@ -230,11 +229,11 @@ impl Cluster {
         if deleted.is_empty() {
             return Err(ClusterError::NotFound {
                 component: component.to_owned(),
-                namespace: self.namespace.clone(),
+                namespace: self.namespace().to_owned(),
             });
         }
         Ok(UndeployReport {
-            namespace: self.namespace.clone(),
+            namespace: self.namespace().to_owned(),
             deleted,
             pods,
         })
@@ -249,12 +248,14 @@ impl Cluster {
         component: &str,
     ) -> Result<Vec<DynamicObject>, ClusterError> {
         let mut items = self
+            .requests
             .dynamic(resource)
             .list(&owned_by(component))
             .await
             .map_err(ClusterError::api(format!(
                 "cannot list {} in namespace {}",
-                resource.plural, self.namespace
+                resource.plural,
+                self.namespace()
             )))?
             .items;
         items.retain(|item| !is_parent(item));
@@ -268,34 +269,21 @@ impl Cluster {
     }
 
     /// Delete exactly `object` (its uid), returning its reference.
-    pub(super) async fn delete(
+    async fn delete(
         &self,
         resource: &ApiResource,
         object: &DynamicObject,
         propagation: Option<PropagationPolicy>,
     ) -> Result<ObjectRef, ClusterError> {
         let reference = ObjectRef::of(&resource.api_version, &resource.kind, &object.metadata);
-        let params = DeleteParams {
-            propagation_policy: propagation,
-            ..self.delete_exactly(&reference)
-        };
-        match self
-            .dynamic(resource)
-            .delete(&reference.name, &params)
+        self.requests
+            .delete(resource, &reference, propagation)
             .await
-        {
-            // Gone already: a retried delete whose first attempt's answer was lost.
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(reference),
-            Err(error) => Err(ClusterError::api(format!(
+            .map_err(ClusterError::api(format!(
                 "cannot delete {} {}",
                 resource.kind, reference.name
-            ))(error)),
-            Ok(_) => Ok(reference),
-        }
-    }
-
-    pub(super) fn dynamic(&self, resource: &ApiResource) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), &self.namespace, resource)
+            )))?;
+        Ok(reference)
     }
 }
 

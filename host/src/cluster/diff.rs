@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use kube::api::{DynamicObject, Patch};
+use kube::api::DynamicObject;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::apply::{Member, check_owner, comparable, dropped, hands_over_replicas};
 use super::removal::with_removals;
+use super::request::Manager;
 use super::resources::Resources;
 use super::{Cluster, ClusterError, RENDERED_HASH_ANNOTATION};
 use crate::objects::{ObjectRef, Rendered};
@@ -154,7 +155,7 @@ impl Cluster {
         component: &str,
         dry: &Cluster,
     ) -> Result<(Option<DynamicObject>, DynamicObject), ClusterError> {
-        let api = self.dynamic(&member.resource);
+        let api = self.requests.dynamic(&member.resource);
         let (kind, name) = (&member.resource.kind, member.name());
         let mut attempt = 0;
         loop {
@@ -178,17 +179,19 @@ impl Cluster {
             };
             let after = match (&live, dropped) {
                 // Absent: what deploy does, a create.
-                (None, _) => api.create(&dry.post_params(), &member.object).await,
+                (None, _) => dry.requests.create(&member.resource, &member.object).await,
                 // What deploy does in two steps (the object with what berth dropped as one
                 // strategic merge patch, then an apply that changes nothing), as one.
                 (Some(_), Some(removals)) => {
                     let object = serde_json::to_value(&member.object).unwrap_or_default();
                     let patch = with_removals(&object, &removals);
-                    api.patch(&name, &dry.patch_params(), &Patch::Strategic(&patch))
+                    dry.requests
+                        .strategic(&member.resource, &name, &patch)
                         .await
                 }
                 (Some(_), None) => {
-                    api.patch(&name, &dry.apply_params(), &Patch::Apply(&member.object))
+                    dry.requests
+                        .apply(&member.resource, &name, &member.object, Manager::Berth)
                         .await
                 }
             }

@@ -7,7 +7,7 @@ impl Cluster {
     /// The cluster's capabilities, by discovery: its version, the core API versions and
     /// every API group's versions (three requests).
     pub async fn capabilities(&self) -> Result<Capabilities, ClusterError> {
-        let client = &self.client;
+        let client = self.client();
         let info = client
             .apiserver_version()
             .await

@@ -81,7 +81,7 @@ impl Cluster {
                 problem,
             })?
             .to_query();
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let pods: Api<Pod> = self.requests.typed();
         let mut names: Vec<String> = pods
             .list(
                 &ListParams::default()
@@ -91,7 +91,7 @@ impl Cluster {
             .await
             .map_err(ClusterError::api(format!(
                 "cannot list pods in namespace {}",
-                self.namespace
+                self.namespace()
             )))?
             .items
             .iter()

@@ -33,7 +33,7 @@ impl Cluster {
                 continue;
             };
             let uid = object.uid.as_deref().unwrap_or_default();
-            let gone = until_gone(self.dynamic(&resource), &object.name, uid);
+            let gone = until_gone(self.requests.dynamic(&resource), &object.name, uid);
             match tokio::time::timeout_at(deadline, gone).await {
                 Ok(Ok(())) => {}
                 Ok(Err(source)) => {
@@ -59,12 +59,12 @@ impl Cluster {
 
     /// Until no pod `selector` selects is left, looking every half second.
     async fn until_no_pods(&self, selector: &str) -> Result<(), ClusterError> {
-        let pods = self.dynamic(&ApiResource::erase::<Pod>(&()));
+        let pods = self.requests.dynamic(&ApiResource::erase::<Pod>(&()));
         let lp = ListParams::default().labels(selector);
         loop {
             let left = pods.list(&lp).await.map_err(ClusterError::api(format!(
                 "cannot list pods in namespace {}",
-                self.namespace
+                self.namespace()
             )))?;
             if left.items.is_empty() {
                 return Ok(());
@@ -100,7 +100,8 @@ impl Cluster {
             else {
                 continue;
             };
-            let Ok(Some(live)) = self.dynamic(&resource).get_opt(&object.name).await else {
+            let Ok(Some(live)) = self.requests.dynamic(&resource).get_opt(&object.name).await
+            else {
                 continue;
             };
             if live.metadata.uid != object.uid {
@@ -126,7 +127,12 @@ impl Cluster {
             ApiResource::erase::<ReplicaSet>(&()),
             ApiResource::erase::<Pod>(&()),
         ] {
-            let items = self.dynamic(&resource).list(&lp).await.map(|l| l.items);
+            let items = self
+                .requests
+                .dynamic(&resource)
+                .list(&lp)
+                .await
+                .map(|l| l.items);
             for live in items.unwrap_or_default() {
                 left.push(format!(
                     "{}/{}{}",

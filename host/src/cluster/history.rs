@@ -2,9 +2,10 @@
 //! no rollback endpoint): the ReplicaSets a Deployment controls hold its past templates.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ApiResource, ListParams};
 use serde::Serialize;
 
+use super::request::retry_conflicts;
 use super::rollout::REVISION_ANNOTATION;
 use super::{Cluster, ClusterError, name_of};
 use crate::selector::Selector;
@@ -50,7 +51,7 @@ impl Cluster {
     /// that revision's pod template into the Deployment. Returns the revision restored and
     /// its images.
     pub async fn rollback(&self, component: &str, to: i64) -> Result<Revision, ClusterError> {
-        let mut d = self.find_deployment(component).await?;
+        let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
         let current = revision_of(d.metadata.annotations.as_ref()).unwrap_or(0);
         let sets = self.replica_sets_of(&d).await?;
@@ -91,34 +92,27 @@ impl Cluster {
         // Replace carries the resourceVersion read: a concurrent change (the controller's
         // status during a rollout, another writer's field) makes it fail rather than be
         // overwritten; then the Deployment is read again and only the template set anew.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if let Some(spec) = d.spec.as_mut() {
-                spec.template = template.clone();
-            }
-            match self
-                .deployments()
-                .replace(&name, &self.post_params(), &d)
-                .await
-            {
-                Ok(_) => return Ok(restored),
-                Err(kube::Error::Api(status))
-                    if status.code == 409 && attempt < CONFLICT_RETRIES =>
-                {
-                    d = self
-                        .deployments()
-                        .get(&name)
-                        .await
-                        .map_err(ClusterError::api(format!("cannot read Deployment {name}")))?;
+        let mut known = Some(d);
+        let (requests, name_ref, template) = (&self.requests, &name, &template);
+        retry_conflicts(|| {
+            let known = known.take();
+            async move {
+                let mut d = match known {
+                    Some(d) => d,
+                    None => requests.typed::<Deployment>().get(name_ref).await?,
+                };
+                if let Some(spec) = d.spec.as_mut() {
+                    spec.template = template.clone();
                 }
-                Err(error) => {
-                    return Err(ClusterError::api(format!(
-                        "cannot roll back Deployment {name}"
-                    ))(error));
-                }
+                let resource = ApiResource::erase::<Deployment>(&());
+                requests.replace(&resource, name_ref, &d).await.map(drop)
             }
-        }
+        })
+        .await
+        .map_err(ClusterError::api(format!(
+            "cannot roll back Deployment {name}"
+        )))?;
+        Ok(restored)
     }
 
     /// ReplicaSets whose controller is `d`.
@@ -130,13 +124,13 @@ impl Cluster {
                 problem,
             })?
             .to_query();
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
+        let api: Api<ReplicaSet> = self.requests.typed();
         let mut sets: Vec<ReplicaSet> = api
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(ClusterError::api(format!(
                 "cannot list ReplicaSets in namespace {}",
-                self.namespace
+                self.namespace()
             )))?
             .items
             .into_iter()
@@ -176,9 +170,6 @@ fn images(rs: &ReplicaSet) -> Vec<String> {
         .filter_map(|c| c.image.clone())
         .collect()
 }
-
-/// Attempts of a rollback's replace against concurrent writers.
-const CONFLICT_RETRIES: u32 = 5;
 
 #[cfg(test)]
 mod tests {

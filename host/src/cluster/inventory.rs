@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch};
+use kube::api::{Api, ApiResource};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::request::is_owned;
 use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::objects::ObjectRef;
 
@@ -61,7 +62,11 @@ pub(super) struct Parent {
 
 impl Cluster {
     fn config_maps(&self) -> Api<ConfigMap> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+        self.requests.typed()
+    }
+
+    fn config_map_resource() -> ApiResource {
+        ApiResource::erase::<ConfigMap>(&())
     }
 
     /// Make sure `component`'s parent exists and names at least `kinds`: created if missing,
@@ -74,7 +79,11 @@ impl Cluster {
         let name = parent_name(component);
         let api = self.config_maps();
         let parent = self.parent(component, kinds);
-        let create_error = match api.create(&self.post_params(), &parent).await {
+        let create_error = match self
+            .requests
+            .create(&Self::config_map_resource(), &parent)
+            .await
+        {
             Ok(made) => {
                 return Ok(Parent {
                     object: ObjectRef::of("v1", "ConfigMap", &made.metadata),
@@ -94,10 +103,7 @@ impl Cluster {
             }
         };
         let object = ObjectRef::of("v1", "ConfigMap", &existing.metadata);
-        let labels = existing.metadata.labels.clone().unwrap_or_default();
-        if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
-            || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
-        {
+        if !is_owned(&existing.metadata, component) {
             return Err(ClusterError::Foreign {
                 object: Box::new(object),
                 component: component.to_owned(),
@@ -126,8 +132,8 @@ impl Cluster {
 
     async fn set_kinds(&self, name: &str, kinds: &BTreeSet<String>) -> Result<(), ClusterError> {
         let patch = json!({"metadata": {"annotations": {GROUP_KINDS_ANNOTATION: join(kinds)}}});
-        self.config_maps()
-            .patch(name, &self.patch_params(), &Patch::Merge(&patch))
+        self.requests
+            .merge(&Self::config_map_resource(), name, &patch)
             .await
             .map_err(ClusterError::api(format!("cannot update ConfigMap {name}")))?;
         Ok(())
@@ -148,10 +154,7 @@ impl Cluster {
         let Some(existing) = existing else {
             return Ok(None);
         };
-        let labels = existing.metadata.labels.clone().unwrap_or_default();
-        if labels.get(COMPONENT_LABEL).map(String::as_str) != Some(component)
-            || labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
-        {
+        if !is_owned(&existing.metadata, component) {
             return Ok(None);
         }
         let object = ObjectRef::of("v1", "ConfigMap", &existing.metadata);
@@ -160,25 +163,22 @@ impl Cluster {
 
     /// Delete the parent `parent` (that object, by uid).
     pub(super) async fn delete_parent(&self, parent: &ObjectRef) -> Result<(), ClusterError> {
-        match self
-            .config_maps()
-            .delete(&parent.name, &self.delete_exactly(parent))
+        self.requests
+            .delete(&Self::config_map_resource(), parent, None)
             .await
-        {
-            // Gone already: a retried delete whose first attempt's answer was lost.
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(error) => Err(ClusterError::api(format!(
+            .map_err(ClusterError::api(format!(
                 "cannot delete ConfigMap {}",
                 parent.name
-            ))(error)),
-            Ok(_) => Ok(()),
-        }
+            )))
     }
 
     /// The parent object for `component` naming `kinds`.
     fn parent(&self, component: &str, kinds: &BTreeSet<String>) -> ConfigMap {
         let labels = BTreeMap::from([
-            (ID_LABEL.to_owned(), applyset_id(component, &self.namespace)),
+            (
+                ID_LABEL.to_owned(),
+                applyset_id(component, self.namespace()),
+            ),
             (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
             (COMPONENT_LABEL.to_owned(), component.to_owned()),
         ]);

@@ -55,15 +55,15 @@ impl Cluster {
         selector: Option<&str>,
     ) -> Result<Vec<ComponentSummary>, ClusterError> {
         let api: Api<Deployment> = match scope {
-            Scope::Namespace => Api::namespaced(self.client.clone(), &self.namespace),
-            Scope::AllNamespaces => Api::all(self.client.clone()),
+            Scope::Namespace => self.requests.typed(),
+            Scope::AllNamespaces => Api::all(self.client().clone()),
         };
         let mut labels = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}");
         if let Some(selector) = selector.filter(|s| !s.trim().is_empty()) {
             labels = format!("{labels},{selector}");
         }
         let where_ = match scope {
-            Scope::Namespace => format!("in namespace {}", self.namespace),
+            Scope::Namespace => format!("in namespace {}", self.namespace()),
             Scope::AllNamespaces => "in any namespace".to_owned(),
         };
         let deployments = api

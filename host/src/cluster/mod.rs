@@ -14,6 +14,7 @@ mod inventory;
 mod list;
 mod owners;
 mod removal;
+mod request;
 mod resources;
 mod retry;
 mod rollout;
@@ -22,14 +23,14 @@ mod undo;
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DeleteParams, ListParams, PatchParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tower::buffer::BufferLayer;
 use tower::retry::RetryLayer;
 
-use crate::objects::ObjectRef;
+use request::Requests;
 
 pub use apply::Action;
 pub use deploy::{DeployReport, UndeployReport};
@@ -74,16 +75,14 @@ pub struct Connection {
 /// A connection to one namespace of a cluster.
 #[derive(Clone)]
 pub struct Cluster {
-    pub(crate) client: Client,
-    namespace: String,
-    dry_run: bool,
+    requests: Requests,
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
-            .field("namespace", &self.namespace)
-            .field("dry_run", &self.dry_run)
+            .field("namespace", &self.requests.namespace())
+            .field("dry_run", &self.requests.is_dry_run())
             .finish_non_exhaustive()
     }
 }
@@ -127,9 +126,7 @@ impl Cluster {
     /// Use an existing client in `namespace`.
     pub fn new(client: Client, namespace: impl Into<String>) -> Self {
         Self {
-            client,
-            namespace: namespace.into(),
-            dry_run: false,
+            requests: Requests::new(client, namespace.into()),
         }
     }
 
@@ -137,61 +134,27 @@ impl Cluster {
     /// server admits and validates each request as it would, and persists nothing.
     pub fn dry_run(&self) -> Self {
         Self {
-            dry_run: true,
-            ..self.clone()
+            requests: self.requests.dry_run(),
         }
     }
 
     /// Whether writes are server-side dry runs.
     pub fn is_dry_run(&self) -> bool {
-        self.dry_run
+        self.requests.is_dry_run()
     }
 
-    /// Every write is berth's, by name: the API server's managed fields tell berth's own
-    /// changes from others' (a client without a field manager or user agent is `unknown`).
-    fn post_params(&self) -> PostParams {
-        PostParams {
-            dry_run: self.dry_run,
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-        }
-    }
-
-    fn patch_params(&self) -> PatchParams {
-        PatchParams {
-            dry_run: self.dry_run,
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PatchParams::default()
-        }
-    }
-
-    /// Server-side apply as berth's field manager, taking over the fields it applies.
-    fn apply_params(&self) -> PatchParams {
-        PatchParams {
-            dry_run: self.dry_run,
-            ..PatchParams::apply(FIELD_MANAGER).force()
-        }
-    }
-
-    /// Delete options that only delete the object `object` names (same uid), not a later
-    /// one of its name.
-    fn delete_exactly(&self, object: &ObjectRef) -> DeleteParams {
-        DeleteParams {
-            dry_run: self.dry_run,
-            preconditions: object.uid.clone().map(|uid| kube::api::Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        }
+    /// The client, for what the request layer does not send (exec streams).
+    pub(crate) fn client(&self) -> &Client {
+        self.requests.client()
     }
 
     /// The namespace operated on.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        self.requests.namespace()
     }
 
     fn deployments(&self) -> Api<Deployment> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+        self.requests.typed()
     }
 
     /// The Deployment of `component`, found by berth's ownership labels.
@@ -201,11 +164,11 @@ impl Cluster {
             1 => Ok(found.remove(0)),
             0 => Err(ClusterError::NotFound {
                 component: component.to_owned(),
-                namespace: self.namespace.clone(),
+                namespace: self.namespace().to_owned(),
             }),
             n => Err(ClusterError::Ambiguous {
                 component: component.to_owned(),
-                namespace: self.namespace.clone(),
+                namespace: self.namespace().to_owned(),
                 count: n,
             }),
         }
@@ -220,7 +183,7 @@ impl Cluster {
             .await
             .map_err(ClusterError::api(format!(
                 "cannot list Deployments in namespace {}",
-                self.namespace
+                self.namespace()
             )))?
             .items)
     }

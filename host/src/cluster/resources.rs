@@ -51,7 +51,7 @@ impl Cluster {
                 .api_version
                 .parse()
                 .map_err(|_| ClusterError::NotServed { kind: kind.clone() })?;
-            let group = match discovery::pinned_group(&self.client, &gv).await {
+            let group = match discovery::pinned_group(self.client(), &gv).await {
                 Ok(group) => Some(group),
                 Err(error) if not_served(&error) => None,
                 Err(error) => {
@@ -95,7 +95,7 @@ impl Cluster {
             return Ok(Some(resource));
         }
         if !found.groups.contains_key(group) {
-            let served = match discovery::group(&self.client, group).await {
+            let served = match discovery::group(self.client(), group).await {
                 Ok(served) => Some(served),
                 Err(error) if not_served(&error) => None,
                 Err(error) => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use kube::api::{Api, Patch};
+use kube::api::{Api, ApiResource};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::json;
@@ -148,7 +148,7 @@ impl Cluster {
     /// Replicas, images and revision of `component`.
     pub async fn status(&self, component: &str) -> Result<Status, ClusterError> {
         let d = self.find_deployment(component).await?;
-        Ok(status_of(&self.namespace, &d))
+        Ok(status_of(self.namespace(), &d))
     }
 
     /// Wait until `component` is rolled out, calling `progress` with each new state; fail
@@ -161,7 +161,7 @@ impl Cluster {
     ) -> Result<Status, ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
-        let mut last = status_of(&self.namespace, &d);
+        let mut last = status_of(self.namespace(), &d);
         progress(&last);
         if let RolloutState::Done(_) = last.rollout {
             return Ok(last);
@@ -175,7 +175,7 @@ impl Cluster {
             loop {
                 match events.next().await {
                     Some(Ok(d)) => {
-                        let status = status_of(&self.namespace, &d);
+                        let status = status_of(self.namespace(), &d);
                         if status != last {
                             progress(&status);
                         }
@@ -226,14 +226,13 @@ impl Cluster {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
         // autoscaling/v1 is served by every cluster and names the target like the others.
-        let autoscalers: Api<HorizontalPodAutoscaler> =
-            Api::namespaced(self.client.clone(), &self.namespace);
+        let autoscalers: Api<HorizontalPodAutoscaler> = self.requests.typed();
         let owned = autoscalers
             .list(&owned_by(component))
             .await
             .map_err(ClusterError::api(format!(
                 "cannot list HorizontalPodAutoscalers in namespace {}",
-                self.namespace
+                self.namespace()
             )))?;
         if let Some(hpa) = owned.items.iter().find(|hpa| {
             hpa.spec.as_ref().is_some_and(|spec| {
@@ -246,8 +245,8 @@ impl Cluster {
             });
         }
         let patch = json!({ "spec": { "replicas": replicas } });
-        self.deployments()
-            .patch(&name, &self.patch_params(), &Patch::Merge(&patch))
+        self.requests
+            .merge(&ApiResource::erase::<Deployment>(&()), &name, &patch)
             .await
             .map_err(ClusterError::api(format!("cannot scale Deployment {name}")))?;
         // The API server defaults an absent count to 1.
@@ -278,8 +277,8 @@ impl Cluster {
         let patch = json!({ "spec": { "template": { "spec": { "containers": [
             { "name": container.name, "image": image }
         ] } } } });
-        self.deployments()
-            .patch(&name, &self.patch_params(), &Patch::Strategic(&patch))
+        self.requests
+            .strategic(&ApiResource::erase::<Deployment>(&()), &name, &patch)
             .await
             .map_err(ClusterError::api(format!(
                 "cannot upgrade Deployment {name}"

@@ -5,13 +5,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kube::api::{ApiResource, DeleteParams, DynamicObject, PropagationPolicy};
+use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
 use serde::Serialize;
 
 use super::applied::pick;
 use super::apply::berth_fields;
 use super::deploy::DeployReport;
 use super::error::describe;
+use super::request::retry_conflicts;
 use super::{Cluster, name_of};
 use crate::objects::ObjectRef;
 
@@ -101,8 +102,8 @@ impl Cluster {
         for (resource, before) in &undo.deleted {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self
-                .dynamic(resource)
-                .create(&self.post_params(), &as_berth_made_it(before))
+                .requests
+                .create(resource, &as_berth_made_it(before))
                 .await
             {
                 Ok(made) => done.recreated.push(ObjectRef::dynamic(&made)),
@@ -110,18 +111,9 @@ impl Cluster {
             }
         }
         for (resource, object) in undo.created.iter().rev() {
-            let params = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..self.delete_exactly(object)
-            };
-            match self.dynamic(resource).delete(&object.name, &params).await {
-                Ok(_) => done.removed.push(object.clone()),
-                // Already gone: a retried delete whose first answer was lost, or someone
-                // else's delete; a uid precondition that fails means the object of that
-                // name is a later one, and this one is gone too.
-                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
-                    done.removed.push(object.clone());
-                }
+            let background = Some(PropagationPolicy::Background);
+            match self.requests.delete(resource, object, background).await {
+                Ok(()) => done.removed.push(object.clone()),
                 Err(e) => done.failed.push((object.clone(), describe(&e))),
             }
         }
@@ -151,25 +143,25 @@ impl Cluster {
         resource: &ApiResource,
         before: &DynamicObject,
     ) -> Result<(), kube::Error> {
-        let api = self.dynamic(resource);
+        let api = self.requests.dynamic(resource);
         let name = name_of(&before.metadata);
         let mut restored = as_new(before);
         restored.metadata.uid = before.metadata.uid.clone();
         // A controller writing the status in between makes the replace conflict: read the
-        // version again and redo it, a few times.
-        let mut attempts = 0;
-        loop {
+        // version again and redo it.
+        let (api, name, restored) = (&api, &name, &restored);
+        retry_conflicts(|| async move {
+            let mut restored = restored.clone();
             restored.metadata.resource_version = api
-                .get_opt(&name)
+                .get_opt(name)
                 .await?
                 .and_then(|current| current.metadata.resource_version);
-            match api.replace(&name, &self.post_params(), &restored).await {
-                Err(kube::Error::Api(status)) if status.code == 409 && attempts < 4 => {
-                    attempts += 1;
-                }
-                other => return other.map(drop),
-            }
-        }
+            self.requests
+                .replace(resource, name, &restored)
+                .await
+                .map(drop)
+        })
+        .await
     }
 }
 

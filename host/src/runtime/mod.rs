@@ -19,6 +19,7 @@ pub use error::RulesError;
 pub use limits::{LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY};
 pub use rules::Rules;
 pub use sandbox::MemoryExceeded;
+pub(crate) use sandbox::shared as shared_capabilities;
 pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds, world_name};
 
 /// The default rules, built from `guest/` and embedded in the binary.

@@ -17,7 +17,8 @@ use super::{
 use crate::capabilities::Capabilities;
 use crate::spec::{SiteConfig, Spec};
 
-/// A loaded rules component, ready to build objects.
+/// A loaded rules component, ready to build objects; shared by reference across threads
+/// and tasks (`Send + Sync`, every build `&self`).
 ///
 /// Every build runs in a fresh store and instance, made from a pre-linked `InstancePre`:
 /// nothing one build leaves in the component's memory or globals reaches the next (another
@@ -32,9 +33,6 @@ pub struct Rules {
     size: usize,
     /// The component's imports and exports, for a registry's artifact config.
     interfaces: crate::oci::ComponentInfo,
-    /// What the last build's cluster serves: shared by the stores of a batch for one
-    /// cluster rather than copied into each.
-    capabilities: Option<Arc<Capabilities>>,
 }
 
 /// The component bound to the world of its contract version.
@@ -145,7 +143,6 @@ impl Rules {
             bound,
             digest: digest.to_owned(),
             from_cache,
-            capabilities: None,
             size: bytes.len(),
             interfaces,
         })
@@ -194,22 +191,27 @@ impl Rules {
     /// `capabilities`: the objects as returned, or the rules' refusal. Use
     /// [`Rules::render`] for objects berth has checked.
     pub fn build(
-        &mut self,
+        &self,
         spec: &Spec,
         site: &SiteConfig,
         capabilities: &Capabilities,
         namespace: &str,
     ) -> Result<BuildResult, RulesError> {
+        self.build_shared(spec, site, &sandbox::shared(capabilities), namespace)
+    }
+
+    /// [`Rules::build`] with capabilities shared by the stores of a batch for one cluster
+    /// rather than copied into each.
+    pub(crate) fn build_shared(
+        &self,
+        spec: &Spec,
+        site: &SiteConfig,
+        capabilities: &Arc<Capabilities>,
+        namespace: &str,
+    ) -> Result<BuildResult, RulesError> {
         let limits = self.limits;
         let source = &self.source;
-        let capabilities = match &self.capabilities {
-            Some(last) if **last == *capabilities => last.clone(),
-            _ => {
-                let new = Arc::new(capabilities.clone());
-                self.capabilities = Some(new.clone());
-                new
-            }
-        };
+        let capabilities = capabilities.clone();
         let called = match &self.bound {
             Bound::V0_1 { pre } => {
                 let spec = match v0_1::spec(spec) {
@@ -453,3 +455,9 @@ fn instantiate_error(
         limit => limit,
     }
 }
+
+// Embedders share one loaded component across threads and tasks.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Rules>();
+};

@@ -33,6 +33,18 @@ static NEWEST_KNOWN: std::sync::LazyLock<std::sync::Arc<crate::capabilities::Cap
         std::sync::Arc::new(crate::capabilities::Capabilities::newest_known())
     });
 
+/// `capabilities` as the stores of builds share them: the common offline case (the newest
+/// known) without a copy.
+pub(crate) fn shared(
+    capabilities: &crate::capabilities::Capabilities,
+) -> std::sync::Arc<crate::capabilities::Capabilities> {
+    if *capabilities == **NEWEST_KNOWN {
+        NEWEST_KNOWN.clone()
+    } else {
+        std::sync::Arc::new(capabilities.clone())
+    }
+}
+
 /// What a rules component sees of the world: nothing it could depend on.
 pub struct Sandbox {
     wasi: WasiCtx,

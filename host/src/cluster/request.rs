@@ -1,0 +1,267 @@
+//! The request layer: every write berth sends to the API server goes through [`Requests`],
+//! which owns the policies of writing once — berth's field manager, server-side dry run,
+//! deleting exactly one object (by uid) where one already gone counts as deleted, one
+//! limit on retries against conflicting writers — and the ownership check.
+
+use std::future::Future;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions,
+    PropagationPolicy,
+};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{COMPONENT_LABEL, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::objects::ObjectRef;
+
+/// One namespace of one cluster, as berth writes to it.
+#[derive(Clone)]
+pub(super) struct Requests {
+    client: Client,
+    namespace: String,
+    dry_run: bool,
+}
+
+/// The field manager a write is made as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Manager {
+    /// berth's own.
+    Berth,
+    /// The manager that keeps a Deployment's replicas when berth hands them to an
+    /// autoscaler.
+    Handover,
+}
+
+impl Manager {
+    /// Its name in managed fields.
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::Berth => FIELD_MANAGER,
+            Manager::Handover => "berth-handover-to-autoscaler",
+        }
+    }
+}
+
+impl Requests {
+    pub fn new(client: Client, namespace: String) -> Self {
+        Self {
+            client,
+            namespace,
+            dry_run: false,
+        }
+    }
+
+    /// These requests with every write a server-side dry run (`dryRun=All`).
+    pub fn dry_run(&self) -> Self {
+        Self {
+            dry_run: true,
+            ..self.clone()
+        }
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Reads of a namespaced kind berth knows at compile time.
+    pub fn typed<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Reads of any namespaced kind.
+    pub fn dynamic(&self, resource: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.namespace, resource)
+    }
+
+    /// Create `object`.
+    pub async fn create<K>(&self, resource: &ApiResource, object: &K) -> kube::Result<DynamicObject>
+    where
+        K: Serialize,
+    {
+        let params = PostParams {
+            dry_run: self.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+        };
+        let object = as_dynamic(object, resource)?;
+        self.dynamic(resource).create(&params, &object).await
+    }
+
+    /// Server-side apply `object` as `manager`, taking over the fields it applies.
+    pub async fn apply(
+        &self,
+        resource: &ApiResource,
+        name: &str,
+        object: &(impl Serialize + std::fmt::Debug),
+        manager: Manager,
+    ) -> kube::Result<DynamicObject> {
+        let params = PatchParams {
+            dry_run: self.dry_run,
+            ..PatchParams::apply(manager.name()).force()
+        };
+        self.dynamic(resource)
+            .patch(name, &params, &Patch::Apply(object))
+            .await
+    }
+
+    /// A JSON merge patch.
+    pub async fn merge(
+        &self,
+        resource: &ApiResource,
+        name: &str,
+        patch: &Value,
+    ) -> kube::Result<DynamicObject> {
+        self.dynamic(resource)
+            .patch(name, &self.patch_params(), &Patch::Merge(patch))
+            .await
+    }
+
+    /// A strategic merge patch (built-in kinds only).
+    pub async fn strategic(
+        &self,
+        resource: &ApiResource,
+        name: &str,
+        patch: &Value,
+    ) -> kube::Result<DynamicObject> {
+        self.dynamic(resource)
+            .patch(name, &self.patch_params(), &Patch::Strategic(patch))
+            .await
+    }
+
+    /// Replace the object named `name` with `object` (its resource version makes the
+    /// replace conditional).
+    pub async fn replace<K>(
+        &self,
+        resource: &ApiResource,
+        name: &str,
+        object: &K,
+    ) -> kube::Result<DynamicObject>
+    where
+        K: Serialize,
+    {
+        let params = PostParams {
+            dry_run: self.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+        };
+        let object = as_dynamic(object, resource)?;
+        self.dynamic(resource).replace(name, &params, &object).await
+    }
+
+    /// Delete exactly `object` — the object its uid names, not a later one of its name.
+    /// An object already gone counts as deleted: a retried delete whose first answer was
+    /// lost, someone else's delete, or (the uid precondition failing) a later object of
+    /// the name in its place.
+    pub async fn delete(
+        &self,
+        resource: &ApiResource,
+        object: &ObjectRef,
+        propagation: Option<PropagationPolicy>,
+    ) -> kube::Result<()> {
+        let params = DeleteParams {
+            dry_run: self.dry_run,
+            propagation_policy: propagation,
+            preconditions: object.uid.clone().map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.dynamic(resource).delete(&object.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 && object.uid.is_some() => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        }
+    }
+}
+
+/// Run `attempt` until it does not fail with a conflict (another writer changed the object
+/// between berth's read and its write), at most [`CONFLICT_ATTEMPTS`] times; the last
+/// conflict is the error. `attempt` reads what it writes again each time.
+pub(super) async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> kube::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = kube::Result<T>>,
+{
+    let mut tried = 1;
+    loop {
+        match attempt().await {
+            Err(kube::Error::Api(status)) if status.code == 409 && tried < CONFLICT_ATTEMPTS => {
+                tried += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Attempts of a write against concurrent writers (controllers updating a status, another
+/// berth) before the conflict is the answer.
+pub(super) const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Whether `meta` carries `component`'s ownership labels: berth touches no other object.
+pub(super) fn is_owned(meta: &ObjectMeta, component: &str) -> bool {
+    let labels = meta.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    label(COMPONENT_LABEL) == Some(component) && label(MANAGED_BY_LABEL) == Some(MANAGED_BY)
+}
+
+/// A typed object (or a dynamic one) as the dynamic object of `resource` it is.
+fn as_dynamic<K: Serialize>(object: &K, resource: &ApiResource) -> kube::Result<DynamicObject> {
+    let mut value = serde_json::to_value(object).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = resource.api_version.clone().into();
+    value["kind"] = resource.kind.clone().into();
+    from_value(value)
+}
+
+fn from_value<T: DeserializeOwned>(value: Value) -> kube::Result<T> {
+    serde_json::from_value(value).map_err(kube::Error::SerdeError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn owned_means_both_labels_with_the_component() {
+        let meta = |labels: &[(&str, &str)]| ObjectMeta {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..ObjectMeta::default()
+        };
+        let both = meta(&[(COMPONENT_LABEL, "web"), (MANAGED_BY_LABEL, MANAGED_BY)]);
+        assert!(is_owned(&both, "web"));
+        assert!(!is_owned(&both, "api"));
+        assert!(!is_owned(&meta(&[(COMPONENT_LABEL, "web")]), "web"));
+        let other_tool = meta(&[(COMPONENT_LABEL, "web"), (MANAGED_BY_LABEL, "helm")]);
+        assert!(!is_owned(&other_tool, "web"));
+        assert!(!is_owned(&ObjectMeta::default(), "web"));
+    }
+}

@@ -814,7 +814,7 @@ async fn an_undo_whose_delete_answer_is_lost_still_removes_everything() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("(rolled back: removed Deployment/dep-doomed, ConfigMap/berth-doomed)"),
+        stderr.contains("\nundone: removed Deployment/dep-doomed, ConfigMap/berth-doomed\n"),
         "{stderr}"
     );
     let left: Vec<String> = labelled(&client, &ns, &["doomed".to_owned()])

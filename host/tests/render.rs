@@ -462,7 +462,7 @@ fn two_specs_building_one_object_at_two_api_versions_are_refused() {
     std::fs::write(
         &file,
         format!(
-            "{}\n---\n{}\n",
+            "---\n{}\n---\n{}\n",
             doc("first", "policy/v1beta1"),
             doc("second", "policy/v1")
         ),

@@ -444,33 +444,7 @@ async fn a_scale_that_cannot_finish_is_scaled_back() {
         &["deploy", "--spec", &web, "--wait", "--timeout", "60s"],
     ));
     // A quota of two pods: the third is never made, so the rollout cannot finish.
-    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
-        Api::namespaced(client.clone(), &ns);
-    let quota = serde_json::from_value(
-        json!({"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "2"}}}),
-    )
-    .expect("quota");
-    quotas
-        .create(&kube::api::PostParams::default(), &quota)
-        .await
-        .expect("create quota");
-    berth_e2e::wait_for(
-        "the quota counted",
-        std::time::Duration::from_secs(30),
-        || async {
-            let used = quotas
-                .get("pods")
-                .await
-                .expect("quota")
-                .status
-                .and_then(|s| s.used);
-            match used.and_then(|u| u.get("pods").cloned()) {
-                Some(_) => berth_e2e::Check::Done(()),
-                None => berth_e2e::Check::Pending("no usage yet".to_owned()),
-            }
-        },
-    )
-    .await;
+    pod_quota(&client, &ns, 2).await;
     let out = berth(&ns, &["scale", "web", "3", "--wait", "--timeout", "5s"]);
     let err = exited(&out, 3);
     assert!(

@@ -310,3 +310,61 @@ async fn context_picks_the_kubeconfig_context() {
     assert!(out.contains("Deployment/dep-ctx created"), "{out}");
     drop_namespace(&client, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_library_undoes_a_failed_scale_and_a_failed_upgrade() {
+    // No CLI: an embedder's scale and upgrade whose rollouts fail, put back by the library.
+    let (client, ns) = namespace("lib-undo").await;
+    let cluster = berth::Cluster::new(client.clone(), ns.clone());
+    let rules = berth::Rules::default_rules(&berth::Options::default()).expect("rules");
+    let spec = berth::Spec::parse("component_name: web\nimage: example/web:1\nreplicas: 2\n")
+        .expect("spec");
+    let caps = cluster.capabilities().await.expect("capabilities");
+    let rendered = rules
+        .render(&spec, &berth::SiteConfig::default(), &caps, &ns)
+        .expect("renders");
+    cluster.deploy("web", rendered).await.expect("deploy");
+    let wait = |timeout: u64| cluster.wait("web", std::time::Duration::from_secs(timeout), |_| {});
+    wait(60).await.expect("the first rollout");
+    // Two pods at most: neither a third replica nor a new revision's surge pod is made.
+    pod_quota(&client, &ns, 2).await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let replicas = || async {
+        let d = deployments.get("dep-web").await.expect("Deployment");
+        d.spec.and_then(|s| s.replicas)
+    };
+
+    let scaled = cluster.scale("web", 3).await.expect("scale");
+    assert_eq!((scaled.previous, scaled.replicas), (2, 3));
+    let failed = wait(5).await.expect_err("a third pod is never made");
+    assert!(
+        matches!(failed, berth::ClusterError::Timeout { .. }),
+        "{failed}"
+    );
+    cluster.undo_scale(&scaled).await.expect("undo the scale");
+    assert_eq!(replicas().await, Some(2));
+
+    let upgraded = cluster
+        .upgrade("web", "example/web:2", 0)
+        .await
+        .expect("upgrade");
+    assert_eq!(upgraded.previous, "example/web:1");
+    let failed = wait(5).await.expect_err("no surge pod is made");
+    assert!(
+        matches!(failed, berth::ClusterError::Timeout { .. }),
+        "{failed}"
+    );
+    cluster
+        .undo_upgrade(&upgraded)
+        .await
+        .expect("undo the upgrade");
+    assert_eq!(
+        images(&client, &ns, "dep-web").await,
+        vec!["example/web:1".to_owned()]
+    );
+    assert_eq!(replicas().await, Some(2));
+    wait(60)
+        .await
+        .expect("back to the first revision's pods, all available");
+    drop_namespace(&client, &ns).await;
+}

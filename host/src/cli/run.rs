@@ -256,13 +256,14 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
             replicas,
             wait,
         } => {
-            let previous = cluster.scale(&name, i32::from(replicas)).await?;
+            let scaled = cluster.scale(&name, i32::from(replicas)).await?;
+            let previous = scaled.previous;
             report::write_stdout(&format!("scaled {name} to {replicas} replicas\n"))?;
             let failed = match settle(&cluster, &name, &wait).await {
                 Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
                 other => return other,
             };
-            let back = tokio::time::timeout(wait.undo_timeout, cluster.scale(&name, previous));
+            let back = tokio::time::timeout(wait.undo_timeout, cluster.undo_scale(&scaled));
             match back.await {
                 Ok(Ok(_)) => eprintln!("undone: scaled {name} back to {previous} replicas"),
                 Ok(Err(e)) => eprintln!("could not scale {name} back to {previous}: {e}"),
@@ -279,7 +280,8 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
             container_index,
             wait,
         } => {
-            let old = cluster.upgrade(&name, &image, container_index).await?;
+            let upgraded = cluster.upgrade(&name, &image, container_index).await?;
+            let old = &upgraded.previous;
             report::write_stdout(&format!(
                 "upgraded {name} container {container_index}: {old} -> {image}\n"
             ))?;
@@ -287,7 +289,7 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
                 Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
                 other => return other,
             };
-            let back = cluster.upgrade(&name, &old, container_index);
+            let back = cluster.undo_upgrade(&upgraded);
             match tokio::time::timeout(wait.undo_timeout, back).await {
                 Ok(Ok(_)) => eprintln!(
                     "undone: container {container_index} of {name} back to {old} (a new revision in its history)"

@@ -43,7 +43,7 @@ pub use inventory::{
 };
 pub use list::{ComponentSummary, Scope};
 pub use owners::TakenOver;
-pub use rollout::{RolloutState, Status};
+pub use rollout::{RolloutState, Scaled, Status, Upgraded};
 pub use undo::UndoReport;
 
 /// berth's field manager for server-side apply.

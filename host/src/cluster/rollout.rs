@@ -221,8 +221,9 @@ impl Cluster {
     }
 
     /// Set `component`'s replica count; refused when an autoscaler of the component
-    /// scales its Deployment (it would undo the change). Returns the count it replaced.
-    pub async fn scale(&self, component: &str, replicas: i32) -> Result<i32, ClusterError> {
+    /// scales its Deployment (it would undo the change). Returns what it changed, for
+    /// [`Cluster::undo_scale`].
+    pub async fn scale(&self, component: &str, replicas: i32) -> Result<Scaled, ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
         // autoscaling/v1 is served by every cluster and names the target like the others.
@@ -249,18 +250,29 @@ impl Cluster {
             .merge(&ApiResource::erase::<Deployment>(&()), &name, &patch)
             .await
             .map_err(ClusterError::api(format!("cannot scale Deployment {name}")))?;
-        // The API server defaults an absent count to 1.
-        Ok(d.spec.and_then(|s| s.replicas).unwrap_or(1))
+        Ok(Scaled {
+            component: component.to_owned(),
+            // The API server defaults an absent count to 1.
+            previous: d.spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas,
+        })
+    }
+
+    /// Put back the replica count `scaled` replaced (a scale whose rollout failed).
+    pub async fn undo_scale(&self, scaled: &Scaled) -> Result<(), ClusterError> {
+        self.scale(&scaled.component, scaled.previous)
+            .await
+            .map(drop)
     }
 
     /// Set the image of container `index` (0: the main container) of `component`; a rolling
-    /// update follows. Returns the image it replaced.
+    /// update follows. Returns what it changed, for [`Cluster::undo_upgrade`].
     pub async fn upgrade(
         &self,
         component: &str,
         image: &str,
         index: usize,
-    ) -> Result<String, ClusterError> {
+    ) -> Result<Upgraded, ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
         let containers = d
@@ -283,8 +295,50 @@ impl Cluster {
             .map_err(ClusterError::api(format!(
                 "cannot upgrade Deployment {name}"
             )))?;
-        Ok(container.image.clone().unwrap_or_default())
+        Ok(Upgraded {
+            component: component.to_owned(),
+            container_index: index,
+            previous: container.image.clone().unwrap_or_default(),
+            image: image.to_owned(),
+        })
     }
+
+    /// Put back the image `upgraded` replaced (an upgrade whose rollout failed): a new
+    /// revision with the old image, as `kubectl set image` back would make.
+    pub async fn undo_upgrade(&self, upgraded: &Upgraded) -> Result<(), ClusterError> {
+        let back = self.upgrade(
+            &upgraded.component,
+            &upgraded.previous,
+            upgraded.container_index,
+        );
+        back.await.map(drop)
+    }
+}
+
+/// What [`Cluster::scale`] changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Scaled {
+    /// The component.
+    pub component: String,
+    /// Its replica count before.
+    pub previous: i32,
+    /// The count it was set to.
+    pub replicas: i32,
+}
+
+/// What [`Cluster::upgrade`] changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Upgraded {
+    /// The component.
+    pub component: String,
+    /// The container's place in the pod template.
+    pub container_index: usize,
+    /// Its image before.
+    pub previous: String,
+    /// The image it was set to.
+    pub image: String,
 }
 
 /// Whether a watch failed because the API server refused it (not allowed, not there), as

@@ -91,6 +91,34 @@ pub async fn namespace(prefix: &str) -> (kube::Client, String) {
     (client, name)
 }
 
+/// A quota of `pods` pods in `ns`, counted by the quota controller before this returns: a
+/// pod beyond it is never made, so a rollout that needs one cannot finish.
+pub async fn pod_quota(client: &kube::Client, ns: &str, pods: u32) {
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(client.clone(), ns);
+    let quota = serde_json::from_value(
+        json!({"metadata": {"name": "pods"}, "spec": {"hard": {"pods": pods.to_string()}}}),
+    )
+    .expect("quota");
+    quotas
+        .create(&PostParams::default(), &quota)
+        .await
+        .expect("create quota");
+    berth_e2e::wait_for("the quota counted", Duration::from_secs(30), || async {
+        let used = quotas
+            .get("pods")
+            .await
+            .expect("quota")
+            .status
+            .and_then(|s| s.used);
+        match used.and_then(|u| u.get("pods").cloned()) {
+            Some(_) => berth_e2e::Check::Done(()),
+            None => berth_e2e::Check::Pending("no usage yet".to_owned()),
+        }
+    })
+    .await;
+}
+
 /// Delete a test's namespace (the namespace controller removes what is left in it).
 pub async fn drop_namespace(client: &kube::Client, ns: &str) {
     Api::<Namespace>::all(client.clone())

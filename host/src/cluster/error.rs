@@ -20,21 +20,13 @@ pub enum ClusterError {
     #[error("cannot set up the cluster client")]
     Client(#[source] kube::Error),
     /// The API server refused or failed a request; the message is the API server's own.
+    /// (The client's error is a field, not the `source()`: the message says it already.)
     #[error("{action}: {}", describe(.error))]
     Api {
         /// The step, e.g. `cannot create Service web`.
         action: String,
         /// The client's error.
-        #[source]
         error: kube::Error,
-    },
-    /// A conditional write kept meeting concurrent writers.
-    #[error("{action}: the object kept changing under it ({attempts} attempts)")]
-    Conflicts {
-        /// The step.
-        action: String,
-        /// How often it was tried.
-        attempts: u32,
     },
     /// No object carries the component's ownership labels.
     #[error("no component {component:?} deployed by berth in namespace {namespace:?}")]
@@ -67,23 +59,23 @@ pub enum ClusterError {
         /// The component being deployed.
         component: String,
     },
-    /// A deploy failed; what it had changed was put back.
+    /// A deploy failed; what it had changed was put back. (Why is a field, not the
+    /// `source()`: the message says it already.)
     #[error("{error} (rolled back: {})", describe_undone(.undone))]
     RolledBack {
         /// Why the deploy failed.
-        #[source]
         error: Box<ClusterError>,
         /// What was put back, and what could not be.
         undone: Box<UndoReport>,
     },
-    /// Watching an object failed.
-    #[error("cannot watch {object}: {source}")]
+    /// Watching an object failed. (What failed is a field, not the `source()`: the message
+    /// says it already.)
+    #[error("cannot watch {object}: {error}")]
     Watch {
         /// The object watched.
         object: Box<ObjectRef>,
         /// What failed.
-        #[source]
-        source: kube::runtime::watcher::Error,
+        error: kube::runtime::watcher::Error,
     },
     /// Waiting ran out of time.
     #[error("timed out after {waited:?} waiting for {component:?}: {last}")]

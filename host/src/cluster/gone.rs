@@ -39,7 +39,7 @@ impl Cluster {
                 Ok(Err(source)) => {
                     return Err(ClusterError::Watch {
                         object: Box::new(object.clone()),
-                        source,
+                        error: source,
                     });
                 }
                 Err(_) => return Err(self.timed_out(component, report, timeout).await),

@@ -197,7 +197,7 @@ impl Cluster {
                     Some(Err(source)) if refused(&source) => {
                         return Err(ClusterError::Watch {
                             object: Box::new(ObjectRef::of("apps/v1", "Deployment", &d.metadata)),
-                            source,
+                            error: source,
                         });
                     }
                     Some(Err(_)) => {}

@@ -18,6 +18,8 @@ usage: cargo xtask <command>
   demo        berth's main job on the example components, on the local control plane
   test        every test: formatting, lints (native and guest), docs, unit, CLI and
               local-control-plane tests
+  test --quick  the edit loop's tier: formatting, lints, docs, unit, render, sandbox and
+              contract tests; no control plane, no registry
   bench-cli   whole-process timing of `berth render` (installs hyperfine from Debian)
   bench-fleet 50 components deployed by one berth, by 50 berths and by kubectl (installs
               kubectl from Debian's kubernetes-client)
@@ -29,7 +31,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
-        Some("test") => test(),
+        Some("test") => match args.get(1).map(String::as_str) {
+            None => test(),
+            Some("--quick") => quick_test(),
+            Some(other) => {
+                eprintln!("xtask: unknown option to test: `{other}`\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("bench-cli") => bench_cli(),
         Some("bench-fleet") => bench_fleet(),
         Some("-h" | "--help" | "help") => {
@@ -79,11 +88,42 @@ fn test() -> Result<(), String> {
     setup::debian_packages(&["docker-registry", "curl"], "for the registry tests")?;
     // From here on nothing is installed: the whole test phase has one bound, so a hang
     // fails the command (naming the tests still running) instead of holding CI.
+    let deadline = test_phase_deadline();
+    static_checks(deadline)?;
+    let cluster = Cluster::up()?;
+    cargo(["test", "--workspace"])
+        .env("BERTH_KUBECONFIG", &cluster.kubeconfig)
+        .run_tests_until(deadline)?;
+    // The library as a platform team embeds it, on the same control plane.
+    cargo(["run", "--quiet", "-p", "berth", "--example", "embed"])
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .run_until(deadline)
+}
+
+/// `test --quick`: what needs neither a control plane nor a registry, for the edit loop.
+fn quick_test() -> Result<(), String> {
+    setup::toolchain(&["rustfmt", "clippy"])?;
+    let deadline = test_phase_deadline();
+    static_checks(deadline)?;
+    cargo(["test", "--workspace", "--lib", "--bins"]).run_tests_until(deadline)?;
+    cargo(["test", "-p", "berth"])
+        .args(QUICK_TESTS.iter().flat_map(|t| ["--test", t]))
+        .run_tests_until(deadline)
+}
+
+/// The integration tests `test --quick` runs: those of the rules and the render.
+const QUICK_TESTS: [&str; 3] = ["render", "sandbox", "contract"];
+
+fn test_phase_deadline() -> Deadline {
     let limit = std::env::var("BERTH_TEST_PHASE_LIMIT_S")
         .ok()
         .and_then(|s| s.parse().ok())
         .map_or(TEST_PHASE_LIMIT, Duration::from_secs);
-    let deadline = Deadline::after(limit);
+    Deadline::after(limit)
+}
+
+/// Formatting, lints (native and guest target) and docs.
+fn static_checks(deadline: Deadline) -> Result<(), String> {
     cargo(["fmt", "--all", "--", "--check"]).run_until(deadline)?;
     cargo([
         "clippy",
@@ -105,14 +145,6 @@ fn test() -> Result<(), String> {
     }
     cargo(["doc", "--no-deps", "--quiet", "-p", "berth"])
         .env("RUSTDOCFLAGS", "-D warnings")
-        .run_until(deadline)?;
-    let cluster = Cluster::up()?;
-    cargo(["test", "--workspace"])
-        .env("BERTH_KUBECONFIG", &cluster.kubeconfig)
-        .run_tests_until(deadline)?;
-    // The library as a platform team embeds it, on the same control plane.
-    cargo(["run", "--quiet", "-p", "berth", "--example", "embed"])
-        .env("KUBECONFIG", &cluster.kubeconfig)
         .run_until(deadline)
 }
 

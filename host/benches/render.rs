@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use berth::objects::Rendered;
 use berth::render::{self, Format, Secrets};
-use berth::runtime::{DEFAULT_RULES, Options, Rules, Source};
+use berth::runtime::{DEFAULT_RULES, Rules, RulesOptions, Source};
 use berth::spec;
 use berth::{AllowedKinds, Capabilities, SiteConfig, Spec};
 use berth_rules::types as native;
@@ -65,11 +65,11 @@ fn many(spec: &Spec, count: usize) -> Vec<(spec::Origin, Spec)> {
 }
 
 /// A cache directory holding the compiled default rules, and options using it.
-fn warm_cache() -> (tempfile::TempDir, Options) {
+fn warm_cache() -> (tempfile::TempDir, RulesOptions) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = Options {
+    let options = RulesOptions {
         cache_dir: Some(dir.path().to_owned()),
-        ..Options::default()
+        ..RulesOptions::default()
     };
     drop(Rules::default_rules(&options).expect("compile the default rules"));
     let again = Rules::default_rules(&options).expect("load the default rules");

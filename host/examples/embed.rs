@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use berth::{Cluster, Connection, Options, Rules, SiteConfig, Spec};
+use berth::{Cluster, Connection, Rules, RulesOptions, SiteConfig, Spec};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,7 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     spec.ports.push("80:0".into());
     let cluster = Cluster::connect(&Connection::default()).await?;
     let capabilities = cluster.capabilities().await?;
-    let rules = Rules::default_rules(&Options::default())?;
+    let rules = Rules::default_rules(&RulesOptions::default())?;
     let site = SiteConfig::default();
     let rendered = rules.render(&spec, &site, &capabilities, cluster.namespace())?;
     println!("{} built by the {}", rendered.component, rendered.rules);

@@ -26,5 +26,5 @@ pub use cluster::{Cluster, ClusterError, Connection};
 pub use kinds::{AllowedKinds, KindName};
 pub use objects::{InvalidObject, ObjectRef, Rendered};
 pub use render::{Format, RenderError};
-pub use runtime::{Limits, Options, Rules, RulesError, Source};
+pub use runtime::{Limits, Rules, RulesError, RulesOptions, Source};
 pub use spec::{InputError, Origin, SiteConfig, Spec};

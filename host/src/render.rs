@@ -49,8 +49,8 @@ impl Rules {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use berth::{Capabilities, Options, Rules, SiteConfig, Spec};
-    /// let rules = Rules::default_rules(&Options::default())?;
+    /// use berth::{Capabilities, RulesOptions, Rules, SiteConfig, Spec};
+    /// let rules = Rules::default_rules(&RulesOptions::default())?;
     /// let spec = Spec::parse("component_name: web\nimage: nginx:1.27\nports: ['80:0']\n")?;
     /// let caps = Capabilities::newest_known();
     /// let rendered = rules.render(&spec, &SiteConfig::default(), &caps, "shop")?;

@@ -406,7 +406,7 @@ async fn a_deploy_makes_a_read_and_an_apply_per_object_and_nothing_else() {
     let dir = tempfile::tempdir().expect("dir");
     let spec = berth::spec::load_spec(Path::new(&full_example(&dir, node_port(2)))).expect("spec");
     let site = berth::spec::load_site(&root().join("examples/site.yaml")).expect("site");
-    let rules = berth::Rules::default_rules(&berth::Options::default()).expect("rules");
+    let rules = berth::Rules::default_rules(&berth::RulesOptions::default()).expect("rules");
     let rendered = rules
         .render(&spec, &site, &berth::Capabilities::newest_known(), &ns)
         .expect("render");
@@ -819,7 +819,7 @@ async fn list_shows_components_across_namespaces_in_one_request_with_their_rules
     ok(&berth(&c, &["deploy", "--spec", &labelled]));
     let default_digest = format!(
         "sha256:{}",
-        berth::Rules::default_rules(&berth::Options::default())
+        berth::Rules::default_rules(&berth::RulesOptions::default())
             .expect("rules")
             .digest()
     );

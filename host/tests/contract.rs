@@ -59,7 +59,8 @@ fn the_default_rules_moved_to_0_2_0_and_build_the_same_objects() {
             String::from_utf8_lossy(&rendered)
         );
     }
-    let rules = berth::Rules::default_rules(&berth::Options::default()).expect("default rules");
+    let rules =
+        berth::Rules::default_rules(&berth::RulesOptions::default()).expect("default rules");
     assert_eq!(rules.contract_version(), "0.2.0");
 }
 

@@ -39,10 +39,10 @@ fn site_rules() -> PathBuf {
 }
 
 fn client(docker_config: Option<PathBuf>, cache: Option<&Path>) -> Registry {
-    Registry::new(oci::Options {
+    Registry::new(oci::RegistryOptions {
         cache_dir: cache.map(Path::to_owned),
         docker_config: docker_config.map(|dir| dir.join("config.json")),
-        ..oci::Options::default()
+        ..oci::RegistryOptions::default()
     })
     .expect("registry client")
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use berth::objects::Rendered;
-use berth::runtime::{Options, Rules};
+use berth::runtime::{Rules, RulesOptions};
 use berth::{Capabilities, Cluster, Connection, SiteConfig, Spec, spec};
 use berth_e2e::{cluster, components, python::python_rules, unique_name};
 use common::{drop_namespace, labelled, namespace, root};
@@ -21,22 +21,25 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 
 /// Compiled components, shared by the tests of this process and the next runs (keyed by
 /// the component's digest): the 18 MB Python component compiles once, in about 12 s.
-fn options() -> Options {
+fn options() -> RulesOptions {
     let python = python_rules();
     let target = python
         .parent()
         .expect("the component sits in the target dir");
-    Options {
+    RulesOptions {
         cache_dir: Some(target.join("python-rules-cache")),
         // The default limits: the Python component needs 14 MiB (13 fails) of the 64 MiB,
         // and a build of the full example takes milliseconds of the 1 s deadline.
-        ..Options::default()
+        ..RulesOptions::default()
     }
 }
 
 /// Rules loaded one at a time: the first load of a component compiles it and writes the
 /// cache, which the tests after it read instead of compiling it again each.
-fn load_with(what: &str, load: impl FnOnce(&Options) -> Result<Rules, berth::RulesError>) -> Rules {
+fn load_with(
+    what: &str,
+    load: impl FnOnce(&RulesOptions) -> Result<Rules, berth::RulesError>,
+) -> Rules {
     static LOADING: Mutex<()> = Mutex::new(());
     let _one = LOADING
         .lock()

@@ -1,6 +1,6 @@
 //! The rules runtime as a library: the compiled-code cache and the reused instance.
 
-use berth::runtime::{Options, Rules, Source};
+use berth::runtime::{Rules, RulesOptions, Source};
 use berth::spec;
 
 fn spec_and_site() -> (berth::Spec, berth::SiteConfig) {
@@ -14,9 +14,9 @@ fn spec_and_site() -> (berth::Spec, berth::SiteConfig) {
 #[test]
 fn second_load_comes_from_the_cache_and_builds_the_same() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = Options {
+    let options = RulesOptions {
         cache_dir: Some(dir.path().to_owned()),
-        ..Options::default()
+        ..RulesOptions::default()
     };
     let (spec, site) = spec_and_site();
 
@@ -47,9 +47,9 @@ fn second_load_comes_from_the_cache_and_builds_the_same() {
 #[test]
 fn a_corrupt_cache_entry_is_recompiled() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = Options {
+    let options = RulesOptions {
         cache_dir: Some(dir.path().to_owned()),
-        ..Options::default()
+        ..RulesOptions::default()
     };
     drop(Rules::default_rules(&options).expect("compile"));
     for entry in std::fs::read_dir(dir.path()).expect("cache dir") {
@@ -70,9 +70,9 @@ fn a_corrupt_cache_entry_is_recompiled() {
 
 #[test]
 fn one_instance_serves_many_calls_and_refusals() {
-    let options = Options {
+    let options = RulesOptions {
         cache_dir: None,
-        ..Options::default()
+        ..RulesOptions::default()
     };
     let rules = Rules::default_rules(&options).expect("compile");
     assert_eq!(rules.source(), &Source::Default);
@@ -107,7 +107,7 @@ fn one_instance_serves_many_calls_and_refusals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_loaded_component_renders_for_eight_tasks_at_once() {
     // No Mutex around it: `Rules` is shared by reference, every build on its own instance.
-    let rules = std::sync::Arc::new(Rules::default_rules(&Options::default()).expect("load"));
+    let rules = std::sync::Arc::new(Rules::default_rules(&RulesOptions::default()).expect("load"));
     let (spec, site) = spec_and_site();
     let caps = berth::Capabilities::newest_known();
     let spec_of = |i: usize| {

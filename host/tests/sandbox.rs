@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth::objects::{Problem, Rendered};
-use berth::runtime::{Limits, Options, Rules, RulesError, Source};
+use berth::runtime::{Limits, Rules, RulesError, RulesOptions, Source};
 use berth::spec;
 use berth::{SiteConfig, Spec};
 
@@ -27,12 +27,12 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Compiled code shared by every test of this process: only the first load compiles.
-fn options() -> Options {
+fn options() -> RulesOptions {
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-    Options {
+    RulesOptions {
         cache_dir: Some(cache.path().to_owned()),
-        ..Options::default()
+        ..RulesOptions::default()
     }
 }
 
@@ -40,7 +40,7 @@ fn hostile_path() -> PathBuf {
     components::component("berth-hostile-rules")
 }
 
-fn hostile(options: &Options) -> Rules {
+fn hostile(options: &RulesOptions) -> Rules {
     Rules::from_file(&hostile_path(), options).expect("the hostile component loads")
 }
 
@@ -148,7 +148,7 @@ fn the_deadline_is_configurable() {
     let _serial = serial();
     // Above the default of 1 s: the loop runs at least the 2 s configured (a lower bound,
     // whatever the machine's load) and the error names them.
-    let options = Options {
+    let options = RulesOptions {
         limits: Limits {
             deadline: Duration::from_secs(2),
             ..Limits::default()
@@ -213,7 +213,7 @@ fn the_memory_cap_is_configurable() {
     let _serial = serial();
     // A build holding 24 MiB fits the default cap (64 MiB) and not a configured 16 MiB.
     render(&hostile(&options()), "hold-24mi").expect("fits the default cap");
-    let options = Options {
+    let options = RulesOptions {
         limits: Limits {
             memory: 16 << 20,
             ..Limits::default()

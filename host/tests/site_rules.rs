@@ -8,7 +8,7 @@ use berth_e2e::components;
 use std::path::{Path, PathBuf};
 
 use berth::objects::Rendered;
-use berth::runtime::{Options, Rules, Source};
+use berth::runtime::{Rules, RulesOptions, Source};
 use berth::spec;
 use berth::{SiteConfig, Spec};
 
@@ -16,10 +16,10 @@ fn root() -> PathBuf {
     berth_e2e::repo_root()
 }
 
-fn options(cache: &Path) -> Options {
-    Options {
+fn options(cache: &Path) -> RulesOptions {
+    RulesOptions {
         cache_dir: Some(cache.to_owned()),
-        ..Options::default()
+        ..RulesOptions::default()
     }
 }
 

@@ -316,7 +316,7 @@ async fn the_library_undoes_a_failed_scale_and_a_failed_upgrade() {
     // No CLI: an embedder's scale and upgrade whose rollouts fail, put back by the library.
     let (client, ns) = namespace("lib-undo").await;
     let cluster = berth::Cluster::new(client.clone(), ns.clone());
-    let rules = berth::Rules::default_rules(&berth::Options::default()).expect("rules");
+    let rules = berth::Rules::default_rules(&berth::RulesOptions::default()).expect("rules");
     let spec = berth::Spec::parse("component_name: web\nimage: example/web:1\nreplicas: 2\n")
         .expect("spec");
     let caps = cluster.capabilities().await.expect("capabilities");

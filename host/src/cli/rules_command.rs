@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use berth::oci::{self, Registry};
-use berth::runtime::{Options, Rules, world_name};
+use berth::runtime::{Rules, RulesOptions, world_name};
 
 use super::args::{Output, RulesCommand, RulesLocation};
 use super::error::CliError;
@@ -12,11 +12,11 @@ use super::report;
 
 /// The rules at `location`, pulled first if they are in a registry (from the cache when
 /// pinned by a digest already pulled).
-pub async fn load(location: &RulesLocation, options: &Options) -> Result<Rules, CliError> {
+pub async fn load(location: &RulesLocation, options: &RulesOptions) -> Result<Rules, CliError> {
     match location {
         RulesLocation::File(path) => Ok(Rules::from_file(path, options)?),
         RulesLocation::Oci(reference) => {
-            let registry = Registry::new(oci::Options::default())?;
+            let registry = Registry::new(oci::RegistryOptions::default())?;
             let pulled = registry.pull(reference).await?;
             Ok(Rules::from_pulled(&pulled, options)?)
         }
@@ -28,24 +28,24 @@ pub async fn run(command: RulesCommand) -> Result<ExitStatus, CliError> {
     match command {
         RulesCommand::Push { file, reference } => {
             // Only a component berth can run is published: load it as `--rules` would.
-            let rules = Rules::from_file(&file, &Options::default())?;
+            let rules = Rules::from_file(&file, &RulesOptions::default())?;
             let bytes = std::fs::read(&file).map_err(|source| berth::RulesError::Read {
                 path: file.clone(),
                 source,
             })?;
-            let registry = Registry::new(oci::Options::default())?;
+            let registry = Registry::new(oci::RegistryOptions::default())?;
             let pushed = registry
                 .push(&reference, &bytes, rules.interfaces())
                 .await?;
             report::write_stdout(&format!("{}\n", pushed.reference))?;
         }
         RulesCommand::Inspect { rules, output } => {
-            let rules = load(&rules, &Options::default()).await?;
+            let rules = load(&rules, &RulesOptions::default()).await?;
             report::write_stdout(&inspect(&rules, output))?;
         }
         RulesCommand::Compile { rules: location } => {
             let start = Instant::now();
-            let rules = load(&location, &Options::default()).await?;
+            let rules = load(&location, &RulesOptions::default()).await?;
             let line = if rules.from_cache() {
                 format!("{} is compiled already\n", rules.source())
             } else {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth::cluster::{Change, Cluster, ClusterError, Connection, ExecLine, Scope};
 use berth::render::Secrets;
-use berth::runtime::{Options, Rules};
+use berth::runtime::{Rules, RulesOptions};
 use berth::{Capabilities, SiteConfig, spec};
 
 use super::args::{
@@ -109,8 +109,8 @@ fn site(args: &BuildArgs) -> Result<SiteConfig, CliError> {
     Ok(site)
 }
 
-fn rules_options(args: &BuildArgs) -> Options {
-    Options::default()
+fn rules_options(args: &BuildArgs) -> RulesOptions {
+    RulesOptions::default()
         .deadline(args.rules_deadline)
         .memory(args.rules_memory)
 }

@@ -34,7 +34,7 @@ const MAX_COMPONENT: u64 = 512 << 20;
 
 /// Where components are cached and how a registry is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+pub struct RegistryOptions {
     /// Pulled manifests and components, by digest (`<dir>/oci/sha256/<hex>`); `None`
     /// pulls every time.
     pub cache_dir: Option<PathBuf>,
@@ -44,12 +44,12 @@ pub struct Options {
     pub timeout: Duration,
 }
 
-impl Default for Options {
+impl Default for RegistryOptions {
     /// berth's cache directory (as for compiled components), Docker's config file
     /// ([`docker_config_path`]), 30 s per request.
     fn default() -> Self {
         Self {
-            cache_dir: crate::runtime::Options::default().cache_dir,
+            cache_dir: crate::runtime::RulesOptions::default().cache_dir,
             docker_config: docker_config_path(),
             timeout: Duration::from_secs(30),
         }
@@ -105,12 +105,12 @@ pub struct ComponentInfo {
 #[derive(Debug)]
 pub struct Registry {
     pool: http::Pool,
-    options: Options,
+    options: RegistryOptions,
 }
 
 impl Registry {
     /// A client with `options`. Needs a tokio runtime to send requests.
-    pub fn new(options: Options) -> Result<Self, OciError> {
+    pub fn new(options: RegistryOptions) -> Result<Self, OciError> {
         Ok(Self {
             pool: http::pool()?,
             options,

@@ -32,14 +32,14 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// How rules are loaded and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+pub struct RulesOptions {
     /// What one call may use: `--rules-deadline`, `--rules-memory`.
     pub limits: Limits,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
 }
 
-impl Default for Options {
+impl Default for RulesOptions {
     /// Default limits; the cache in `$BERTH_CACHE_DIR`, else `$XDG_CACHE_HOME/berth`, else
     /// `~/.cache/berth` (`BERTH_CACHE_DIR=""`: no cache).
     fn default() -> Self {
@@ -50,7 +50,7 @@ impl Default for Options {
     }
 }
 
-impl Options {
+impl RulesOptions {
     /// Wall time one build may take (10 ms to 10 min, checked when the rules load).
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.limits.deadline = deadline;

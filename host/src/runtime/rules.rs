@@ -11,8 +11,8 @@ use wasmtime::{Engine, Store, Trap};
 use super::bindings::{v0_1, v0_2};
 use super::sandbox::{self, MemoryExceeded, Sandbox};
 use super::{
-    BuildResult, DEFAULT_RULES, DEFAULT_RULES_SHA256, Limits, Options, PACKAGE, RawObject, Refusal,
-    RulesError, Source, cache, engine, ticks, world,
+    BuildResult, DEFAULT_RULES, DEFAULT_RULES_SHA256, Limits, PACKAGE, RawObject, Refusal,
+    RulesError, RulesOptions, Source, cache, engine, ticks, world,
 };
 use crate::capabilities::Capabilities;
 use crate::spec::{SiteConfig, Spec};
@@ -60,7 +60,7 @@ impl std::fmt::Debug for Rules {
 
 impl Rules {
     /// Load the embedded default rules.
-    pub fn default_rules(options: &Options) -> Result<Self, RulesError> {
+    pub fn default_rules(options: &RulesOptions) -> Result<Self, RulesError> {
         Self::load(
             Source::Default,
             DEFAULT_RULES,
@@ -70,7 +70,7 @@ impl Rules {
     }
 
     /// Load the component at `path`.
-    pub fn from_file(path: &Path, options: &Options) -> Result<Self, RulesError> {
+    pub fn from_file(path: &Path, options: &RulesOptions) -> Result<Self, RulesError> {
         let bytes = std::fs::read(path).map_err(|source| RulesError::Read {
             path: path.to_owned(),
             source,
@@ -79,7 +79,10 @@ impl Rules {
     }
 
     /// Load a component pulled from a registry; its digest was checked by the pull.
-    pub fn from_pulled(pulled: &crate::oci::Pulled, options: &Options) -> Result<Self, RulesError> {
+    pub fn from_pulled(
+        pulled: &crate::oci::Pulled,
+        options: &RulesOptions,
+    ) -> Result<Self, RulesError> {
         let digest = (pulled.component_digest)
             .strip_prefix("sha256:")
             .unwrap_or(&pulled.component_digest);
@@ -88,7 +91,11 @@ impl Rules {
     }
 
     /// Load a component from its bytes.
-    pub fn from_bytes(source: Source, bytes: &[u8], options: &Options) -> Result<Self, RulesError> {
+    pub fn from_bytes(
+        source: Source,
+        bytes: &[u8],
+        options: &RulesOptions,
+    ) -> Result<Self, RulesError> {
         Self::load(source, bytes, &cache::digest(bytes), options)
     }
 
@@ -96,7 +103,7 @@ impl Rules {
         source: Source,
         bytes: &[u8],
         digest: &str,
-        options: &Options,
+        options: &RulesOptions,
     ) -> Result<Self, RulesError> {
         options.limits.check().map_err(RulesError::Limits)?;
         let engine = engine()?;
@@ -372,7 +379,7 @@ fn link(
 /// `defaults` import of contract 0.2 components.
 fn defaults_server(
     engine: &Engine,
-    options: &Options,
+    options: &RulesOptions,
 ) -> Result<Arc<v0_2::DefaultsServer>, RulesError> {
     static SERVER: Mutex<Option<Arc<v0_2::DefaultsServer>>> = Mutex::new(None);
     let mut slot = SERVER

@@ -13,10 +13,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::inventory::{PART_OF_LABEL, applyset_id, group_kind};
+use super::inventory::{PART_OF_LABEL, applyset_id};
 use super::owners::{TakenOver, taken_over};
 use super::removal::{removals, strategic, with_removals};
-use super::request::{Manager, is_owned, retry_conflicts};
+use super::request::{GroupKind, Manager, is_owned, retry_conflicts};
 use super::resources::Resources;
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL,
@@ -58,8 +58,8 @@ pub(super) struct Member {
 }
 
 impl Member {
-    pub fn group_kind(&self) -> String {
-        group_kind(&self.resource.api_version, &self.resource.kind)
+    pub fn group_kind(&self) -> GroupKind {
+        GroupKind::new(&self.resource.group, &self.resource.kind)
     }
 
     pub fn name(&self) -> String {
@@ -452,17 +452,14 @@ pub(super) fn rank(group: &str, kind: &str) -> u8 {
 }
 
 /// Group-kinds in apply order.
-pub(super) fn by_rank<T>(kinds: BTreeMap<String, T>) -> Vec<(String, T)> {
-    let mut kinds: Vec<(String, T)> = kinds.into_iter().collect();
-    kinds.sort_by_key(|(gk, _)| {
-        let (kind, group) = gk.split_once('.').unwrap_or((gk, ""));
-        rank(group, kind)
-    });
+pub(super) fn by_rank<T>(kinds: BTreeMap<GroupKind, T>) -> Vec<(GroupKind, T)> {
+    let mut kinds: Vec<(GroupKind, T)> = kinds.into_iter().collect();
+    kinds.sort_by_key(|(gk, _)| rank(gk.group(), gk.kind()));
     kinds
 }
 
 /// The group-kinds `kinds` in apply order, without payload.
-pub(super) fn kinds_by_rank(kinds: BTreeSet<String>) -> Vec<String> {
+pub(super) fn kinds_by_rank(kinds: BTreeSet<GroupKind>) -> Vec<GroupKind> {
     by_rank(kinds.into_iter().map(|k| (k, ())).collect())
         .into_iter()
         .map(|(k, ())| k)
@@ -547,9 +544,10 @@ mod tests {
                 "Certificate.cert-manager.io",
                 "ConfigMap",
             ]
-            .map(String::from)
+            .map(GroupKind::parse)
             .into(),
         );
+        let order: Vec<String> = order.iter().map(ToString::to_string).collect();
         assert_eq!(
             order,
             [

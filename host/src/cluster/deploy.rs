@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::apply::{Action, Member, by_rank, kinds_by_rank};
 use super::inventory::ID_LABEL;
 use super::owners::TakenOver;
+use super::request::GroupKind;
 use super::resources::Resources;
 use super::undo::Undo;
 use super::{Cluster, ClusterError, name_of, owned_by};
@@ -76,7 +77,7 @@ impl Cluster {
     ) -> Result<DeployReport, ClusterError> {
         let mut found = Resources::default();
         let members = self.members(component, &rendered, &mut found).await?;
-        let kinds: BTreeSet<String> = members.iter().map(Member::group_kind).collect();
+        let kinds: BTreeSet<GroupKind> = members.iter().map(Member::group_kind).collect();
         let mut report = DeployReport {
             namespace: self.namespace().to_owned(),
             deployment: name_of(&rendered.deployment.metadata),
@@ -157,15 +158,16 @@ impl Cluster {
         &self,
         component: &str,
         members: &[Member],
-        before: &BTreeSet<String>,
+        before: &BTreeSet<GroupKind>,
         found: &mut Resources,
     ) -> Result<Vec<(ApiResource, DynamicObject)>, ClusterError> {
-        let keep: BTreeSet<(String, String)> =
+        let keep: BTreeSet<(GroupKind, String)> =
             members.iter().map(|m| (m.group_kind(), m.name())).collect();
-        let mut kinds: BTreeMap<String, Option<ApiResource>> = before
+        let mut kinds: BTreeMap<GroupKind, Option<ApiResource>> = before
             .iter()
-            .chain(ALWAYS_LOOKED_FOR.map(ToOwned::to_owned).iter())
-            .map(|gk| (gk.clone(), None))
+            .cloned()
+            .chain(always_looked_for())
+            .map(|gk| (gk, None))
             .collect();
         for member in members {
             kinds.insert(member.group_kind(), Some(member.resource.clone()));
@@ -194,17 +196,14 @@ impl Cluster {
     /// labels, then the inventory's parent. Nothing found is an error.
     pub async fn undeploy(&self, component: &str) -> Result<UndeployReport, ClusterError> {
         let parent = self.read_parent(component).await?;
-        let kinds: BTreeSet<String> = match &parent {
+        let kinds: BTreeSet<GroupKind> = match &parent {
             Some((_, kinds)) => kinds.clone(),
             None => DEFAULT_KINDS
                 .iter()
-                .map(|(group, kind)| group_kind_of(group, kind))
+                .map(|(group, kind)| GroupKind::new(group, kind))
                 .collect(),
         };
-        let kinds = kinds
-            .into_iter()
-            .chain(ALWAYS_LOOKED_FOR.map(ToOwned::to_owned))
-            .collect();
+        let kinds = kinds.into_iter().chain(always_looked_for()).collect();
         let mut found = Resources::default();
         let mut deleted = Vec::new();
         let mut pods = Vec::new();
@@ -299,15 +298,11 @@ const UNDO_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
 /// Kinds looked for on every redeploy and undeploy whatever the inventory says: a
 /// component deployed before inventories has these and no parent.
-const ALWAYS_LOOKED_FOR: [&str; 2] = ["Deployment.apps", "Service"];
-
-/// `Kind.group`, or `Kind` for the core group.
-fn group_kind_of(group: &str, kind: &str) -> String {
-    if group.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}.{group}")
-    }
+fn always_looked_for() -> [GroupKind; 2] {
+    [
+        GroupKind::new("apps", "Deployment"),
+        GroupKind::new("", "Service"),
+    ]
 }
 
 /// Whether `object` is an inventory's parent (it carries the set's id, as members do not).

@@ -11,7 +11,7 @@ use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::deploy::UndeployReport;
-use super::inventory::group_kind;
+use super::request::GroupKind;
 use super::resources::Resources;
 use super::{Cluster, ClusterError, name_of};
 
@@ -28,7 +28,7 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut found = Resources::default();
         for object in &report.deleted {
-            let group_kind = group_kind(&object.api_version, &object.kind);
+            let group_kind = GroupKind::of(&object.api_version, &object.kind);
             let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
                 continue;
             };
@@ -95,7 +95,7 @@ impl Cluster {
         let mut left = Vec::new();
         let mut found = Resources::default();
         for object in &report.deleted {
-            let group_kind = group_kind(&object.api_version, &object.kind);
+            let group_kind = GroupKind::of(&object.api_version, &object.kind);
             let Ok(Some(resource)) = self.resource_of_group_kind(&group_kind, &mut found).await
             else {
                 continue;

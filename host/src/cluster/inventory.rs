@@ -13,7 +13,7 @@ use kube::api::{Api, ApiResource};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::request::is_owned;
+use super::request::{GroupKind, is_owned};
 use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::objects::ObjectRef;
 
@@ -41,14 +41,6 @@ pub fn applyset_id(component: &str, namespace: &str) -> String {
     )
 }
 
-/// `Kind.group`, or `Kind` for the core group, as the annotation lists them.
-pub fn group_kind(api_version: &str, kind: &str) -> String {
-    match api_version.rsplit_once('/') {
-        Some((group, _)) => format!("{kind}.{group}"),
-        None => kind.to_owned(),
-    }
-}
-
 /// The parent as found or made by [`Cluster::widen_inventory`].
 #[derive(Debug)]
 pub(super) struct Parent {
@@ -57,7 +49,7 @@ pub(super) struct Parent {
     /// Whether this call created it.
     pub created: bool,
     /// The group-kinds it named before this call (empty when created).
-    pub before: BTreeSet<String>,
+    pub before: BTreeSet<GroupKind>,
 }
 
 impl Cluster {
@@ -74,7 +66,7 @@ impl Cluster {
     pub(super) async fn widen_inventory(
         &self,
         component: &str,
-        kinds: &BTreeSet<String>,
+        kinds: &BTreeSet<GroupKind>,
     ) -> Result<Parent, ClusterError> {
         let name = parent_name(component);
         let api = self.config_maps();
@@ -110,7 +102,7 @@ impl Cluster {
             });
         }
         let before = kinds_of(&existing);
-        let union: BTreeSet<String> = before.union(kinds).cloned().collect();
+        let union: BTreeSet<GroupKind> = before.union(kinds).cloned().collect();
         if union != before {
             self.set_kinds(&name, &union).await?;
         }
@@ -125,12 +117,12 @@ impl Cluster {
     pub(super) async fn narrow_inventory(
         &self,
         component: &str,
-        kinds: &BTreeSet<String>,
+        kinds: &BTreeSet<GroupKind>,
     ) -> Result<(), ClusterError> {
         self.set_kinds(&parent_name(component), kinds).await
     }
 
-    async fn set_kinds(&self, name: &str, kinds: &BTreeSet<String>) -> Result<(), ClusterError> {
+    async fn set_kinds(&self, name: &str, kinds: &BTreeSet<GroupKind>) -> Result<(), ClusterError> {
         let patch = json!({"metadata": {"annotations": {GROUP_KINDS_ANNOTATION: join(kinds)}}});
         self.requests
             .merge(&Self::config_map_resource(), name, &patch)
@@ -144,7 +136,7 @@ impl Cluster {
     pub(super) async fn read_parent(
         &self,
         component: &str,
-    ) -> Result<Option<(ObjectRef, BTreeSet<String>)>, ClusterError> {
+    ) -> Result<Option<(ObjectRef, BTreeSet<GroupKind>)>, ClusterError> {
         let name = parent_name(component);
         let existing = self
             .config_maps()
@@ -173,7 +165,7 @@ impl Cluster {
     }
 
     /// The parent object for `component` naming `kinds`.
-    fn parent(&self, component: &str, kinds: &BTreeSet<String>) -> ConfigMap {
+    fn parent(&self, component: &str, kinds: &BTreeSet<GroupKind>) -> ConfigMap {
         let labels = BTreeMap::from([
             (
                 ID_LABEL.to_owned(),
@@ -197,7 +189,7 @@ impl Cluster {
     }
 }
 
-fn kinds_of(parent: &ConfigMap) -> BTreeSet<String> {
+fn kinds_of(parent: &ConfigMap) -> BTreeSet<GroupKind> {
     parent
         .metadata
         .annotations
@@ -207,14 +199,18 @@ fn kinds_of(parent: &ConfigMap) -> BTreeSet<String> {
             list.split(',')
                 .map(str::trim)
                 .filter(|k| !k.is_empty())
-                .map(str::to_owned)
+                .map(GroupKind::parse)
                 .collect()
         })
         .unwrap_or_default()
 }
 
-fn join(kinds: &BTreeSet<String>) -> String {
-    kinds.iter().cloned().collect::<Vec<_>>().join(",")
+fn join(kinds: &BTreeSet<GroupKind>) -> String {
+    kinds
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -238,13 +234,8 @@ mod tests {
 
     #[test]
     fn group_kinds_as_the_annotation_lists_them() {
-        assert_eq!(group_kind("apps/v1", "Deployment"), "Deployment.apps");
-        assert_eq!(group_kind("v1", "Service"), "Service");
-        assert_eq!(
-            group_kind("policy/v1beta1", "PodDisruptionBudget"),
-            "PodDisruptionBudget.policy"
-        );
-        let kinds: BTreeSet<String> = ["Service", "Deployment.apps"].map(String::from).into();
+        let kinds: BTreeSet<GroupKind> =
+            ["Service", "Deployment.apps"].map(GroupKind::parse).into();
         assert_eq!(join(&kinds), "Deployment.apps,Service");
         let mut parent = ConfigMap::default();
         parent.metadata.annotations = Some(BTreeMap::from([(

@@ -221,6 +221,50 @@ where
 /// berth) before the conflict is the answer.
 pub(super) const CONFLICT_ATTEMPTS: u32 = 5;
 
+/// A kind and its API group, written as the ApplySet annotation lists them: `Kind.group`,
+/// `Kind` for the core group. Ordered as written, so a list of them is the annotation's
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct GroupKind(String);
+
+impl GroupKind {
+    /// The group-kind of objects of `api_version` (`apps/v1`, `v1`) and `kind`.
+    pub fn of(api_version: &str, kind: &str) -> Self {
+        match api_version.rsplit_once('/') {
+            Some((group, _)) => Self::new(group, kind),
+            None => Self(kind.to_owned()),
+        }
+    }
+
+    /// The group-kind of `kind` in `group` (`""`: the core group).
+    pub fn new(group: &str, kind: &str) -> Self {
+        if group.is_empty() {
+            Self(kind.to_owned())
+        } else {
+            Self(format!("{kind}.{group}"))
+        }
+    }
+
+    /// As the annotation writes it.
+    pub fn parse(text: &str) -> Self {
+        Self(text.trim().to_owned())
+    }
+
+    pub fn kind(&self) -> &str {
+        self.0.split_once('.').map_or(&self.0, |(kind, _)| kind)
+    }
+
+    pub fn group(&self) -> &str {
+        self.0.split_once('.').map_or("", |(_, group)| group)
+    }
+}
+
+impl std::fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Whether `meta` carries `component`'s ownership labels: berth touches no other object.
 pub(super) fn is_owned(meta: &ObjectMeta, component: &str) -> bool {
     let labels = meta.labels.as_ref();
@@ -244,6 +288,30 @@ fn from_value<T: DeserializeOwned>(value: Value) -> kube::Result<T> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn group_kinds_are_written_as_the_annotation_lists_them() {
+        let deployment = GroupKind::of("apps/v1", "Deployment");
+        assert_eq!(deployment.to_string(), "Deployment.apps");
+        assert_eq!(
+            (deployment.group(), deployment.kind()),
+            ("apps", "Deployment")
+        );
+        let service = GroupKind::of("v1", "Service");
+        assert_eq!(service.to_string(), "Service");
+        assert_eq!((service.group(), service.kind()), ("", "Service"));
+        assert_eq!(
+            GroupKind::of("policy/v1beta1", "PodDisruptionBudget"),
+            GroupKind::of("policy/v1", "PodDisruptionBudget"),
+            "one group-kind at every version"
+        );
+        assert_eq!(GroupKind::new("", "Service"), service);
+        assert_eq!(
+            GroupKind::parse(" Certificate.cert-manager.io").group(),
+            "cert-manager.io"
+        );
+        assert!(deployment < service, "ordered as written");
+    }
 
     #[test]
     fn owned_means_both_labels_with_the_component() {

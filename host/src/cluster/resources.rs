@@ -9,6 +9,7 @@ use kube::api::ApiResource;
 use kube::core::GroupVersion;
 use kube::discovery::{self, ApiGroup, Scope};
 
+use super::request::GroupKind;
 use super::{Cluster, ClusterError};
 use crate::kinds::{KindName, group_of};
 
@@ -83,10 +84,10 @@ impl Cluster {
     /// version the cluster prefers, to list its objects; `None` when it serves none.
     pub(super) async fn resource_of_group_kind(
         &self,
-        group_kind: &str,
+        group_kind: &GroupKind,
         found: &mut Resources,
     ) -> Result<Option<ApiResource>, ClusterError> {
-        let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
+        let (kind, group) = (group_kind.kind(), group_kind.group());
         if let Some(resource) = [("apps", "v1"), ("", "v1")]
             .into_iter()
             .filter(|(g, _)| *g == group)

@@ -12,7 +12,7 @@ use super::applied::pick;
 use super::apply::berth_fields;
 use super::deploy::DeployReport;
 use super::error::describe;
-use super::request::retry_conflicts;
+use super::request::{GroupKind, retry_conflicts};
 use super::{Cluster, name_of};
 use crate::objects::ObjectRef;
 
@@ -26,7 +26,7 @@ pub(super) struct Undo {
     /// The inventory's parent, when the deploy created it.
     pub parent_created: Option<ObjectRef>,
     /// The parent's kind list before the deploy, when it existed.
-    pub parent_kinds_before: Option<BTreeSet<String>>,
+    pub parent_kinds_before: Option<BTreeSet<GroupKind>>,
     /// Objects the deploy changed, as they were.
     pub updated: Vec<(ApiResource, DynamicObject)>,
     /// Objects the deploy pruned, as they were.

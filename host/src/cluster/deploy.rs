@@ -12,7 +12,7 @@ use super::inventory::ID_LABEL;
 use super::owners::TakenOver;
 use super::request::GroupKind;
 use super::resources::Resources;
-use super::undo::Undo;
+use super::undo::{Undo, UndoReport};
 use super::{Cluster, ClusterError, name_of, owned_by};
 use crate::kinds::DEFAULT_KINDS;
 use crate::objects::{ObjectRef, Rendered};
@@ -265,6 +265,18 @@ impl Cluster {
             });
         }
         Ok(items)
+    }
+
+    /// Put back what the deploy `report` describes changed: delete what it created (the
+    /// inventory's parent too, if it made it), restore what it changed and make again what
+    /// it pruned, as they were; the parent's kind list as it was. Takes at most `timeout`;
+    /// what it could not do by then, or at all, is in the report's `failed`.
+    pub async fn undo(&self, report: &DeployReport, timeout: Duration) -> UndoReport {
+        if report.dry_run {
+            // Nothing was persisted: nothing to put back.
+            return UndoReport::default();
+        }
+        self.undo_journal(&report.undo, timeout).await
     }
 
     /// Delete exactly `object` (its uid), returning its reference.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::request::describe;
 use super::undo::UndoReport;
 use crate::kinds::KindName;
 use crate::objects::ObjectRef;
@@ -211,14 +212,4 @@ fn describe_undone(undone: &UndoReport) -> String {
         return "nothing had been changed".to_owned();
     }
     parts.join("; ")
-}
-
-/// The API server's message for API errors (not the client's debug form of its answer);
-/// the client's for the rest.
-pub(super) fn describe(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        kube::Error::Api(status) => format!("{} ({})", status.reason, status.code),
-        other => other.to_string(),
-    }
 }

@@ -26,10 +26,7 @@ pub const TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
 /// Annotation on the parent: the group-kinds of its members (`Deployment.apps,Service`).
 pub const GROUP_KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
 
-/// The parent ConfigMap's name for `component`.
-pub fn parent_name(component: &str) -> String {
-    format!("berth-{component}")
-}
+pub use crate::objects::parent_name;
 
 /// The set's id, as KEP-3659 defines it for a ConfigMap parent:
 /// `applyset-<base64url(sha256(<name>.<namespace>.ConfigMap.))>-v1`.

@@ -46,15 +46,8 @@ pub use owners::TakenOver;
 pub use rollout::{RolloutState, Scaled, Status, Upgraded};
 pub use undo::UndoReport;
 
-/// berth's field manager for server-side apply.
-const FIELD_MANAGER: &str = "berth";
-
-/// Label naming the tool that manages an object.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// Its value on berth's objects.
-pub const MANAGED_BY: &str = "berth";
-/// Label carrying the component name on every object berth creates.
-pub const COMPONENT_LABEL: &str = "berth.dev/component";
+use request::FIELD_MANAGER;
+pub use request::{COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 /// Annotation with the hash of the object as the rules built it, to tell "unchanged".
 pub const RENDERED_HASH_ANNOTATION: &str = "berth.dev/rendered-hash";
 /// Annotation with the SHA-256 of the rules component that built the object

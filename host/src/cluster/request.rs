@@ -16,8 +16,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{COMPONENT_LABEL, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::objects::ObjectRef;
+
+/// berth's field manager for server-side apply.
+pub(super) const FIELD_MANAGER: &str = "berth";
+/// Label naming the tool that manages an object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Its value on berth's objects.
+pub const MANAGED_BY: &str = "berth";
+/// Label carrying the component name on every object berth creates.
+pub const COMPONENT_LABEL: &str = "berth.dev/component";
 
 /// One namespace of one cluster, as berth writes to it.
 #[derive(Clone)]
@@ -270,6 +278,16 @@ pub(super) fn is_owned(meta: &ObjectMeta, component: &str) -> bool {
     let labels = meta.labels.as_ref();
     let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
     label(COMPONENT_LABEL) == Some(component) && label(MANAGED_BY_LABEL) == Some(MANAGED_BY)
+}
+
+/// How a failed request reads in berth's messages: the API server's own message for API
+/// errors (not the client's debug form of its answer), the client's for the rest.
+pub(super) fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        kube::Error::Api(status) => format!("{} ({})", status.reason, status.code),
+        other => other.to_string(),
+    }
 }
 
 /// A typed object (or a dynamic one) as the dynamic object of `resource` it is.

@@ -10,9 +10,7 @@ use serde::Serialize;
 
 use super::applied::pick;
 use super::apply::berth_fields;
-use super::deploy::DeployReport;
-use super::error::describe;
-use super::request::{GroupKind, retry_conflicts};
+use super::request::{GroupKind, describe, retry_conflicts};
 use super::{Cluster, name_of};
 use crate::objects::ObjectRef;
 
@@ -55,17 +53,11 @@ impl UndoReport {
 }
 
 impl Cluster {
-    /// Put back what the deploy `report` describes changed: delete what it created (the
-    /// inventory's parent too, if it made it), restore what it changed and make again what
-    /// it pruned, as they were; the parent's kind list as it was. Takes at most `timeout`;
-    /// what it could not do by then, or at all, is in the report's `failed`.
-    pub async fn undo(&self, report: &DeployReport, timeout: Duration) -> UndoReport {
+    /// Put back what `undo` records a deploy changed, within `timeout` (what it could not
+    /// do by then is in the report's `failed`).
+    pub(super) async fn undo_journal(&self, undo: &Undo, timeout: Duration) -> UndoReport {
         let mut done = UndoReport::default();
-        if report.dry_run {
-            // Nothing was persisted: nothing to put back.
-            return done;
-        }
-        let work = self.undo_steps(&report.undo, &mut done);
+        let work = self.undo_steps(undo, &mut done);
         if tokio::time::timeout(timeout, work).await.is_err() {
             let attempted: BTreeSet<ObjectRef> = done
                 .removed
@@ -75,7 +67,7 @@ impl Cluster {
                 .chain(done.failed.iter().map(|(o, _)| o))
                 .cloned()
                 .collect();
-            for object in everything(&report.undo) {
+            for object in everything(undo) {
                 if !attempted.contains(&object) {
                     done.failed.push((
                         object,

@@ -17,6 +17,12 @@ use serde::Serialize;
 
 use crate::kinds::{AllowedKinds, KindName, group_of, is_cluster_scoped};
 use crate::runtime::{RawObject, Source};
+
+/// The name of `component`'s inventory (its ApplySet parent ConfigMap), which its rules may
+/// not build.
+pub fn parent_name(component: &str) -> String {
+    format!("berth-{component}")
+}
 use check::{check_deployment, check_other, check_service};
 use strict::parse;
 
@@ -177,7 +183,7 @@ impl Rendered {
             }
             if obj.api_version == "v1"
                 && obj.kind == "ConfigMap"
-                && obj.name == crate::cluster::parent_name(component)
+                && obj.name == parent_name(component)
             {
                 return Err(refuse(label, Problem::Reserved(obj.name)));
             }

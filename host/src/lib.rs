@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod cache_dir;
 pub mod capabilities;
 pub mod cluster;
 pub mod kinds;

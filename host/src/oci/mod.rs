@@ -49,7 +49,7 @@ impl Default for RegistryOptions {
     /// ([`docker_config_path`]), 30 s per request.
     fn default() -> Self {
         Self {
-            cache_dir: crate::runtime::RulesOptions::default().cache_dir,
+            cache_dir: crate::cache_dir::default_dir(),
             docker_config: docker_config_path(),
             timeout: Duration::from_secs(30),
         }

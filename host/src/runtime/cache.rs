@@ -2,24 +2,11 @@
 //! compatibility hash (wasmtime version and settings), so a second run skips compilation.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
-
-/// The cache directory: `$BERTH_CACHE_DIR`, else `$XDG_CACHE_HOME/berth`, else
-/// `$HOME/.cache/berth`. `BERTH_CACHE_DIR=""` turns the cache off.
-pub fn default_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("BERTH_CACHE_DIR") {
-        return (!dir.is_empty()).then(|| PathBuf::from(dir));
-    }
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .map(|base| base.join("berth"))
-}
 
 /// The SHA-256 of a component, in hex: the first half of its cache key.
 pub fn digest(bytes: &[u8]) -> String {

@@ -45,7 +45,7 @@ impl Default for RulesOptions {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
-            cache_dir: cache::default_dir(),
+            cache_dir: crate::cache_dir::default_dir(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod gone;
 mod history;
 mod inventory;
 mod list;
+mod owned;
 mod owners;
 mod removal;
 mod request;

@@ -1,0 +1,100 @@
+//! What a component owns on the cluster, found by its ownership labels whatever its
+//! inventory says: its objects of a kind, and those a new render no longer builds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::{ApiResource, DynamicObject};
+
+use super::apply::{Member, by_rank};
+use super::inventory::ID_LABEL;
+use super::request::GroupKind;
+use super::resources::Resources;
+use super::{Cluster, ClusterError, name_of, owned_by};
+
+impl Cluster {
+    /// The component's objects (found by its ownership labels, inventory or not) of the
+    /// kinds it has or had (`before`) that the render (`members`) does not build,
+    /// dependents first: what a deploy prunes.
+    pub(super) async fn stale(
+        &self,
+        component: &str,
+        members: &[Member],
+        before: &BTreeSet<GroupKind>,
+        found: &mut Resources,
+    ) -> Result<Vec<(ApiResource, DynamicObject)>, ClusterError> {
+        let keep: BTreeSet<(GroupKind, String)> =
+            members.iter().map(|m| (m.group_kind(), m.name())).collect();
+        let mut kinds: BTreeMap<GroupKind, Option<ApiResource>> = before
+            .iter()
+            .cloned()
+            .chain(always_looked_for())
+            .map(|gk| (gk, None))
+            .collect();
+        for member in members {
+            kinds.insert(member.group_kind(), Some(member.resource.clone()));
+        }
+        let mut stale = Vec::new();
+        for (group_kind, resource) in by_rank(kinds).into_iter().rev() {
+            let resource = match resource {
+                Some(resource) => resource,
+                None => match self.resource_of_group_kind(&group_kind, found).await? {
+                    Some(resource) => resource,
+                    None => continue,
+                },
+            };
+            for object in self.owned(&resource, component).await? {
+                if !keep.contains(&(group_kind.clone(), name_of(&object.metadata))) {
+                    stale.push((resource.clone(), object));
+                }
+            }
+        }
+        Ok(stale)
+    }
+
+    /// `component`'s objects of `resource`, by its ownership labels, its inventory's parent
+    /// left out (it carries them too, and is no member); each with its `apiVersion` and
+    /// `kind`, which a list leaves out of its items.
+    pub(super) async fn owned(
+        &self,
+        resource: &ApiResource,
+        component: &str,
+    ) -> Result<Vec<DynamicObject>, ClusterError> {
+        let mut items = self
+            .requests
+            .dynamic(resource)
+            .list(&owned_by(component))
+            .await
+            .map_err(ClusterError::api(format!(
+                "cannot list {} in namespace {}",
+                resource.plural,
+                self.namespace()
+            )))?
+            .items;
+        items.retain(|item| !is_parent(item));
+        for item in &mut items {
+            item.types = Some(kube::api::TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            });
+        }
+        Ok(items)
+    }
+}
+
+/// Kinds looked for on every redeploy and undeploy whatever the inventory says: a
+/// component deployed before inventories has these and no parent.
+pub(super) fn always_looked_for() -> [GroupKind; 2] {
+    [
+        GroupKind::new("apps", "Deployment"),
+        GroupKind::new("", "Service"),
+    ]
+}
+
+/// Whether `object` is an inventory's parent (it carries the set's id, as members do not).
+fn is_parent(object: &DynamicObject) -> bool {
+    object
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(ID_LABEL))
+}

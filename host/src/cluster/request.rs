@@ -102,12 +102,10 @@ impl Requests {
     where
         K: Serialize,
     {
-        let params = PostParams {
-            dry_run: self.dry_run,
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-        };
         let object = as_dynamic(object, resource)?;
-        self.dynamic(resource).create(&params, &object).await
+        self.dynamic(resource)
+            .create(&self.post_params(), &object)
+            .await
     }
 
     /// Server-side apply `object` as `manager`, taking over the fields it applies.
@@ -162,12 +160,10 @@ impl Requests {
     where
         K: Serialize,
     {
-        let params = PostParams {
-            dry_run: self.dry_run,
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-        };
         let object = as_dynamic(object, resource)?;
-        self.dynamic(resource).replace(name, &params, &object).await
+        self.dynamic(resource)
+            .replace(name, &self.post_params(), &object)
+            .await
     }
 
     /// Delete exactly `object` — the object its uid names, not a later one of its name.
@@ -194,6 +190,13 @@ impl Requests {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 409 && object.uid.is_some() => Ok(()),
             Err(error) => Err(error),
+        }
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            dry_run: self.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
         }
     }
 

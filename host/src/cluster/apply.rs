@@ -154,31 +154,20 @@ impl Cluster {
         check_owner(&existing, &reference, component)?;
         self.own_created_fields(&api, &existing, &member.resource)
             .await?;
-        if hands_over_replicas(member, &existing) {
-            // Kubernetes' way of handing replicas to an autoscaler: another manager applies
-            // the current count, so berth's apply without it leaves it alone.
-            let handover = json!({
-                "apiVersion": member.resource.api_version, "kind": kind,
-                "metadata": {"name": name},
-                "spec": {"replicas": existing.data["spec"]["replicas"]},
-            });
+        let update = update(member, &existing);
+        if let Some(handover) = &update.handover {
             self.requests
-                .apply(&member.resource, &name, &handover, Manager::Handover)
+                .apply(&member.resource, &name, handover, Manager::Handover)
                 .await
                 .map_err(ClusterError::api(format!(
                     "cannot hand the replicas of {kind} {name} to its autoscaler"
                 )))?;
         }
-        let strategic = match dropped(member, &existing) {
-            Some(removals) => {
-                // One change, not two: the rendered object and the removals as one
-                // strategic merge patch (a Deployment rolls once), then the apply below
-                // finds nothing to change and makes the fields berth's applied ones.
-                let object = serde_json::to_value(&member.object).unwrap_or_default();
-                let patch = with_removals(&object, &removals);
+        let strategic = match &update.patch {
+            Some(patch) => {
                 let patched = self
                     .requests
-                    .strategic(&member.resource, &name, &patch)
+                    .strategic(&member.resource, &name, patch)
                     .await
                     .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
                 Some(patched)
@@ -278,6 +267,49 @@ impl Cluster {
     }
 }
 
+/// How deploy writes an object that exists, decided from the live object before any write;
+/// diff takes the same decision, so the two cannot disagree. The apply of the rendered
+/// object always follows.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Update {
+    /// Kubernetes' way of handing replicas to an autoscaler: another manager applies the
+    /// live count first, so berth's apply without it leaves it alone.
+    pub handover: Option<Value>,
+    /// The rendered object with the removal of what berth applied before and no longer
+    /// does, as one strategic merge patch before the apply (one change: a Deployment
+    /// rolls once; the apply then finds nothing to change).
+    pub patch: Option<Value>,
+}
+
+impl Update {
+    /// What deploy's requests leave, as one strategic merge patch (for a dry run, which
+    /// cannot chain requests); `None` when the apply alone is what deploy sends.
+    pub fn as_one_patch(&self, member: &Member) -> Option<Value> {
+        match (&self.patch, &self.handover) {
+            (Some(patch), _) => Some(patch.clone()),
+            // Without replicas, a strategic merge patch leaves them as they are.
+            (None, Some(_)) => Some(serde_json::to_value(&member.object).unwrap_or_default()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How deploy writes `member` over `live`, the object as it is.
+pub(super) fn update(member: &Member, live: &DynamicObject) -> Update {
+    let handover = hands_over_replicas(member, live).then(|| {
+        json!({
+            "apiVersion": member.resource.api_version, "kind": member.resource.kind,
+            "metadata": {"name": member.name()},
+            "spec": {"replicas": live.data["spec"]["replicas"]},
+        })
+    });
+    let patch = dropped(member, live).map(|removals| {
+        let object = serde_json::to_value(&member.object).unwrap_or_default();
+        with_removals(&object, &removals)
+    });
+    Update { handover, patch }
+}
+
 /// What a look after a failed create found.
 enum Looked {
     /// The object this call's create made, its answer lost on the way back.
@@ -369,7 +401,7 @@ pub(super) fn berth_fields(existing: &DynamicObject) -> Option<Value> {
 /// `member` no longer has, and no other writer owns too; `None` when nothing was dropped or
 /// the kind takes no strategic merge patch (custom resources have no server defaults to
 /// leave behind).
-pub(super) fn dropped(member: &Member, existing: &DynamicObject) -> Option<Value> {
+fn dropped(member: &Member, existing: &DynamicObject) -> Option<Value> {
     if !strategic(&member.resource.group) {
         return None;
     }
@@ -393,7 +425,7 @@ pub(super) fn dropped(member: &Member, existing: &DynamicObject) -> Option<Value
 /// Whether `member` is a Deployment berth now applies without replicas (an autoscaler
 /// owns them) while berth owned them until now: left as they are, server-side apply would
 /// remove them, and the API server default them to 1.
-pub(super) fn hands_over_replicas(member: &Member, existing: &DynamicObject) -> bool {
+fn hands_over_replicas(member: &Member, existing: &DynamicObject) -> bool {
     let replicas = |v: &Value| v.get("f:spec").and_then(|s| s.get("f:replicas")).is_some();
     member.resource.group == "apps"
         && member.resource.kind == "Deployment"
@@ -505,6 +537,158 @@ fn rendered_hash(object: &impl Serialize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Deployment `web` berth applies: `labels`, and `replicas` if some.
+    fn member(group: &str, labels: Value, replicas: Option<i64>) -> Member {
+        let resource = if group == "apps" {
+            ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&())
+        } else {
+            ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(group, "v1", "Deployment"))
+        };
+        let mut spec =
+            json!({"template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}});
+        if let Some(replicas) = replicas {
+            spec["replicas"] = json!(replicas);
+        }
+        let object = serde_json::from_value(json!({
+            "apiVersion": resource.api_version, "kind": "Deployment",
+            "metadata": {"name": "web", "labels": labels}, "spec": spec,
+        }))
+        .unwrap();
+        Member { resource, object }
+    }
+
+    /// The live `web`: labels `team` and `tier`, 3 replicas, and who owns which fields.
+    fn live(managers: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"team": "a", "tier": "b"},
+                         "managedFields": managers},
+            "spec": {"replicas": 3,
+                     "template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
+        }))
+        .unwrap()
+    }
+
+    fn entry(manager: &str, operation: &str, fields: Value) -> Value {
+        json!({"manager": manager, "operation": operation, "fieldsType": "FieldsV1",
+               "fieldsV1": fields})
+    }
+
+    fn berth_owns(fields: Value) -> Value {
+        entry("berth", "Apply", fields)
+    }
+
+    const LABELS: &str = r#"{"f:metadata": {"f:labels": {"f:team": {}, "f:tier": {}}}}"#;
+
+    fn labels_and_replicas() -> Value {
+        let mut fields: Value = serde_json::from_str(LABELS).unwrap();
+        fields["f:spec"] = json!({"f:replicas": {}});
+        fields
+    }
+
+    #[test]
+    fn an_update_is_decided_from_the_live_object_before_any_write() {
+        let both = json!({"team": "a", "tier": "b"});
+        let team = json!({"team": "a"});
+        // Nothing dropped: the apply alone.
+        let plain = update(
+            &member("apps", both.clone(), Some(3)),
+            &live(json!([berth_owns(labels_and_replicas())])),
+        );
+        assert_eq!(
+            plain,
+            Update {
+                handover: None,
+                patch: None
+            }
+        );
+        assert_eq!(
+            plain.as_one_patch(&member("apps", both.clone(), Some(3))),
+            None
+        );
+
+        // A label berth applied and no longer does: removed in the patch before the apply.
+        let dropped = update(
+            &member("apps", team.clone(), Some(3)),
+            &live(json!([berth_owns(labels_and_replicas())])),
+        );
+        assert_eq!(dropped.handover, None);
+        let patch = dropped.patch.expect("a patch");
+        assert_eq!(patch.pointer("/metadata/labels/tier"), Some(&Value::Null));
+        assert_eq!(patch.pointer("/metadata/labels/team"), Some(&json!("a")));
+        assert_eq!(patch.pointer("/spec/replicas"), Some(&json!(3)));
+
+        // The same label also another writer's: server-side apply removes only berth's part.
+        let shared = update(
+            &member("apps", team.clone(), Some(3)),
+            &live(json!([
+                berth_owns(labels_and_replicas()),
+                entry(
+                    "kubectl-edit",
+                    "Update",
+                    json!({"f:metadata": {"f:labels": {"f:tier": {}}}})
+                ),
+            ])),
+        );
+        assert_eq!(
+            shared,
+            Update {
+                handover: None,
+                patch: None
+            }
+        );
+
+        // An autoscaler appears: berth applied the replicas and renders none now. They are
+        // handed over at the live count, not removed (the server would default them to 1).
+        let scaled = member("apps", both.clone(), None);
+        let handover = update(&scaled, &live(json!([berth_owns(labels_and_replicas())])));
+        assert_eq!(
+            handover.handover,
+            Some(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "web"}, "spec": {"replicas": 3}}))
+        );
+        assert_eq!(handover.patch, None);
+        // diff's one request: the object without replicas, which a strategic merge keeps.
+        let one = handover.as_one_patch(&scaled).expect("one patch");
+        assert_eq!(one.pointer("/spec/replicas"), None);
+
+        // Replicas an earlier berth's plain create owned count as berth's too.
+        let created = update(
+            &scaled,
+            &live(json!([entry("unknown", "Update", labels_and_replicas())])),
+        );
+        assert!(created.handover.is_some());
+
+        // Berth never owned the replicas (another writer set them): nothing to hand over.
+        let theirs = update(
+            &scaled,
+            &live(json!([
+                berth_owns(serde_json::from_str(LABELS).unwrap()),
+                entry("kubectl", "Update", json!({"f:spec": {"f:replicas": {}}})),
+            ])),
+        );
+        assert_eq!(
+            theirs,
+            Update {
+                handover: None,
+                patch: None
+            }
+        );
+
+        // A custom resource takes no strategic merge patch: the apply alone removes it.
+        let custom = update(
+            &member("acme.example", team, Some(3)),
+            &live(json!([berth_owns(labels_and_replicas())])),
+        );
+        assert_eq!(
+            custom,
+            Update {
+                handover: None,
+                patch: None
+            }
+        );
+    }
 
     #[test]
     fn field_sets_merge_as_tries() {

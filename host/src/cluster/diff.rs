@@ -6,10 +6,9 @@ use std::collections::BTreeSet;
 
 use kube::api::DynamicObject;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::apply::{Member, check_owner, comparable, dropped, hands_over_replicas};
-use super::removal::with_removals;
+use super::apply::{Member, check_owner, comparable, update};
 use super::request::Manager;
 use super::resources::Resources;
 use super::{Cluster, ClusterError, RENDERED_HASH_ANNOTATION};
@@ -164,27 +163,21 @@ impl Cluster {
                 .get_opt(&name)
                 .await
                 .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-            let dropped = match &live {
+            let update = match &live {
                 Some(live) => {
                     let reference =
                         ObjectRef::of(&member.resource.api_version, kind, &live.metadata);
                     check_owner(live, &reference, component)?;
-                    // Deploy hands the replicas to an autoscaler first, then applies; an
-                    // apply alone would drop them to the default. The object as one
-                    // strategic merge patch keeps them, as the hand-over does.
-                    dropped(member, live)
-                        .or_else(|| hands_over_replicas(member, live).then(|| json!({})))
+                    Some(update(member, live))
                 }
                 None => None,
             };
-            let after = match (&live, dropped) {
+            let after = match (&live, update.and_then(|u| u.as_one_patch(member))) {
                 // Absent: what deploy does, a create.
                 (None, _) => dry.requests.create(&member.resource, &member.object).await,
-                // What deploy does in two steps (the object with what berth dropped as one
-                // strategic merge patch, then an apply that changes nothing), as one.
-                (Some(_), Some(removals)) => {
-                    let object = serde_json::to_value(&member.object).unwrap_or_default();
-                    let patch = with_removals(&object, &removals);
+                // What deploy does in several requests (a hand-over, the object with what
+                // berth dropped, an apply that changes nothing), as one.
+                (Some(_), Some(patch)) => {
                     dry.requests
                         .strategic(&member.resource, &name, &patch)
                         .await
@@ -267,6 +260,7 @@ fn sorted(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn secret(values: Value) -> ObjectDiff {
         let object = ObjectRef {

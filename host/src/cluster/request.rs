@@ -13,7 +13,6 @@ use kube::api::{
 };
 use kube::{Client, Resource};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::objects::ObjectRef;
@@ -298,10 +297,6 @@ fn as_dynamic<K: Serialize>(object: &K, resource: &ApiResource) -> kube::Result<
     let mut value = serde_json::to_value(object).map_err(kube::Error::SerdeError)?;
     value["apiVersion"] = resource.api_version.clone().into();
     value["kind"] = resource.kind.clone().into();
-    from_value(value)
-}
-
-fn from_value<T: DeserializeOwned>(value: Value) -> kube::Result<T> {
     serde_json::from_value(value).map_err(kube::Error::SerdeError)
 }
 

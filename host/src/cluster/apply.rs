@@ -1,22 +1,18 @@
-//! Applying one object by server-side apply: created when absent, applied over it when the
-//! component owns it (always: drift made by someone else is put back, and the server's
-//! answer tells whether anything changed), refused when it does not; and what it was
-//! before, to undo.
+//! The objects as berth applies them (stamped, each with its API resource, in apply order)
+//! and how an object that exists is written over: decided from the live object, no writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::Api;
 use kube::api::{ApiResource, DynamicObject};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::inventory::{PART_OF_LABEL, applyset_id};
-use super::owners::{TakenOver, taken_over};
 use super::removal::{removals, strategic, with_removals};
-use super::request::{GroupKind, Manager, is_owned, retry_conflicts};
+use super::request::{GroupKind, REVISION_ANNOTATION, is_owned};
 use super::resources::Resources;
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL,
@@ -67,15 +63,6 @@ impl Member {
     }
 }
 
-/// What [`Cluster::put`] did to one object, and the object as it was before.
-pub(super) struct Put {
-    pub reference: ObjectRef,
-    pub action: Action,
-    pub before: Option<DynamicObject>,
-    /// Fields of the object other managers owned that the apply took.
-    pub taken: Vec<TakenOver>,
-}
-
 impl Cluster {
     /// The rendered objects as berth applies them, in apply order: stamped, each with its
     /// API resource. Asks discovery about kinds beyond the few every cluster serves.
@@ -111,159 +98,6 @@ impl Cluster {
         }
         members.sort_by_key(|m| rank(&m.resource.group, &m.resource.kind));
         Ok(members)
-    }
-
-    /// Apply `member`: read it first; if absent, create it (a create fails when another
-    /// writer made the object in between: nothing is taken over); if it exists and is the
-    /// component's, apply the rendered state over it by server-side apply, taking over the
-    /// fields it renders from other writers, `Unchanged` when that changed nothing. An
-    /// object of the name that is not the component's is refused.
-    pub(super) async fn put(&self, member: &Member, component: &str) -> Result<Put, ClusterError> {
-        let api = self.requests.dynamic(&member.resource);
-        let kind = &member.resource.kind;
-        let name = member.name();
-        let existing = api
-            .get_opt(&name)
-            .await
-            .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-        let existing = match existing {
-            Some(existing) => existing,
-            None => match self.requests.create(&member.resource, &member.object).await {
-                Ok(made) => {
-                    return Ok(Put {
-                        reference: ObjectRef::dynamic(&made),
-                        action: Action::Created,
-                        before: None,
-                        taken: Vec::new(),
-                    });
-                }
-                Err(error) => match self.look_after_create(&api, member, error).await? {
-                    Looked::CreatedByThisCall(made) => {
-                        return Ok(Put {
-                            reference: ObjectRef::dynamic(&made),
-                            action: Action::Created,
-                            before: None,
-                            taken: Vec::new(),
-                        });
-                    }
-                    Looked::MadeMeanwhile(existing) => existing,
-                },
-            },
-        };
-        let reference = ObjectRef::of(&member.resource.api_version, kind, &existing.metadata);
-        check_owner(&existing, &reference, component)?;
-        self.own_created_fields(&api, &existing, &member.resource)
-            .await?;
-        let update = update(member, &existing);
-        if let Some(handover) = &update.handover {
-            self.requests
-                .apply(&member.resource, &name, handover, Manager::Handover)
-                .await
-                .map_err(ClusterError::api(format!(
-                    "cannot hand the replicas of {kind} {name} to its autoscaler"
-                )))?;
-        }
-        let strategic = match &update.patch {
-            Some(patch) => {
-                let patched = self
-                    .requests
-                    .strategic(&member.resource, &name, patch)
-                    .await
-                    .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
-                Some(patched)
-            }
-            None => None,
-        };
-        let after = match strategic {
-            // A dry run's apply would not see the patch's result: that result is the answer.
-            Some(patched) if self.is_dry_run() => patched,
-            _ => self
-                .requests
-                .apply(&member.resource, &name, &member.object, Manager::Berth)
-                .await
-                .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?,
-        };
-        let action = if comparable(&existing) == comparable(&after) {
-            Action::Unchanged
-        } else {
-            Action::Updated
-        };
-        let taken = taken_over(&existing, &after, |entry| {
-            created_by_berth(entry) || entry.manager.as_deref() == Some(Manager::Handover.name())
-        });
-        Ok(Put {
-            reference,
-            action,
-            before: Some(existing),
-            taken,
-        })
-    }
-
-    /// A create that failed, resolved by looking rather than guessed: if its answer was
-    /// lost (the connection broke) and the object now exists carrying this call's rendered
-    /// state, this call created it; if another writer created it meanwhile (a concurrent
-    /// deploy of the component), it is applied over like any existing object, ownership
-    /// checked. Anything else is the create's error.
-    async fn look_after_create(
-        &self,
-        api: &Api<DynamicObject>,
-        member: &Member,
-        error: kube::Error,
-    ) -> Result<Looked, ClusterError> {
-        let (kind, name) = (&member.resource.kind, member.name());
-        let lost = !matches!(error, kube::Error::Api(_));
-        let exists = matches!(&error, kube::Error::Api(status) if status.code == 409);
-        let failed = || ClusterError::api(format!("cannot create {kind} {name}"))(error);
-        if self.is_dry_run() || !(lost || exists) {
-            return Err(failed());
-        }
-        let now = api
-            .get_opt(&name)
-            .await
-            .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-        match now {
-            Some(made) if lost && carries(&made, &member.object) => {
-                Ok(Looked::CreatedByThisCall(made))
-            }
-            Some(made) if exists => Ok(Looked::MadeMeanwhile(made)),
-            _ => Err(failed()),
-        }
-    }
-
-    /// Make the fields an earlier berth set when it created `existing` with a plain create
-    /// (an `Update` entry of its managed fields) part of what berth applies, as `kubectl`'s
-    /// client-side-to-server-side upgrade does: otherwise a field the rules stop building
-    /// would stay, still owned by that create. One request, once per such object.
-    async fn own_created_fields(
-        &self,
-        api: &Api<DynamicObject>,
-        existing: &DynamicObject,
-        resource: &ApiResource,
-    ) -> Result<(), ClusterError> {
-        let name = name_of(&existing.metadata);
-        // Conditional on the resource version, so a concurrent writer (the deployment
-        // controller updating the status, typically) makes it fail with a conflict, not
-        // lose its entry: then read again and redo it.
-        let mut known = Some(existing.clone());
-        let (requests, name_ref) = (&self.requests, &name);
-        retry_conflicts(|| {
-            let known = known.take();
-            async move {
-                let current = match known {
-                    Some(current) => current,
-                    None => api.get(name_ref).await?,
-                };
-                match take_over(&current) {
-                    Some(patch) => requests.merge(resource, name_ref, &patch).await.map(drop),
-                    None => Ok(()),
-                }
-            }
-        })
-        .await
-        .map_err(ClusterError::api(format!(
-            "cannot take over the fields berth created in {} {name}",
-            resource.kind
-        )))
     }
 }
 
@@ -310,75 +144,17 @@ pub(super) fn update(member: &Member, live: &DynamicObject) -> Update {
     Update { handover, patch }
 }
 
-/// What a look after a failed create found.
-enum Looked {
-    /// The object this call's create made, its answer lost on the way back.
-    CreatedByThisCall(DynamicObject),
-    /// An object of the name another writer created between berth's read and its create.
-    MadeMeanwhile(DynamicObject),
-}
-
-/// Whether `live` carries what berth sent in `sent`: the same component label and
-/// rendered-state hash (the hash covers every field the rules built).
-fn carries(live: &DynamicObject, sent: &DynamicObject) -> bool {
-    let mark = |o: &DynamicObject| {
-        let labels = o.metadata.labels.as_ref();
-        let annotations = o.metadata.annotations.as_ref();
-        (
-            labels.and_then(|l| l.get(COMPONENT_LABEL)).cloned(),
-            annotations
-                .and_then(|a| a.get(RENDERED_HASH_ANNOTATION))
-                .cloned(),
-        )
-    };
-    let (component, hash) = mark(sent);
-    component.is_some() && hash.is_some() && mark(live) == (component, hash)
-}
-
-/// The merge patch that makes the fields an earlier create of berth's set part of berth's
-/// applied ones in `existing`, conditional on its resource version; `None` when there are
-/// none.
-fn take_over(existing: &DynamicObject) -> Option<Value> {
-    let entries = existing.metadata.managed_fields.as_ref()?;
-    if !entries.iter().any(created_by_berth) {
-        return None;
-    }
-    let fields = berth_fields(existing)?;
-    // One entry for berth's apply, holding the create's fields too; the others as they are.
-    let mut entry = entries
-        .iter()
-        .find(|e| is_berth_apply(e))
-        .or_else(|| entries.iter().find(|e| created_by_berth(e)))
-        .cloned()
-        .unwrap_or_default();
-    entry.manager = Some(FIELD_MANAGER.to_owned());
-    entry.operation = Some("Apply".to_owned());
-    entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
-        fields,
-    ));
-    let mut kept: Vec<Value> = entries
-        .iter()
-        .filter(|e| !created_by_berth(e) && !is_berth_apply(e))
-        .map(|e| serde_json::to_value(e).unwrap_or_default())
-        .collect();
-    kept.push(serde_json::to_value(entry).unwrap_or_default());
-    Some(json!({"metadata": {
-        "resourceVersion": existing.metadata.resource_version,
-        "managedFields": kept,
-    }}))
-}
-
 /// A managed-fields entry of an earlier berth's create: an `Update` by berth, or by
 /// `unknown`, the name the API server gives a client that sends neither a field manager nor
 /// a user agent, as earlier berth versions did (only looked at on objects with berth's
 /// ownership labels).
-fn created_by_berth(entry: &ManagedFieldsEntry) -> bool {
+pub(super) fn created_by_berth(entry: &ManagedFieldsEntry) -> bool {
     entry.operation.as_deref() == Some("Update")
         && matches!(entry.manager.as_deref(), Some(FIELD_MANAGER | "unknown"))
 }
 
 /// berth's own `Apply` entry.
-fn is_berth_apply(entry: &ManagedFieldsEntry) -> bool {
+pub(super) fn is_berth_apply(entry: &ManagedFieldsEntry) -> bool {
     entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.operation.as_deref() == Some("Apply")
 }
 
@@ -464,6 +240,19 @@ pub(super) fn comparable(object: &DynamicObject) -> Value {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         for field in ["managedFields", "resourceVersion", "generation"] {
             meta.remove(field);
+        }
+    }
+    if let Some(annotations) = value
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        // The deployment controller's, written after a create or a new template: never
+        // berth's change, and it may land between a read and berth's write.
+        annotations.remove(REVISION_ANNOTATION);
+        if annotations.is_empty() {
+            value["metadata"]
+                .as_object_mut()
+                .map(|meta| meta.remove("annotations"));
         }
     }
     if let Some(object) = value.as_object_mut() {

@@ -7,11 +7,12 @@ use std::time::Duration;
 use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
 use serde::Serialize;
 
-use super::apply::{Action, Member, kinds_by_rank};
+use super::apply::{Action, kinds_by_rank};
 use super::owned::always_looked_for;
 use super::owners::TakenOver;
 use super::request::GroupKind;
 use super::resources::Resources;
+use super::plan::plan;
 use super::undo::{Undo, UndoReport};
 use super::{Cluster, ClusterError, name_of};
 use crate::kinds::DEFAULT_KINDS;
@@ -32,6 +33,9 @@ pub struct DeployReport {
     /// Fields of an object another field manager owned that berth's apply took over
     /// (a hotfix by `kubectl edit`, say), by object and manager.
     pub taken_over: Vec<(ObjectRef, TakenOver)>,
+    /// Objects of the component (its ownership labels) its inventory did not name, taken
+    /// in: made by a berth from before inventories, or labelled so by hand.
+    pub adopted: Vec<ObjectRef>,
     /// A server-side dry run: the API server admitted and validated every request, and
     /// persisted nothing.
     pub dry_run: bool,
@@ -77,8 +81,15 @@ impl Cluster {
     ) -> Result<DeployReport, ClusterError> {
         let mut found = Resources::default();
         let members = self.members(component, &rendered, &mut found).await?;
-        let kinds: BTreeSet<GroupKind> = members.iter().map(Member::group_kind).collect();
-        let mut report = DeployReport {
+        let live = self.live(component, &members, &mut found).await?;
+        let plan = plan(component, &members, &live)?;
+        let mut journal = Undo {
+            component: component.to_owned(),
+            ..Undo::default()
+        };
+        let mut done = Vec::new();
+        let outcome = self.execute(&plan, &mut journal, &mut done).await;
+        let report = DeployReport {
             namespace: self.namespace().to_owned(),
             deployment: name_of(&rendered.deployment.metadata),
             services: rendered
@@ -86,57 +97,15 @@ impl Cluster {
                 .iter()
                 .map(|s| name_of(&s.metadata))
                 .collect(),
-            actions: Vec::new(),
-            taken_over: Vec::new(),
+            taken_over: done
+                .iter()
+                .flat_map(|d| d.taken.iter().map(|t| (d.reference.clone(), t.clone())))
+                .collect(),
+            adopted: plan.adopted().collect(),
+            actions: done.into_iter().map(|d| (d.reference, d.action)).collect(),
             dry_run: self.is_dry_run(),
-            undo: Undo {
-                component: component.to_owned(),
-                ..Undo::default()
-            },
+            undo: journal,
         };
-        let outcome = async {
-            let parent = self.widen_inventory(component, &kinds).await?;
-            if parent.created {
-                report.undo.parent_created = Some(parent.object.clone());
-            } else {
-                report.undo.parent_kinds_before = Some(parent.before.clone());
-            }
-            for member in &members {
-                let put = self.put(member, component).await?;
-                for taken in put.taken {
-                    report.taken_over.push((put.reference.clone(), taken));
-                }
-                match (put.action, put.before) {
-                    (Action::Created, _) => report
-                        .undo
-                        .created
-                        .push((member.resource.clone(), put.reference.clone())),
-                    (Action::Updated, Some(before)) => {
-                        report.undo.updated.push((member.resource.clone(), before));
-                    }
-                    _ => {}
-                }
-                report.actions.push((put.reference, put.action));
-            }
-            let fresh = parent.created && report.actions.iter().all(|(_, a)| *a == Action::Created);
-            if !fresh {
-                // A redeploy (or the adoption of a component deployed before inventories):
-                // what an earlier render built and this one does not must go.
-                for (resource, stale) in self
-                    .stale(component, &members, &parent.before, &mut found)
-                    .await?
-                {
-                    let object = self.delete(&resource, &stale, None).await?;
-                    report.actions.push((object, Action::Deleted));
-                    report.undo.deleted.push((resource, stale));
-                }
-            }
-            if !parent.created && parent.before.difference(&kinds).next().is_some() {
-                self.narrow_inventory(component, &kinds).await?;
-            }
-            Ok::<(), ClusterError>(())
-        }
-        .await;
         match outcome {
             Ok(()) => Ok(report),
             // A dry run persisted nothing: there is nothing to put back.

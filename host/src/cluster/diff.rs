@@ -2,14 +2,13 @@
 //! server's dry run of berth's apply (so drift made by someone else shows), and what the
 //! deploy would prune.
 
-use std::collections::BTreeSet;
-
 use kube::api::DynamicObject;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::apply::{Member, check_owner, comparable, update};
-use super::request::Manager;
+use super::apply::comparable;
+use super::execute::Done;
+use super::plan::{Step, plan, step as plan_step};
 use super::resources::Resources;
 use super::{Cluster, ClusterError, RENDERED_HASH_ANNOTATION};
 use crate::objects::{ObjectRef, Rendered};
@@ -111,11 +110,11 @@ impl ObjectDiff {
 }
 
 impl Cluster {
-    /// What deploying `rendered` as `component` would change: every object the render
-    /// builds, live against the API server's dry run of berth's apply (drift made by
-    /// someone else shows as a change), then every object of the component the render no
-    /// longer builds, as a deletion. Reads and dry runs only: nothing is changed. The same
-    /// refusals as deploy: a kind the cluster does not serve, an object another owns.
+    /// What deploying `rendered` as `component` would change: the plan deploy would carry
+    /// out, each step sent as a server-side dry run (so drift made by someone else shows as
+    /// a change, and the server's defaults and admission are in the answer), the objects
+    /// the render no longer builds as deletions. Nothing is changed. The same refusals as
+    /// deploy: a kind the cluster does not serve, an object another owns.
     pub async fn diff(
         &self,
         component: &str,
@@ -123,80 +122,53 @@ impl Cluster {
     ) -> Result<Vec<ObjectDiff>, ClusterError> {
         let mut found = Resources::default();
         let members = self.members(component, rendered, &mut found).await?;
+        let live = self.live(component, &members, &mut found).await?;
+        let plan = plan(component, &members, &live)?;
         let dry = self.dry_run();
         let mut diffs = Vec::new();
-        for member in &members {
-            let (live, after) = self.live_and_after(member, component, &dry).await?;
-            let kind = &member.resource.kind;
-            let object = ObjectRef::of(&member.resource.api_version, kind, &after.metadata);
-            diffs.push(ObjectDiff::new(object, live.as_ref(), Some(&after)));
-        }
-        let before = match self.read_parent(component).await? {
-            Some((_, kinds)) => kinds,
-            None => BTreeSet::new(),
-        };
-        for (resource, stale) in self.stale(component, &members, &before, &mut found).await? {
-            let object = ObjectRef::of(&resource.api_version, &resource.kind, &stale.metadata);
-            diffs.push(ObjectDiff::new(object, Some(&stale), None));
+        for step in &plan.steps {
+            let done = dry.consistent_step(component, step).await?;
+            let object = match &done.after {
+                Some(after) => {
+                    ObjectRef::of(&done.reference.api_version, &done.reference.kind, &after.metadata)
+                }
+                None => done.reference.clone(),
+            };
+            diffs.push(ObjectDiff::new(object, done.live.as_ref(), done.after.as_ref()));
         }
         Ok(diffs)
     }
-}
 
-impl Cluster {
-    /// The live object and the API server's dry run of berth's apply over it, as one
-    /// consistent pair: when another writer (a controller bumping the revision after a
-    /// rollout) changed the object between the read and the dry run, both are taken again,
-    /// so a diff never shows someone else's write as berth's change.
-    async fn live_and_after(
-        &self,
-        member: &Member,
-        component: &str,
-        dry: &Cluster,
-    ) -> Result<(Option<DynamicObject>, DynamicObject), ClusterError> {
-        let api = self.requests.dynamic(&member.resource);
-        let (kind, name) = (&member.resource.kind, member.name());
+    /// `step` as a dry run, its live object and answer one consistent pair: when another
+    /// writer (a controller bumping the revision after a rollout) changed the object
+    /// between the read and the dry run, it is read again and the step decided again, so a
+    /// diff never shows someone else's write as berth's change.
+    async fn consistent_step(&self, component: &str, step: &Step) -> Result<Done, ClusterError> {
+        let mut step = step.clone();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let live = api
+            let done = self.execute_step(component, &step).await?;
+            // A dry run keeps the resource version of the object it started from.
+            let version = |o: &DynamicObject| o.metadata.resource_version.clone();
+            let moved = match (&done.live, &done.after) {
+                (Some(live), Some(after)) => version(live) != version(after),
+                _ => false,
+            };
+            let Step::Update { member, .. } = &step else {
+                return Ok(done);
+            };
+            if !moved || attempt == CONSISTENT_READS {
+                return Ok(done);
+            }
+            let (kind, name) = (&member.resource.kind, member.name());
+            let now = self
+                .requests
+                .dynamic(&member.resource)
                 .get_opt(&name)
                 .await
                 .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-            let update = match &live {
-                Some(live) => {
-                    let reference =
-                        ObjectRef::of(&member.resource.api_version, kind, &live.metadata);
-                    check_owner(live, &reference, component)?;
-                    Some(update(member, live))
-                }
-                None => None,
-            };
-            let after = match (&live, update.and_then(|u| u.as_one_patch(member))) {
-                // Absent: what deploy does, a create.
-                (None, _) => dry.requests.create(&member.resource, &member.object).await,
-                // What deploy does in several requests (a hand-over, the object with what
-                // berth dropped, an apply that changes nothing), as one.
-                (Some(_), Some(patch)) => {
-                    dry.requests
-                        .strategic(&member.resource, &name, &patch)
-                        .await
-                }
-                (Some(_), None) => {
-                    dry.requests
-                        .apply(&member.resource, &name, &member.object, Manager::Berth)
-                        .await
-                }
-            }
-            .map_err(ClusterError::api(format!(
-                "cannot dry-run the apply of {kind} {name}"
-            )))?;
-            // A dry run keeps the resource version of the object it started from.
-            let version = |o: &DynamicObject| o.metadata.resource_version.clone();
-            let moved = live.as_ref().is_some_and(|l| version(l) != version(&after));
-            if !moved || attempt == CONSISTENT_READS {
-                return Ok((live, after));
-            }
+            step = plan_step(component, member, now.as_ref(), None)?;
         }
     }
 }

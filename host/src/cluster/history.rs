@@ -6,7 +6,7 @@ use kube::api::{Api, ApiResource, ListParams};
 use serde::Serialize;
 
 use super::request::retry_conflicts;
-use super::rollout::REVISION_ANNOTATION;
+use super::request::REVISION_ANNOTATION;
 use super::{Cluster, ClusterError, name_of};
 use crate::selector::Selector;
 

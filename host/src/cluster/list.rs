@@ -6,7 +6,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use super::rollout::{REVISION_ANNOTATION, images_of};
+use super::request::REVISION_ANNOTATION;
+use super::rollout::images_of;
 use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
 use super::{RULES_DIGEST_ANNOTATION, name_of};
 

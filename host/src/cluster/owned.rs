@@ -1,5 +1,5 @@
 //! What a component owns on the cluster, found by its ownership labels whatever its
-//! inventory says: its objects of a kind, and those a new render no longer builds.
+//! inventory says: its objects of a kind, and all a deploy plans from.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,21 +9,52 @@ use super::apply::{Member, by_rank};
 use super::inventory::ID_LABEL;
 use super::request::GroupKind;
 use super::resources::Resources;
-use super::{Cluster, ClusterError, name_of, owned_by};
+use super::plan::{Live, looks_for_owned};
+use super::{Cluster, ClusterError, owned_by};
 
 impl Cluster {
+    /// What the cluster holds of `component` that a deploy of `members` plans from: its
+    /// inventory's kinds, each member's object of its name, and (unless nothing of it
+    /// exists) every object carrying its ownership labels, inventory or not, of the kinds
+    /// it has, had or always may have.
+    pub(super) async fn live(
+        &self,
+        component: &str,
+        members: &[Member],
+        found: &mut Resources,
+    ) -> Result<Live, ClusterError> {
+        let mut live = Live {
+            inventory: self.read_parent(component).await?.map(|(_, kinds)| kinds),
+            ..Live::default()
+        };
+        for member in members {
+            let (kind, name) = (&member.resource.kind, member.name());
+            let object = self
+                .requests
+                .dynamic(&member.resource)
+                .get_opt(&name)
+                .await
+                .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
+            if let Some(object) = object {
+                live.members.insert((member.group_kind(), name), object);
+            }
+        }
+        if looks_for_owned(&live) {
+            let before = live.inventory.clone().unwrap_or_default();
+            live.owned = Some(self.owned_of_kinds(component, members, &before, found).await?);
+        }
+        Ok(live)
+    }
+
     /// The component's objects (found by its ownership labels, inventory or not) of the
-    /// kinds it has or had (`before`) that the render (`members`) does not build,
-    /// dependents first: what a deploy prunes.
-    pub(super) async fn stale(
+    /// kinds it has (`members`), had (`before`) or always may have.
+    async fn owned_of_kinds(
         &self,
         component: &str,
         members: &[Member],
         before: &BTreeSet<GroupKind>,
         found: &mut Resources,
     ) -> Result<Vec<(ApiResource, DynamicObject)>, ClusterError> {
-        let keep: BTreeSet<(GroupKind, String)> =
-            members.iter().map(|m| (m.group_kind(), m.name())).collect();
         let mut kinds: BTreeMap<GroupKind, Option<ApiResource>> = before
             .iter()
             .cloned()
@@ -33,7 +64,7 @@ impl Cluster {
         for member in members {
             kinds.insert(member.group_kind(), Some(member.resource.clone()));
         }
-        let mut stale = Vec::new();
+        let mut owned = Vec::new();
         for (group_kind, resource) in by_rank(kinds).into_iter().rev() {
             let resource = match resource {
                 Some(resource) => resource,
@@ -43,12 +74,10 @@ impl Cluster {
                 },
             };
             for object in self.owned(&resource, component).await? {
-                if !keep.contains(&(group_kind.clone(), name_of(&object.metadata))) {
-                    stale.push((resource.clone(), object));
-                }
+                owned.push((resource.clone(), object));
             }
         }
-        Ok(stale)
+        Ok(owned)
     }
 
     /// `component`'s objects of `resource`, by its ownership labels, its inventory's parent

@@ -25,6 +25,8 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "berth";
 /// Label carrying the component name on every object berth creates.
 pub const COMPONENT_LABEL: &str = "berth.dev/component";
+/// Annotation the deployment controller keeps the revision in.
+pub(super) const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 /// One namespace of one cluster, as berth writes to it.
 #[derive(Clone)]

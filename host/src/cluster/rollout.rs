@@ -10,11 +10,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::json;
 
+use super::request::REVISION_ANNOTATION;
 use super::{Cluster, ClusterError, name_of, owned_by};
 use crate::objects::ObjectRef;
-
-/// Annotation the deployment controller keeps the revision in.
-pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 /// A Deployment's replicas and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,25 +10,22 @@ use serde::Serialize;
 
 use super::applied::pick;
 use super::apply::berth_fields;
+use super::plan::Inverse;
 use super::request::{GroupKind, describe, retry_conflicts};
 use super::{Cluster, name_of};
 use crate::objects::ObjectRef;
 
-/// What a deploy changed, as it was before.
+/// The journal of a deploy: what undoes each write it did, in the order done.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Undo {
     /// The component.
     pub component: String,
-    /// Objects the deploy created, in the order made.
-    pub created: Vec<(ApiResource, ObjectRef)>,
+    /// Each object written, with what undoes that write.
+    pub steps: Vec<(ObjectRef, Inverse)>,
     /// The inventory's parent, when the deploy created it.
     pub parent_created: Option<ObjectRef>,
     /// The parent's kind list before the deploy, when it existed.
     pub parent_kinds_before: Option<BTreeSet<GroupKind>>,
-    /// Objects the deploy changed, as they were.
-    pub updated: Vec<(ApiResource, DynamicObject)>,
-    /// Objects the deploy pruned, as they were.
-    pub deleted: Vec<(ApiResource, DynamicObject)>,
 }
 
 /// What [`Cluster::undo`] did, and what it could not do.
@@ -84,14 +81,22 @@ impl Cluster {
     /// created goes, newest first; the inventory last, and only when nothing it names is
     /// left behind.
     async fn undo_steps(&self, undo: &Undo, done: &mut UndoReport) {
-        for (resource, before) in undo.updated.iter().rev() {
+        let restores = undo.steps.iter().rev().filter_map(|(_, inverse)| match inverse {
+            Inverse::Restore(resource, before) => Some((resource, before)),
+            _ => None,
+        });
+        for (resource, before) in restores {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self.restore(resource, before).await {
                 Ok(()) => done.restored.push(object),
                 Err(e) => done.failed.push((object, describe(&e))),
             }
         }
-        for (resource, before) in &undo.deleted {
+        let recreates = undo.steps.iter().filter_map(|(_, inverse)| match inverse {
+            Inverse::Recreate(resource, before) => Some((resource, before)),
+            _ => None,
+        });
+        for (resource, before) in recreates {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self
                 .requests
@@ -102,7 +107,11 @@ impl Cluster {
                 Err(e) => done.failed.push((object, describe(&e))),
             }
         }
-        for (resource, object) in undo.created.iter().rev() {
+        let deletes = undo.steps.iter().rev().filter_map(|(object, inverse)| match inverse {
+            Inverse::Delete(resource) => Some((resource, object)),
+            _ => None,
+        });
+        for (resource, object) in deletes {
             let background = Some(PropagationPolicy::Background);
             match self.requests.delete(resource, object, background).await {
                 Ok(()) => done.removed.push(object.clone()),
@@ -159,13 +168,9 @@ impl Cluster {
 
 /// Every object the undo would touch.
 fn everything(undo: &Undo) -> Vec<ObjectRef> {
-    let of =
-        |(r, o): &(ApiResource, DynamicObject)| ObjectRef::of(&r.api_version, &r.kind, &o.metadata);
-    undo.created
+    undo.steps
         .iter()
-        .map(|(_, o)| o.clone())
-        .chain(undo.updated.iter().map(of))
-        .chain(undo.deleted.iter().map(of))
+        .map(|(object, _)| object.clone())
         .chain(undo.parent_created.clone())
         .collect()
 }

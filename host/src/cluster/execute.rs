@@ -1,0 +1,291 @@
+//! Carrying out a plan: each step's requests, each step done written to a journal with what
+//! undoes it before the next one starts. A dry-run connection sends each step as one
+//! server-side dry run, whose answer is what the step would leave.
+
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject};
+use serde_json::{Value, json};
+
+use super::apply::{Action, Member, Update, berth_fields, comparable, created_by_berth, is_berth_apply};
+use super::owners::{TakenOver, taken_over};
+use super::plan::{Inverse, Step, step};
+use super::request::{Manager, retry_conflicts};
+use super::undo::Undo;
+use super::{COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, RENDERED_HASH_ANNOTATION};
+use super::{name_of, plan::Plan};
+use crate::objects::ObjectRef;
+
+/// One step done.
+#[derive(Debug, Clone)]
+pub(super) struct Done {
+    /// The object, with its uid.
+    pub reference: ObjectRef,
+    /// What was done to it.
+    pub action: Action,
+    /// It as it was (`None`: absent).
+    pub live: Option<DynamicObject>,
+    /// It as the step left it (`None`: deleted).
+    pub after: Option<DynamicObject>,
+    /// Fields other managers owned that the step's apply took.
+    pub taken: Vec<TakenOver>,
+    /// What undoes it (`None`: nothing changed).
+    pub inverse: Option<Inverse>,
+}
+
+impl Cluster {
+    /// Carry out `plan`: widen the inventory to every kind a step may create, do each step in
+    /// order, then narrow the inventory to what is left. `journal` holds what undoes each
+    /// write done, whether the plan finishes or fails half-way; `done` each step's outcome.
+    pub(super) async fn execute(
+        &self,
+        plan: &Plan,
+        journal: &mut Undo,
+        done: &mut Vec<Done>,
+    ) -> Result<(), ClusterError> {
+        let parent = self.widen_inventory(&plan.component, &plan.widened()).await?;
+        if parent.created {
+            journal.parent_created = Some(parent.object.clone());
+        } else {
+            journal.parent_kinds_before = Some(parent.before.clone());
+        }
+        for step in &plan.steps {
+            let outcome = self.execute_step(&plan.component, step).await?;
+            if let Some(inverse) = &outcome.inverse {
+                journal.steps.push((outcome.reference.clone(), inverse.clone()));
+            }
+            done.push(outcome);
+        }
+        if !parent.created && parent.before.difference(&plan.kinds).next().is_some() {
+            self.narrow_inventory(&plan.component, &plan.kinds).await?;
+        }
+        Ok(())
+    }
+
+    /// Do one step.
+    pub(super) async fn execute_step(
+        &self,
+        component: &str,
+        step: &Step,
+    ) -> Result<Done, ClusterError> {
+        match step {
+            Step::Create(member) => self.create(component, member, step).await,
+            Step::Update {
+                member,
+                live,
+                update,
+                ..
+            } => self.update(member, live, update, step).await,
+            Step::Prune { resource, live } => {
+                let reference = ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata);
+                self.requests
+                    .delete(resource, &reference, None)
+                    .await
+                    .map_err(ClusterError::api(format!(
+                        "cannot delete {} {}",
+                        resource.kind, reference.name
+                    )))?;
+                Ok(Done {
+                    reference,
+                    action: Action::Deleted,
+                    live: Some(live.clone()),
+                    after: None,
+                    taken: Vec::new(),
+                    inverse: Some(step.inverse()),
+                })
+            }
+        }
+    }
+
+    /// Create `member`. When the create fails, look rather than guess: if its answer was lost
+    /// and the object now carries this call's rendered state, this call made it; if another
+    /// writer made it meanwhile (a concurrent deploy), it is written over like any object
+    /// found, ownership checked. Anything else is the create's error.
+    async fn create(
+        &self,
+        component: &str,
+        member: &Member,
+        planned: &Step,
+    ) -> Result<Done, ClusterError> {
+        let made = |made: DynamicObject| Done {
+            reference: ObjectRef::dynamic(&made),
+            action: Action::Created,
+            live: None,
+            after: Some(made),
+            taken: Vec::new(),
+            inverse: Some(planned.inverse()),
+        };
+        let error = match self.requests.create(&member.resource, &member.object).await {
+            Ok(object) => return Ok(made(object)),
+            Err(error) => error,
+        };
+        let (kind, name) = (&member.resource.kind, member.name());
+        let lost = !matches!(error, kube::Error::Api(_));
+        let exists = matches!(&error, kube::Error::Api(status) if status.code == 409);
+        let failed = || ClusterError::api(format!("cannot create {kind} {name}"))(error);
+        if self.is_dry_run() || !(lost || exists) {
+            return Err(failed());
+        }
+        let now = self
+            .requests
+            .dynamic(&member.resource)
+            .get_opt(&name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
+        match now {
+            Some(object) if lost && carries(&object, &member.object) => Ok(made(object)),
+            Some(existing) if exists => {
+                // Decided again on what is there: the planned create cannot be done.
+                let step = step(component, member, Some(&existing), None)?;
+                Box::pin(self.execute_step(component, &step)).await
+            }
+            _ => Err(failed()),
+        }
+    }
+
+    /// Write `member` over `live` as `planned` says: the fields an earlier berth's create
+    /// owns made berth's applied ones, the replicas handed to an autoscaler, what berth
+    /// dropped removed, then the apply. A dry run sends it all as one request, whose answer
+    /// is what the writes would leave.
+    async fn update(
+        &self,
+        member: &Member,
+        live: &DynamicObject,
+        update: &Update,
+        planned: &Step,
+    ) -> Result<Done, ClusterError> {
+        let (resource, kind, name) = (&member.resource, &member.resource.kind, member.name());
+        let after = if self.is_dry_run() {
+            match update.as_one_patch(member) {
+                Some(patch) => self.requests.strategic(resource, &name, &patch).await,
+                None => {
+                    self.requests
+                        .apply(resource, &name, &member.object, Manager::Berth)
+                        .await
+                }
+            }
+            .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?
+        } else {
+            self.own_created_fields(live, resource).await?;
+            if let Some(handover) = &update.handover {
+                self.requests
+                    .apply(resource, &name, handover, Manager::Handover)
+                    .await
+                    .map_err(ClusterError::api(format!(
+                        "cannot hand the replicas of {kind} {name} to its autoscaler"
+                    )))?;
+            }
+            if let Some(patch) = &update.patch {
+                self.requests
+                    .strategic(resource, &name, patch)
+                    .await
+                    .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?;
+            }
+            self.requests
+                .apply(resource, &name, &member.object, Manager::Berth)
+                .await
+                .map_err(ClusterError::api(format!("cannot update {kind} {name}")))?
+        };
+        let changed = comparable(live) != comparable(&after);
+        let taken = taken_over(live, &after, |entry| {
+            created_by_berth(entry) || entry.manager.as_deref() == Some(Manager::Handover.name())
+        });
+        Ok(Done {
+            reference: ObjectRef::of(&resource.api_version, kind, &live.metadata),
+            action: if changed {
+                Action::Updated
+            } else {
+                Action::Unchanged
+            },
+            live: Some(live.clone()),
+            after: Some(after),
+            taken,
+            inverse: changed.then(|| planned.inverse()),
+        })
+    }
+
+    /// Make the fields an earlier berth set when it created `existing` with a plain create
+    /// (an `Update` entry of its managed fields) part of what berth applies, as `kubectl`'s
+    /// client-side-to-server-side upgrade does: otherwise a field the rules stop building
+    /// would stay, still owned by that create. One request, once per such object.
+    async fn own_created_fields(
+        &self,
+        existing: &DynamicObject,
+        resource: &ApiResource,
+    ) -> Result<(), ClusterError> {
+        let api: Api<DynamicObject> = self.requests.dynamic(resource);
+        let name = name_of(&existing.metadata);
+        // Conditional on the resource version, so a concurrent writer (the deployment
+        // controller updating the status, typically) makes it fail with a conflict, not
+        // lose its entry: then read again and redo it.
+        let mut known = Some(existing.clone());
+        let (requests, name_ref, api) = (&self.requests, &name, &api);
+        retry_conflicts(|| {
+            let known = known.take();
+            async move {
+                let current = match known {
+                    Some(current) => current,
+                    None => api.get(name_ref).await?,
+                };
+                match take_over(&current) {
+                    Some(patch) => requests.merge(resource, name_ref, &patch).await.map(drop),
+                    None => Ok(()),
+                }
+            }
+        })
+        .await
+        .map_err(ClusterError::api(format!(
+            "cannot take over the fields berth created in {} {name}",
+            resource.kind
+        )))
+    }
+}
+
+/// Whether `live` carries what berth sent in `sent`: the same component label and
+/// rendered-state hash (the hash covers every field the rules built).
+fn carries(live: &DynamicObject, sent: &DynamicObject) -> bool {
+    let mark = |o: &DynamicObject| {
+        let labels = o.metadata.labels.as_ref();
+        let annotations = o.metadata.annotations.as_ref();
+        (
+            labels.and_then(|l| l.get(COMPONENT_LABEL)).cloned(),
+            annotations
+                .and_then(|a| a.get(RENDERED_HASH_ANNOTATION))
+                .cloned(),
+        )
+    };
+    let (component, hash) = mark(sent);
+    component.is_some() && hash.is_some() && mark(live) == (component, hash)
+}
+
+/// The merge patch that makes the fields an earlier create of berth's set part of berth's
+/// applied ones in `existing`, conditional on its resource version; `None` when there are
+/// none.
+fn take_over(existing: &DynamicObject) -> Option<Value> {
+    let entries = existing.metadata.managed_fields.as_ref()?;
+    if !entries.iter().any(created_by_berth) {
+        return None;
+    }
+    let fields = berth_fields(existing)?;
+    // One entry for berth's apply, holding the create's fields too; the others as they are.
+    let mut entry = entries
+        .iter()
+        .find(|e| is_berth_apply(e))
+        .or_else(|| entries.iter().find(|e| created_by_berth(e)))
+        .cloned()
+        .unwrap_or_default();
+    entry.manager = Some(FIELD_MANAGER.to_owned());
+    entry.operation = Some("Apply".to_owned());
+    entry.fields_v1 = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+        fields,
+    ));
+    let mut kept: Vec<Value> = entries
+        .iter()
+        .filter(|e| !created_by_berth(e) && !is_berth_apply(e))
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .collect();
+    kept.push(serde_json::to_value(entry).unwrap_or_default());
+    Some(json!({"metadata": {
+        "resourceVersion": existing.metadata.resource_version,
+        "managedFields": kept,
+    }}))
+}

@@ -1,0 +1,452 @@
+//! The plan of a deploy as a value: from the rendered objects and what the cluster holds,
+//! each step decided before any write, each with what undoes it. Pure: no requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::{ApiResource, DynamicObject};
+
+use super::apply::{Member, Update, by_rank, check_owner, update};
+use super::request::GroupKind;
+use super::{ClusterError, name_of};
+use crate::objects::ObjectRef;
+
+/// What the cluster holds of a component, read before a deploy or diff writes anything.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Live {
+    /// The kinds its inventory names; `None` when it has no inventory (never deployed, or
+    /// deployed before inventories).
+    pub inventory: Option<BTreeSet<GroupKind>>,
+    /// Each member's object of its name, as it is (absent: not there).
+    pub members: BTreeMap<(GroupKind, String), DynamicObject>,
+    /// Every object carrying the component's ownership labels, of the kinds it has, had or
+    /// always may have; `None` when not looked for (nothing of the component exists yet).
+    pub owned: Option<Vec<(ApiResource, DynamicObject)>>,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone)]
+pub(super) enum Step {
+    /// The object is absent: create it. Undone by deleting what the create made.
+    Create(Member),
+    /// The object is the component's: write the rendered state over it, as `update` says.
+    /// Undone by putting `live` back.
+    Update {
+        /// The object as berth applies it.
+        member: Member,
+        /// The object as it is.
+        live: DynamicObject,
+        /// The requests that write it.
+        update: Update,
+        /// The object carries the component's ownership labels but its inventory does not
+        /// name its kind (an earlier berth made it, or no inventory yet): the inventory
+        /// takes it in.
+        adopt: bool,
+    },
+    /// The component's, and the render no longer builds it: delete it (that uid). Undone by
+    /// making it again as berth had made it.
+    Prune {
+        /// Where it lives.
+        resource: ApiResource,
+        /// The object as it is.
+        live: DynamicObject,
+    },
+}
+
+/// The kinds of step, as the tests name them.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StepKind {
+    /// Create an absent object.
+    Create,
+    /// Apply over an object (the server's answer says whether that changed anything).
+    Apply,
+    /// Apply after removing what berth applied before and renders no more.
+    ApplyRemoving,
+    /// Hand the replicas to an autoscaler, then apply.
+    HandOver,
+    /// Apply over an object the inventory does not name yet.
+    Adopt,
+    /// Delete an object the render no longer builds.
+    Prune,
+}
+
+/// What undoes a step once it is done.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Inverse {
+    /// Delete the object the step created (its uid, known once made).
+    Delete(ApiResource),
+    /// Replace the object with this, as it was.
+    Restore(ApiResource, DynamicObject),
+    /// Create this again, as it was.
+    Recreate(ApiResource, DynamicObject),
+}
+
+impl Step {
+    /// Which kind of step.
+    #[cfg(test)]
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Step::Create(_) => StepKind::Create,
+            Step::Update { adopt: true, .. } => StepKind::Adopt,
+            Step::Update { update, .. } if update.handover.is_some() => StepKind::HandOver,
+            Step::Update { update, .. } if update.patch.is_some() => StepKind::ApplyRemoving,
+            Step::Update { .. } => StepKind::Apply,
+            Step::Prune { .. } => StepKind::Prune,
+        }
+    }
+
+    /// What undoes this step.
+    pub fn inverse(&self) -> Inverse {
+        match self {
+            Step::Create(member) => Inverse::Delete(member.resource.clone()),
+            Step::Update { member, live, .. } => {
+                Inverse::Restore(member.resource.clone(), live.clone())
+            }
+            Step::Prune { resource, live } => Inverse::Recreate(resource.clone(), live.clone()),
+        }
+    }
+
+    /// The object the step is about, as planned (no uid for one to create).
+    pub fn object(&self) -> ObjectRef {
+        match self {
+            Step::Create(member) => ObjectRef::of(
+                &member.resource.api_version,
+                &member.resource.kind,
+                &member.object.metadata,
+            ),
+            Step::Update { member, live, .. } => ObjectRef::of(
+                &member.resource.api_version,
+                &member.resource.kind,
+                &live.metadata,
+            ),
+            Step::Prune { resource, live } => {
+                ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata)
+            }
+        }
+    }
+}
+
+/// A deploy's plan: the inventory's kind list before and after, and the steps in order.
+#[derive(Debug, Clone)]
+pub(super) struct Plan {
+    /// The component.
+    pub component: String,
+    /// The kinds the inventory named before (`None`: no inventory).
+    pub inventory_before: Option<BTreeSet<GroupKind>>,
+    /// The kinds of the rendered objects: what the inventory names once done.
+    pub kinds: BTreeSet<GroupKind>,
+    /// Creates and updates in apply order, then prunes, dependents first.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// What the inventory names while the steps run: every kind it named and every kind a
+    /// step may create, so a deploy killed at any point leaves nothing it does not name.
+    pub fn widened(&self) -> BTreeSet<GroupKind> {
+        let before = self.inventory_before.iter().flatten().cloned();
+        self.kinds.iter().cloned().chain(before).collect()
+    }
+
+    /// The objects the inventory takes in: the component's, of kinds it did not name.
+    pub fn adopted(&self) -> impl Iterator<Item = ObjectRef> + '_ {
+        self.steps.iter().filter_map(|step| match step {
+            Step::Update { adopt: true, .. } => Some(step.object()),
+            _ => None,
+        })
+    }
+}
+
+/// The step that puts `member` on a cluster where it is `live` (`None`: absent); an object
+/// of the name that is not `component`'s is refused.
+pub(super) fn step(
+    component: &str,
+    member: &Member,
+    live: Option<&DynamicObject>,
+    inventory: Option<&BTreeSet<GroupKind>>,
+) -> Result<Step, ClusterError> {
+    let Some(live) = live else {
+        return Ok(Step::Create(member.clone()));
+    };
+    let reference = ObjectRef::of(
+        &member.resource.api_version,
+        &member.resource.kind,
+        &live.metadata,
+    );
+    check_owner(live, &reference, component)?;
+    Ok(Step::Update {
+        member: member.clone(),
+        live: live.clone(),
+        update: update(member, live),
+        adopt: !inventory.is_some_and(|kinds| kinds.contains(&member.group_kind())),
+    })
+}
+
+/// The plan that puts `members` (in apply order) on a cluster holding `live`.
+pub(super) fn plan(component: &str, members: &[Member], live: &Live) -> Result<Plan, ClusterError> {
+    let mut steps = Vec::new();
+    for member in members {
+        let found = live.members.get(&(member.group_kind(), member.name()));
+        steps.push(step(component, member, found, live.inventory.as_ref())?);
+    }
+    let keep: BTreeSet<(GroupKind, String)> =
+        members.iter().map(|m| (m.group_kind(), m.name())).collect();
+    let mut stale: BTreeMap<GroupKind, Vec<(ApiResource, DynamicObject)>> = BTreeMap::new();
+    for (resource, object) in live.owned.iter().flatten() {
+        let group_kind = GroupKind::new(&resource.group, &resource.kind);
+        if !keep.contains(&(group_kind.clone(), name_of(&object.metadata))) {
+            stale
+                .entry(group_kind)
+                .or_default()
+                .push((resource.clone(), object.clone()));
+        }
+    }
+    for (_, objects) in by_rank(stale).into_iter().rev() {
+        for (resource, live) in objects {
+            steps.push(Step::Prune { resource, live });
+        }
+    }
+    Ok(Plan {
+        component: component.to_owned(),
+        inventory_before: live.inventory.clone(),
+        kinds: members.iter().map(Member::group_kind).collect(),
+        steps,
+    })
+}
+
+/// Whether the owned objects need looking for at all: not when the component has no
+/// inventory and none of the rendered objects exists (a first deploy; a component made
+/// before inventories has its Deployment or Service of the rendered name).
+pub(super) fn looks_for_owned(live: &Live) -> bool {
+    live.inventory.is_some() || !live.members.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::cluster::{COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+
+    fn resource(group: &str, version: &str, kind: &str) -> ApiResource {
+        ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(group, version, kind))
+    }
+
+    fn deployments() -> ApiResource {
+        resource("apps", "v1", "Deployment")
+    }
+
+    fn object(resource: &ApiResource, name: &str, rest: Value) -> DynamicObject {
+        let mut value = json!({"apiVersion": resource.api_version, "kind": resource.kind,
+                               "metadata": {"name": name}});
+        if let (Some(into), Value::Object(rest)) = (value.as_object_mut(), rest) {
+            into.extend(rest);
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn owned_by(component: &str) -> Value {
+        json!({MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: component})
+    }
+
+    /// A member of `web`: a Deployment with `replicas`, a Service, a ConfigMap.
+    fn members(replicas: Option<i64>, labels: Value) -> Vec<Member> {
+        let mut spec = json!({"template": {"spec": {"containers": [{"name": "web"}]}}});
+        if let Some(replicas) = replicas {
+            spec["replicas"] = json!(replicas);
+        }
+        let (config, service) = (resource("", "v1", "ConfigMap"), resource("", "v1", "Service"));
+        vec![
+            Member {
+                object: object(&config, "web-env", json!({"data": {"A": "1"}})),
+                resource: config,
+            },
+            Member {
+                object: object(&service, "web", json!({"spec": {"ports": [{"port": 80}]}})),
+                resource: service,
+            },
+            Member {
+                object: object(
+                    &deployments(),
+                    "web",
+                    json!({"spec": spec, "metadata": {"name": "web", "labels": labels}}),
+                ),
+                resource: deployments(),
+            },
+        ]
+    }
+
+    /// `member` as it is on the cluster: the component's, with managed fields `fields`.
+    fn live_of(member: &Member, fields: Value) -> DynamicObject {
+        let mut live = member.object.clone();
+        live.metadata.uid = Some(format!("uid-{}", member.name()));
+        live.metadata.labels = serde_json::from_value(owned_by("web")).ok();
+        live.metadata.managed_fields = serde_json::from_value(fields).ok();
+        live
+    }
+
+    fn berth_applied(fields: Value) -> Value {
+        json!([{"manager": "berth", "operation": "Apply", "fieldsType": "FieldsV1",
+                "fieldsV1": fields}])
+    }
+
+    /// Every member live and the component's, the Deployment with managed fields
+    /// `fields`, the others with berth's apply owning nothing they lack.
+    fn all_live(members: &[Member], fields: &Value) -> Live {
+        let live = |m: &Member| {
+            let fields = if m.resource.kind == "Deployment" {
+                fields.clone()
+            } else {
+                berth_applied(json!({}))
+            };
+            live_of(m, fields)
+        };
+        Live {
+            inventory: Some(members.iter().map(Member::group_kind).collect()),
+            members: members
+                .iter()
+                .map(|m| ((m.group_kind(), m.name()), live(m)))
+                .collect(),
+            owned: Some(members.iter().map(|m| (m.resource.clone(), live(m))).collect()),
+        }
+    }
+
+    fn kinds(plan: &Plan) -> Vec<(StepKind, String)> {
+        plan.steps
+            .iter()
+            .map(|s| (s.kind(), format!("{}/{}", s.object().kind, s.object().name)))
+            .collect()
+    }
+
+    fn named(kind: StepKind, object: &str) -> (StepKind, String) {
+        (kind, object.to_owned())
+    }
+
+    #[test]
+    fn a_first_deploy_creates_everything_and_each_create_is_undone_by_a_delete() {
+        let members = members(Some(2), json!({"team": "a"}));
+        let live = Live::default();
+        assert!(!looks_for_owned(&live), "nothing of it exists: no lists");
+        let plan = plan("web", &members, &live).unwrap();
+        assert_eq!(
+            kinds(&plan),
+            [
+                named(StepKind::Create, "ConfigMap/web-env"),
+                named(StepKind::Create, "Service/web"),
+                named(StepKind::Create, "Deployment/web"),
+            ]
+        );
+        assert_eq!(plan.steps[2].inverse(), Inverse::Delete(deployments()));
+        assert_eq!(plan.widened().len(), 3);
+    }
+
+    #[test]
+    fn a_redeploy_applies_over_each_object_and_undoes_by_putting_it_back() {
+        let members = members(Some(2), json!({"team": "a"}));
+        let fields = json!({"f:metadata": {"f:labels": {"f:team": {}}}, "f:spec": {"f:replicas": {}}});
+        let live = all_live(&members, &berth_applied(fields));
+        assert!(looks_for_owned(&live));
+        let plan = plan("web", &members, &live).unwrap();
+        assert_eq!(
+            kinds(&plan),
+            [
+                named(StepKind::Apply, "ConfigMap/web-env"),
+                named(StepKind::Apply, "Service/web"),
+                named(StepKind::Apply, "Deployment/web"),
+            ]
+        );
+        let Inverse::Restore(resource, before) = plan.steps[2].inverse() else {
+            panic!("not a restore: {:?}", plan.steps[2].inverse());
+        };
+        assert_eq!(resource, deployments());
+        assert_eq!(before.metadata.uid.as_deref(), Some("uid-web"));
+    }
+
+    #[test]
+    fn a_dropped_field_is_removed_and_an_autoscaler_gets_the_replicas() {
+        let before = members(Some(2), json!({"team": "a", "tier": "b"}));
+        let fields = json!({"f:metadata": {"f:labels": {"f:team": {}, "f:tier": {}}},
+                            "f:spec": {"f:replicas": {}}});
+        let live = all_live(&before, &berth_applied(fields));
+
+        let dropped = plan("web", &members(Some(2), json!({"team": "a"})), &live).unwrap();
+        assert_eq!(dropped.steps[2].kind(), StepKind::ApplyRemoving);
+
+        // An autoscaler appears: the rules render no replicas; berth owned them.
+        let scaled = plan("web", &members(None, json!({"team": "a", "tier": "b"})), &live).unwrap();
+        assert_eq!(scaled.steps[2].kind(), StepKind::HandOver);
+        let Step::Update { update, .. } = &scaled.steps[2] else {
+            panic!("an update");
+        };
+        assert_eq!(
+            update.handover.as_ref().and_then(|h| h.pointer("/spec/replicas")),
+            Some(&json!(2)),
+            "handed over at the live count"
+        );
+    }
+
+    #[test]
+    fn a_field_another_manager_owns_is_left_to_it() {
+        let members = members(Some(2), json!({"team": "a"}));
+        let mut fields = berth_applied(json!({"f:metadata": {"f:labels": {"f:team": {}, "f:tier": {}}}}));
+        fields.as_array_mut().unwrap().push(json!({
+            "manager": "kubectl-edit", "operation": "Update", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:labels": {"f:tier": {}}}}}));
+        let plan = plan("web", &members, &all_live(&members, &fields)).unwrap();
+        assert_eq!(plan.steps[2].kind(), StepKind::Apply, "nothing of berth's alone to remove");
+    }
+
+    #[test]
+    fn objects_an_older_berth_created_are_adopted_into_the_inventory() {
+        let members = members(Some(2), json!({"team": "a"}));
+        // An older berth's plain create: an `Update` entry by `unknown`, no inventory.
+        let created = json!([{"manager": "unknown", "operation": "Update", "fieldsType": "FieldsV1",
+                               "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+        let mut live = all_live(&members, &created);
+        live.inventory = None;
+        let plan = plan("web", &members, &live).unwrap();
+        assert!(plan.steps.iter().all(|s| s.kind() == StepKind::Adopt));
+        assert_eq!(plan.adopted().count(), 3);
+        assert_eq!(plan.inventory_before, None);
+        assert_eq!(plan.widened(), plan.kinds);
+    }
+
+    #[test]
+    fn an_object_without_the_components_labels_is_never_adopted() {
+        let members = members(Some(2), json!({"team": "a"}));
+        let mut live = all_live(&members, &json!([]));
+        let theirs = &members[1];
+        let mut foreign = theirs.object.clone();
+        foreign.metadata.labels = serde_json::from_value(owned_by("other")).ok();
+        live.members.insert((theirs.group_kind(), theirs.name()), foreign);
+        let error = plan("web", &members, &live).unwrap_err();
+        assert!(
+            matches!(&error, ClusterError::Foreign { object, component }
+                if object.name == "web" && object.kind == "Service" && component == "web"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn what_the_render_no_longer_builds_is_pruned_dependents_first_and_undone_by_a_create() {
+        let members = members(Some(2), json!({"team": "a"}));
+        let mut live = all_live(&members, &json!([]));
+        let (pdb, old) = (resource("policy", "v1", "PodDisruptionBudget"), resource("apps", "v1", "Deployment"));
+        let budget = object(&pdb, "web", json!({"metadata": {"name": "web", "labels": owned_by("web")}}));
+        let renamed = object(&old, "web-old", json!({"metadata": {"name": "web-old", "labels": owned_by("web")}}));
+        let owned = live.owned.as_mut().unwrap();
+        owned.push((old.clone(), renamed.clone()));
+        owned.push((pdb.clone(), budget.clone()));
+        live.inventory.as_mut().unwrap().insert(GroupKind::new("policy", "PodDisruptionBudget"));
+        let plan = plan("web", &members, &live).unwrap();
+        assert_eq!(
+            kinds(&plan)[3..],
+            [
+                named(StepKind::Prune, "PodDisruptionBudget/web"),
+                named(StepKind::Prune, "Deployment/web-old"),
+            ]
+        );
+        assert_eq!(plan.steps[3].inverse(), Inverse::Recreate(pdb, budget));
+        assert!(plan.widened().contains(&GroupKind::new("policy", "PodDisruptionBudget")));
+        assert!(!plan.kinds.contains(&GroupKind::new("policy", "PodDisruptionBudget")));
+    }
+}

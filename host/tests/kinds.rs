@@ -867,3 +867,169 @@ async fn each_rule_of_the_documented_role_is_needed() {
     assert_eq!(checked.len(), rules.len());
     eprintln!("each rule needed: {checked:?}");
 }
+
+/// `object` as diff shows it: without what the API server keeps for itself.
+fn as_shown(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).expect("JSON");
+    let meta = value["metadata"].as_object_mut().expect("metadata");
+    for field in [
+        "managedFields",
+        "resourceVersion",
+        "generation",
+        "uid",
+        "creationTimestamp",
+        "selfLink",
+    ] {
+        meta.remove(field);
+    }
+    if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        annotations.remove("deployment.kubernetes.io/revision");
+    }
+    value.as_object_mut().expect("object").remove("status");
+    value
+}
+
+#[tokio::test]
+async fn diff_predicts_exactly_what_deploy_then_does_for_every_kind_of_step() {
+    // Library calls, no CLI. A first deploy, a NetworkPolicy labelled the component's by
+    // hand, then a render whose plan has every kind of step: a create (a new ConfigMap),
+    // an apply that changes nothing (the Service), an apply removing what berth applied
+    // before (a ConfigMap key dropped), a hand-over (an autoscaler appears), an adoption
+    // (the NetworkPolicy) and prunes (a ConfigMap, and the last ServiceAccount: a kind the
+    // inventory drops). The diff taken before the deploy is what the deploy then did.
+    let (client, ns) = namespace("plan").await;
+    let cluster = berth::Cluster::new(client.clone(), ns.clone());
+    let rules = components::component("berth-defaults-caller");
+    let rules = berth::Rules::from_file(&rules, &berth::RulesOptions::default()).expect("rules");
+    let caps = cluster.capabilities().await.expect("capabilities");
+    let render = |objects: Value| {
+        let spec = json!({"component_name": "plan", "image": "example/plan:1", "replicas": 3,
+                          "ports": ["8080:0"],
+                          "extensions": {"objects": objects}});
+        let spec = berth::Spec::parse(&spec.to_string()).expect("spec");
+        rules
+            .render(&spec, &berth::SiteConfig::default(), &caps, &ns)
+            .expect("renders")
+    };
+    let config = |name: &str, data: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
+    };
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "plan-old"}});
+    let first = json!([
+        config("plan-settings", json!({"mode": "fast", "level": "3"})),
+        config("plan-gone", json!({"a": "1"})),
+        account,
+    ]);
+    // Twice: the first deploy creates, the second makes the fields berth's applied ones.
+    for _ in 0..2 {
+        cluster.deploy("plan", render(first.clone())).await.expect("first deploy");
+    }
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &ns);
+    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                        "metadata": {"name": "plan-ingress"},
+                        "spec": {"podSelector": {"matchLabels": {"app": "plan"}}}});
+    let mut by_hand: NetworkPolicy = serde_json::from_value(policy.clone()).expect("policy");
+    by_hand.metadata.labels = Some(
+        [
+            ("app.kubernetes.io/managed-by", "berth"),
+            ("berth.dev/component", "plan"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into(),
+    );
+    policies
+        .create(&PostParams::default(), &by_hand)
+        .await
+        .expect("a NetworkPolicy by hand");
+
+    let hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+                     "metadata": {"name": "plan"},
+                     "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": "dep-plan"},
+                              "minReplicas": 2, "maxReplicas": 6}});
+    let second = json!([
+        config("plan-settings", json!({"mode": "fast"})),
+        config("plan-new", json!({"b": "2"})),
+        hpa,
+        policy,
+    ]);
+    let predicted = cluster.diff("plan", &render(second.clone())).await.expect("diff");
+    let report = cluster.deploy("plan", render(second)).await.expect("second deploy");
+
+    let change = |kind: &str, name: &str| {
+        predicted
+            .iter()
+            .find(|d| d.object.kind == kind && d.object.name == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} not in the diff: {predicted:#?}"))
+    };
+    let action = |kind: &str, name: &str| {
+        report
+            .actions
+            .iter()
+            .find(|(o, _)| o.kind == kind && o.name == name)
+            .map(|(_, a)| a.to_string())
+            .unwrap_or_else(|| panic!("{kind}/{name} not deployed: {:?}", report.actions))
+    };
+    use berth::cluster::Change;
+    let expected = [
+        ("ConfigMap", "plan-new", Change::Added, "created"),
+        ("ConfigMap", "plan-settings", Change::Changed, "updated"),
+        ("Service", "plan", Change::Unchanged, "unchanged"),
+        // Its rendered-state hash changes: the render has no replicas now.
+        ("Deployment", "dep-plan", Change::Changed, "updated"),
+        ("HorizontalPodAutoscaler", "plan", Change::Added, "created"),
+        ("NetworkPolicy", "plan-ingress", Change::Changed, "updated"),
+        ("ConfigMap", "plan-gone", Change::Deleted, "deleted"),
+        ("ServiceAccount", "plan-old", Change::Deleted, "deleted"),
+    ];
+    for (kind, name, diffed, done) in expected {
+        assert_eq!(change(kind, name).change, diffed, "{kind}/{name}");
+        assert_eq!(action(kind, name), done, "{kind}/{name}");
+    }
+    assert_eq!(predicted.len(), expected.len(), "{predicted:#?}");
+    assert_eq!(report.actions.len(), expected.len(), "{:?}", report.actions);
+    let adopted: Vec<String> = report.adopted.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+    assert_eq!(adopted, ["NetworkPolicy/plan-ingress"]);
+
+    // Each object the diff said would be there is, field for field, what the deploy left.
+    for diff in &predicted {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::try_from(&kube::api::TypeMeta {
+            api_version: diff.object.api_version.clone(),
+            kind: diff.object.kind.clone(),
+        }).expect("gvk"));
+        let live = Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &resource)
+            .get_opt(&diff.object.name)
+            .await
+            .expect("read");
+        match &diff.after {
+            Some(after) => {
+                let live = live.unwrap_or_else(|| panic!("{:?} is not there", diff.object));
+                assert_eq!(&as_shown(&live), after, "{:?}", diff.object);
+            }
+            None => assert!(
+                live.is_none_or(|l| l.metadata.deletion_timestamp.is_some()),
+                "{:?} is still there",
+                diff.object
+            ),
+        }
+    }
+    // The replicas stayed at 3 (handed over, not defaulted to 1); the inventory names the
+    // adopted kind and no longer the pruned one.
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("dep-plan")
+        .await
+        .expect("Deployment");
+    assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(3));
+    let parent = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("berth-plan")
+        .await
+        .expect("inventory");
+    let kinds = parent.metadata.annotations.unwrap_or_default()
+        ["applyset.kubernetes.io/contains-group-kinds"]
+        .clone();
+    assert_eq!(
+        kinds,
+        "ConfigMap,Deployment.apps,HorizontalPodAutoscaler.autoscaling,NetworkPolicy.networking.k8s.io,Service"
+    );
+    drop_namespace(&client, &ns).await;
+}

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use berth_e2e::guest_records;
 
+use berth::InputError;
+use berth::Rendered;
+use berth::Source;
 use berth::Spec;
-use berth::objects::Rendered;
-use berth::runtime::Source;
-use berth::spec::{self, InputError};
 use berth_rules::types as g;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -227,7 +227,7 @@ fn check_build(spec: &g::Spec, site: &g::SiteConfig) -> Result<(), TestCaseError
             prop_assert_eq!(json(&objects), json(&again), "not deterministic");
             let objects = objects
                 .into_iter()
-                .map(|o| berth::runtime::RawObject {
+                .map(|o| berth::RawObject {
                     api_version: o.api_version,
                     kind: o.kind,
                     name: o.name,
@@ -261,9 +261,9 @@ proptest! {
 
     #[test]
     fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,200}|[-:{}\\[\\],'\" \\n#&*!|>a-z0-9_]{0,200}") {
-        check_parse(spec::parse_spec(Path::new("spec.yaml"), &text))?;
-        check_parse(spec::parse_spec(Path::new("spec.json"), &text))?;
-        let _ = spec::parse_site(Path::new("site.yaml"), &text);
+        check_parse(berth::parse_spec(Path::new("spec.yaml"), &text))?;
+        check_parse(berth::parse_spec(Path::new("spec.json"), &text))?;
+        let _ = berth::parse_site(Path::new("site.yaml"), &text);
     }
 
     #[test]
@@ -273,7 +273,7 @@ proptest! {
         } else {
             ("spec.json", doc.to_string())
         };
-        if let Some(spec) = check_parse(spec::parse_spec(Path::new(path), &text))? {
+        if let Some(spec) = check_parse(berth::parse_spec(Path::new(path), &text))? {
             check_build(&guest_records::spec(&spec), &empty_site())?;
         }
     }
@@ -289,7 +289,7 @@ proptest! {
         for (at, what, with) in edits {
             text = mangle(&text, at, what, with);
         }
-        if let Some(spec) = check_parse(spec::parse_spec(Path::new(example), &text))? {
+        if let Some(spec) = check_parse(berth::parse_spec(Path::new(example), &text))? {
             check_build(&guest_records::spec(&spec), &example_site())?;
         }
     }
@@ -311,7 +311,7 @@ fn empty_site() -> g::SiteConfig {
 
 fn example_site() -> g::SiteConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/site.yaml");
-    guest_records::site(&spec::load_site(&path).expect("site example"))
+    guest_records::site(&berth::load_site(&path).expect("site example"))
 }
 
 /// Mostly well-formed text of one kind, sometimes a tricky value or anything: with some
@@ -540,7 +540,7 @@ fn site_strategy() -> impl Strategy<Value = g::SiteConfig> {
 /// record, a shorter one refused with the field `[0]`; an empty key had an empty field.
 #[test]
 fn a_list_is_not_a_spec() {
-    let parse = |text: &str| spec::parse_spec(Path::new("spec.yaml"), text);
+    let parse = |text: &str| berth::parse_spec(Path::new("spec.yaml"), text);
     let parsed = parse("[web, nginx, 1, false, [], {}, [], {}, null, null, null, null, []]\n");
     assert!(parsed.is_err(), "a list parsed as a spec: {parsed:?}");
     let parsed =

@@ -11,11 +11,10 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use berth::objects::Rendered;
-use berth::render::{self, Format, Secrets};
-use berth::runtime::{DEFAULT_RULES, Rules, RulesOptions, Source};
-use berth::spec;
+use berth::Rendered;
 use berth::{AllowedKinds, Capabilities, SiteConfig, Spec};
+use berth::{Format, Secrets};
+use berth::{Rules, RulesOptions, Source, hooks::DEFAULT_RULES};
 use berth_rules::types as native;
 
 use berth_e2e::guest_records;
@@ -43,17 +42,17 @@ fn read(name: &str) -> String {
 fn inputs() -> (Spec, SiteConfig) {
     let dir = examples();
     (
-        spec::load_spec(&dir.join("full.yaml")).expect("full example"),
-        spec::load_site(&dir.join("site.yaml")).expect("site example"),
+        berth::load_spec(&dir.join("full.yaml")).expect("full example"),
+        berth::load_site(&dir.join("site.yaml")).expect("site example"),
     )
 }
 
 /// `count` distinct specs: the full example under names `inventory-0` …, as documents of
 /// one file.
-fn many(spec: &Spec, count: usize) -> Vec<(spec::Origin, Spec)> {
+fn many(spec: &Spec, count: usize) -> Vec<(berth::Origin, Spec)> {
     (0..count)
         .map(|i| {
-            let origin = spec::Origin {
+            let origin = berth::Origin {
                 path: "many.yaml".into(),
                 document: Some(i + 1),
             };
@@ -88,7 +87,7 @@ fn wasm_build(rules: &Rules, spec: &Spec, site: &SiteConfig) -> usize {
 fn wasm_render(rules: &Rules, spec: &Spec, site: &SiteConfig) -> Rendered {
     rules
         .render_from(
-            &spec::Origin::file(Path::new("full.yaml")),
+            &berth::Origin::file(Path::new("full.yaml")),
             spec,
             site,
             &Capabilities::newest_known(),
@@ -190,16 +189,20 @@ fn process_parts(c: &mut Criterion) {
     group.bench_function("parse_inputs", |b| {
         b.iter(|| {
             (
-                spec::parse_spec(Path::new("full.yaml"), black_box(&spec_text)).expect("spec"),
-                spec::parse_site(Path::new("site.yaml"), black_box(&site_text)).expect("site"),
+                berth::parse_spec(Path::new("full.yaml"), black_box(&spec_text)).expect("spec"),
+                berth::parse_site(Path::new("site.yaml"), black_box(&site_text)).expect("site"),
             )
         })
     });
     group.bench_function("format_yaml", |b| {
-        b.iter(|| render::format(black_box(&rendered), Format::Yaml, Secrets::Mask).expect("yaml"))
+        b.iter(|| {
+            berth::format_rendered(black_box(&rendered), Format::Yaml, Secrets::Mask).expect("yaml")
+        })
     });
     group.bench_function("format_json", |b| {
-        b.iter(|| render::format(black_box(&rendered), Format::Json, Secrets::Mask).expect("json"))
+        b.iter(|| {
+            berth::format_rendered(black_box(&rendered), Format::Json, Secrets::Mask).expect("json")
+        })
     });
     group.finish();
 }
@@ -365,7 +368,7 @@ mod raw {
 
     mod records {
         use super::wit;
-        use ::berth::spec;
+        use ::berth as spec;
         include!("../src/runtime/bindings/records_v0_2.in.rs");
     }
 }
@@ -394,7 +397,7 @@ impl WasiView for Bare {
 /// The `cluster` import, answered as an offline render would (the default rules never ask).
 impl raw::berth::rules::cluster::Host for Bare {
     fn kube_version(&mut self) -> String {
-        ::berth::capabilities::NEWEST_KNOWN_VERSION.to_owned()
+        ::berth::hooks::NEWEST_KNOWN_VERSION.to_owned()
     }
 
     fn serves(&mut self, api_version: String) -> bool {
@@ -410,7 +413,7 @@ impl RawRules {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(epoch);
         if let Some(keep_resident) = pooling {
-            config.allocation_strategy(berth::runtime::instance_allocation(keep_resident));
+            config.allocation_strategy(berth::hooks::instance_allocation(keep_resident));
         }
         let engine = Engine::new(&config).expect("engine");
         let component = Component::new(&engine, DEFAULT_RULES).expect("compile");

@@ -192,7 +192,7 @@ pub enum Secrets {
 }
 
 /// The objects of one or more components as text, in order: what `berth render` prints.
-pub fn format(
+pub fn format_rendered(
     rendered: &[Rendered],
     format: Format,
     secrets: Secrets,

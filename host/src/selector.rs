@@ -93,12 +93,8 @@ impl Selector {
         Ok(Self { requirements })
     }
 
-    /// The requirements, `matchLabels` first.
-    pub fn requirements(&self) -> &[Requirement] {
-        &self.requirements
-    }
-
     /// Whether objects with `labels` are selected.
+    #[cfg(test)]
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.first_unmatched(labels).is_none()
     }

@@ -402,10 +402,10 @@ async fn clear_errors_for_forbidden_missing_namespace_and_no_history() {
 async fn a_deploy_makes_a_read_and_an_apply_per_object_and_nothing_else() {
     let (admin, ns) = namespace("count").await;
     let (client, requests) = counting_client().await;
-    let cluster = berth::cluster::Cluster::new(client, ns.clone());
+    let cluster = berth::Cluster::new(client, ns.clone());
     let dir = tempfile::tempdir().expect("dir");
-    let spec = berth::spec::load_spec(Path::new(&full_example(&dir, node_port(2)))).expect("spec");
-    let site = berth::spec::load_site(&root().join("examples/site.yaml")).expect("site");
+    let spec = berth::load_spec(Path::new(&full_example(&dir, node_port(2)))).expect("spec");
+    let site = berth::load_site(&root().join("examples/site.yaml")).expect("site");
     let rules = berth::Rules::default_rules(&berth::RulesOptions::default()).expect("rules");
     let rendered = rules
         .render(&spec, &site, &berth::Capabilities::newest_known(), &ns)
@@ -442,7 +442,7 @@ async fn a_deploy_makes_a_read_and_an_apply_per_object_and_nothing_else() {
         report
             .actions
             .iter()
-            .all(|(_, a)| *a == berth::cluster::Action::Unchanged),
+            .all(|(_, a)| *a == berth::Action::Unchanged),
         "{:?}",
         report.actions
     );
@@ -586,7 +586,7 @@ async fn the_inventory_is_an_applyset_that_prunes_adopts_and_survives_its_parent
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let services = Api::<Service>::namespaced(client.clone(), &ns);
     let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
-    let id = berth::cluster::applyset_id("inventory", &ns);
+    let id = berth::hooks::applyset_id("inventory", &ns);
     let members = |kind: &'static str| {
         let (services, deployments, id) = (services.clone(), deployments.clone(), id.clone());
         async move {
@@ -845,7 +845,7 @@ async fn list_shows_components_across_namespaces_in_one_request_with_their_rules
     assert!(text.contains(&format!("{a}  hello")), "{text}");
 
     // All namespaces, and a label selector, through the library: one request each.
-    let ours = |rows: &[berth::cluster::ComponentSummary]| -> Vec<(String, String)> {
+    let ours = |rows: &[berth::ComponentSummary]| -> Vec<(String, String)> {
         rows.iter()
             .filter(|r| [&a, &b, &c].contains(&&r.namespace))
             .map(|r| (r.namespace.clone(), r.name.clone()))
@@ -854,7 +854,7 @@ async fn list_shows_components_across_namespaces_in_one_request_with_their_rules
     let (client, requests) = counting_client().await;
     let cluster = berth::Cluster::new(client, a.clone());
     let all = cluster
-        .list(berth::cluster::Scope::AllNamespaces, None)
+        .list(berth::Scope::AllNamespaces, None)
         .await
         .expect("list");
     assert_eq!(requests.swap(0, Ordering::SeqCst), 1, "one list request");
@@ -867,7 +867,7 @@ async fn list_shows_components_across_namespaces_in_one_request_with_their_rules
         ]
     );
     let payments = cluster
-        .list(berth::cluster::Scope::AllNamespaces, Some("team=payments"))
+        .list(berth::Scope::AllNamespaces, Some("team=payments"))
         .await
         .expect("list");
     assert_eq!(requests.swap(0, Ordering::SeqCst), 1, "one list request");

@@ -911,10 +911,9 @@ async fn diff_predicts_exactly_what_deploy_then_does_for_every_kind_of_step() {
             .render(&spec, &berth::SiteConfig::default(), &caps, &ns)
             .expect("renders")
     };
-    let config = |name: &str, data: Value| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
-    };
-    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "plan-old"}});
+    let config = |name: &str, data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data});
+    let account =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "plan-old"}});
     let first = json!([
         config("plan-settings", json!({"mode": "fast", "level": "3"})),
         config("plan-gone", json!({"a": "1"})),
@@ -922,7 +921,10 @@ async fn diff_predicts_exactly_what_deploy_then_does_for_every_kind_of_step() {
     ]);
     // Twice: the first deploy creates, the second makes the fields berth's applied ones.
     for _ in 0..2 {
-        cluster.deploy("plan", render(first.clone())).await.expect("first deploy");
+        cluster
+            .deploy("plan", render(first.clone()))
+            .await
+            .expect("first deploy");
     }
     let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &ns);
     let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -953,8 +955,14 @@ async fn diff_predicts_exactly_what_deploy_then_does_for_every_kind_of_step() {
         hpa,
         policy,
     ]);
-    let predicted = cluster.diff("plan", &render(second.clone())).await.expect("diff");
-    let report = cluster.deploy("plan", render(second)).await.expect("second deploy");
+    let predicted = cluster
+        .diff("plan", &render(second.clone()))
+        .await
+        .expect("diff");
+    let report = cluster
+        .deploy("plan", render(second))
+        .await
+        .expect("second deploy");
 
     let change = |kind: &str, name: &str| {
         predicted
@@ -970,7 +978,7 @@ async fn diff_predicts_exactly_what_deploy_then_does_for_every_kind_of_step() {
             .map(|(_, a)| a.to_string())
             .unwrap_or_else(|| panic!("{kind}/{name} not deployed: {:?}", report.actions))
     };
-    use berth::cluster::Change;
+    use berth::Change;
     let expected = [
         ("ConfigMap", "plan-new", Change::Added, "created"),
         ("ConfigMap", "plan-settings", Change::Changed, "updated"),
@@ -988,15 +996,22 @@ async fn diff_predicts_exactly_what_deploy_then_does_for_every_kind_of_step() {
     }
     assert_eq!(predicted.len(), expected.len(), "{predicted:#?}");
     assert_eq!(report.actions.len(), expected.len(), "{:?}", report.actions);
-    let adopted: Vec<String> = report.adopted.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+    let adopted: Vec<String> = report
+        .adopted
+        .iter()
+        .map(|o| format!("{}/{}", o.kind, o.name))
+        .collect();
     assert_eq!(adopted, ["NetworkPolicy/plan-ingress"]);
 
     // Each object the diff said would be there is, field for field, what the deploy left.
     for diff in &predicted {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::try_from(&kube::api::TypeMeta {
-            api_version: diff.object.api_version.clone(),
-            kind: diff.object.kind.clone(),
-        }).expect("gvk"));
+        let resource = ApiResource::from_gvk(
+            &GroupVersionKind::try_from(&kube::api::TypeMeta {
+                api_version: diff.object.api_version.clone(),
+                kind: diff.object.kind.clone(),
+            })
+            .expect("gvk"),
+        );
         let live = Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &resource)
             .get_opt(&diff.object.name)
             .await

@@ -6,7 +6,7 @@ use berth_e2e::command::{BERTH_LIMIT, OutputWithin as _};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use berth::oci::{self, OciError, Reference, Registry};
+use berth::{OciError, Reference, Registry};
 use berth_e2e::components;
 use berth_e2e::registry::{self, Registry as TestRegistry};
 
@@ -39,10 +39,10 @@ fn site_rules() -> PathBuf {
 }
 
 fn client(docker_config: Option<PathBuf>, cache: Option<&Path>) -> Registry {
-    Registry::new(oci::RegistryOptions {
+    Registry::new(berth::RegistryOptions {
         cache_dir: cache.map(Path::to_owned),
         docker_config: docker_config.map(|dir| dir.join("config.json")),
-        ..oci::RegistryOptions::default()
+        ..berth::RegistryOptions::default()
     })
     .expect("registry client")
 }
@@ -112,7 +112,7 @@ fn pushed_rules_render_by_tag_and_by_digest_and_a_digest_needs_no_network_once_c
     assert_eq!(stdout(&render(pinned)), from_file);
 
     let inspected = stdout(&berth(&auth, cache.path(), &["rules", "inspect", pinned]));
-    let digest = oci::sha256(&bytes);
+    let digest = berth::hooks::sha256(&bytes);
     for line in [
         format!("source:    rules component {pinned}"),
         "world:     berth:rules/rules@0.2.0".to_owned(),
@@ -158,7 +158,7 @@ fn tampered_unknown_and_foreign_artifacts_and_bad_credentials_are_refused() {
     let auth = registry.docker_config(registry::USER, registry::PASSWORD);
     let rt = runtime();
     let bytes = std::fs::read(site_rules()).expect("component");
-    let info = oci::ComponentInfo::default();
+    let info = berth::ComponentInfo::default();
     let pull = |lib: &Registry, text: &str| rt.block_on(lib.pull(&Reference::parse(text).unwrap()));
 
     // No credentials, then wrong ones: refused by the registry, and said so.
@@ -263,7 +263,7 @@ fn tampered_unknown_and_foreign_artifacts_and_bad_credentials_are_refused() {
 /// `acme/image:1`, pushed with curl so nothing of berth's is involved; its reference.
 fn push_image_manifest(registry: &TestRegistry, _auth: &Path) -> String {
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    let digest = oci::sha256(config);
+    let digest = berth::hooks::sha256(config);
     let user = format!("{}:{}", registry::USER, registry::PASSWORD);
     let base = format!("http://{}/v2/acme/image", registry.address);
     let curl = |args: &[&str]| {
@@ -371,7 +371,7 @@ async fn a_deploy_from_a_registry_records_the_components_digest_and_undeploys_cl
         .get("acme-hello")
         .await
         .expect("Acme's Deployment");
-    let digest = oci::sha256(&std::fs::read(&component).expect("component"));
+    let digest = berth::hooks::sha256(&std::fs::read(&component).expect("component"));
     let annotations = deployment.metadata.annotations.unwrap_or_default();
     assert_eq!(annotations.get("berth.dev/rules-digest"), Some(&digest));
     let made = common::labelled(&client, &ns, "hello", &[]).await;

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use berth::objects::Rendered;
-use berth::runtime::{Rules, RulesOptions};
-use berth::{Capabilities, Cluster, Connection, SiteConfig, Spec, spec};
+use berth::Rendered;
+use berth::{Capabilities, Cluster, Connection, SiteConfig, Spec};
+use berth::{Rules, RulesOptions};
 use berth_e2e::{cluster, components, python::python_rules, unique_name};
 use common::{drop_namespace, labelled, namespace, root};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -70,7 +70,7 @@ fn both() -> (Rules, Rules) {
 }
 
 fn spec_from(text: &str) -> Spec {
-    spec::parse_spec(Path::new("spec.yaml"), text).expect("spec")
+    berth::parse_spec(Path::new("spec.yaml"), text).expect("spec")
 }
 
 fn example(name: &str) -> String {
@@ -78,7 +78,7 @@ fn example(name: &str) -> String {
 }
 
 fn site(path: &str) -> SiteConfig {
-    spec::load_site(&root().join(path)).expect("site config")
+    berth::load_site(&root().join(path)).expect("site config")
 }
 
 /// Kubernetes 1.20, which serves PodDisruptionBudgets as `policy/v1beta1` only.

@@ -1,13 +1,12 @@
 //! The rules runtime as a library: the compiled-code cache and the reused instance.
 
-use berth::runtime::{Rules, RulesOptions, Source};
-use berth::spec;
+use berth::{Rules, RulesOptions, Source};
 
 fn spec_and_site() -> (berth::Spec, berth::SiteConfig) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     (
-        spec::load_spec(&root.join("full.yaml")).expect("full example"),
-        spec::load_site(&root.join("site.yaml")).expect("site example"),
+        berth::load_spec(&root.join("full.yaml")).expect("full example"),
+        berth::load_site(&root.join("site.yaml")).expect("site example"),
     )
 }
 
@@ -154,10 +153,5 @@ async fn one_loaded_component_renders_for_eight_tasks_at_once() {
 }
 
 fn shown(rendered: berth::Rendered) -> String {
-    berth::render::format(
-        &[rendered],
-        berth::Format::Yaml,
-        berth::render::Secrets::Show,
-    )
-    .expect("YAML")
+    berth::format_rendered(&[rendered], berth::Format::Yaml, berth::Secrets::Show).expect("YAML")
 }

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use berth::objects::{Problem, Rendered};
-use berth::runtime::{Limits, Rules, RulesError, RulesOptions, Source};
-use berth::spec;
+use berth::{Limits, Rules, RulesError, RulesOptions, Source};
+use berth::{Problem, Rendered};
 use berth::{SiteConfig, Spec};
 
 /// The tests run one at a time: the memory figures are the process's, and a deadline is
@@ -47,7 +46,7 @@ fn hostile(options: &RulesOptions) -> Rules {
 /// A spec whose name picks the misbehaviour; with a port, so Services are built too.
 fn spec(name: &str) -> Spec {
     let text = format!("component_name: {name}\nimage: nginx:1.27\nports: ['80:30080']\n");
-    spec::parse_spec(Path::new("spec.yaml"), &text).expect("valid spec")
+    berth::parse_spec(Path::new("spec.yaml"), &text).expect("valid spec")
 }
 
 /// Build with `rules` and check the objects as `berth render` does.
@@ -96,7 +95,7 @@ fn fails(rules: &Rules, name: &str) -> (RulesError, Duration) {
 }
 
 /// A build that succeeds in the runtime but whose objects the host refuses.
-fn refused(rules: &Rules, name: &str) -> berth::objects::InvalidObject {
+fn refused(rules: &Rules, name: &str) -> berth::InvalidObject {
     match rules.render(
         &spec(name),
         &SiteConfig::default(),

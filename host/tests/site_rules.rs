@@ -7,9 +7,8 @@ use berth_e2e::components;
 
 use std::path::{Path, PathBuf};
 
-use berth::objects::Rendered;
-use berth::runtime::{Rules, RulesOptions, Source};
-use berth::spec;
+use berth::Rendered;
+use berth::{Rules, RulesOptions, Source};
 use berth::{SiteConfig, Spec};
 
 fn root() -> PathBuf {
@@ -24,14 +23,14 @@ fn options(cache: &Path) -> RulesOptions {
 }
 
 fn full_spec() -> Spec {
-    spec::load_spec(&root().join("examples/full.yaml")).expect("full example")
+    berth::load_spec(&root().join("examples/full.yaml")).expect("full example")
 }
 
 /// The default rules' site config, and Acme's: the same plus its cost-center table.
 fn sites() -> (SiteConfig, SiteConfig) {
     (
-        spec::load_site(&root().join("examples/site.yaml")).expect("site example"),
-        spec::load_site(&root().join("examples/site-rules/site.yaml")).expect("acme's site"),
+        berth::load_site(&root().join("examples/site.yaml")).expect("site example"),
+        berth::load_site(&root().join("examples/site-rules/site.yaml")).expect("acme's site"),
     )
 }
 
@@ -46,7 +45,7 @@ fn render_for(
     capabilities: &berth::Capabilities,
 ) -> Result<Rendered, berth::RenderError> {
     rules.render_from(
-        &spec::Origin::file(Path::new("full.yaml")),
+        &berth::Origin::file(Path::new("full.yaml")),
         spec,
         site,
         capabilities,
@@ -216,7 +215,7 @@ fn cost_center_follows_the_team() {
     let (_, site) = sites();
     let cost_center = |rules: &Rules, site: &SiteConfig, extra: &str| {
         let text = format!("component_name: web\nimage: nginx\n{extra}");
-        let spec = spec::parse_spec(Path::new("web.yaml"), &text).expect("spec");
+        let spec = berth::parse_spec(Path::new("web.yaml"), &text).expect("spec");
         let rendered = render_with(rules, &spec, site);
         let meta = Some(&rendered.deployment.metadata);
         let found = labels(meta);
@@ -245,7 +244,7 @@ fn cost_center_follows_the_team() {
         some("platform", "cc-unassigned")
     );
     // The default rules' refusals come through unchanged.
-    let spec = spec::parse_spec(
+    let spec = berth::parse_spec(
         Path::new("web.yaml"),
         "component_name: web\nimage: nginx\nports: ['80:']\n",
     )

@@ -2,11 +2,11 @@
 //! 0.2.0), to run the default rules natively on the same input. Shared by the benchmarks
 //! and the property tests.
 
-use berth::spec::{self as wit, EnvValue, VolumeSource};
+use berth::{EnvValue, VolumeSource};
 use berth_rules::types as g;
 
 /// A spec as the guest's record.
-pub fn spec(spec: &wit::Spec) -> g::Spec {
+pub fn spec(spec: &berth::Spec) -> g::Spec {
     g::Spec {
         component_name: spec.component_name.clone(),
         image: spec.image.clone(),
@@ -77,7 +77,7 @@ pub fn spec(spec: &wit::Spec) -> g::Spec {
     }
 }
 
-fn probe(p: &wit::Probe) -> g::Probe {
+fn probe(p: &berth::Probe) -> g::Probe {
     g::Probe {
         kind: p.kind.clone(),
         endpoint: p.endpoint.clone(),
@@ -87,7 +87,7 @@ fn probe(p: &wit::Probe) -> g::Probe {
     }
 }
 
-fn amounts(a: &wit::ResourceAmounts) -> g::ResourceAmounts {
+fn amounts(a: &berth::ResourceAmounts) -> g::ResourceAmounts {
     g::ResourceAmounts {
         cpu: a.cpu.clone(),
         memory: a.memory.clone(),
@@ -95,7 +95,7 @@ fn amounts(a: &wit::ResourceAmounts) -> g::ResourceAmounts {
 }
 
 /// A site config as the guest's record.
-pub fn site(site: &wit::SiteConfig) -> g::SiteConfig {
+pub fn site(site: &berth::SiteConfig) -> g::SiteConfig {
     g::SiteConfig {
         image_pull_secrets: site.image_pull_secrets.clone(),
         filebeat: site.filebeat.as_ref().map(|f| g::Filebeat {

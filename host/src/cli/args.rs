@@ -186,7 +186,7 @@ pub enum RulesCommand {
         file: PathBuf,
         /// oci://REGISTRY/REPOSITORY:TAG
         #[arg(value_parser = oci_reference)]
-        reference: berth::oci::Reference,
+        reference: berth::Reference,
     },
     /// Show a rules component's contract version, world, size and digests.
     Inspect {
@@ -211,19 +211,19 @@ pub enum RulesLocation {
     /// A component file.
     File(PathBuf),
     /// A component in an OCI registry.
-    Oci(berth::oci::Reference),
+    Oci(berth::Reference),
 }
 
 fn rules_location(text: &str) -> Result<RulesLocation, String> {
-    if berth::oci::Reference::is_oci(text) {
+    if berth::Reference::is_oci(text) {
         oci_reference(text).map(RulesLocation::Oci)
     } else {
         Ok(RulesLocation::File(PathBuf::from(text)))
     }
 }
 
-fn oci_reference(text: &str) -> Result<berth::oci::Reference, String> {
-    berth::oci::Reference::parse(text).map_err(|e| e.reason)
+fn oci_reference(text: &str) -> Result<berth::Reference, String> {
+    berth::Reference::parse(text).map_err(|e| e.reason)
 }
 
 /// Which spec, site config and rules to build with.
@@ -324,11 +324,11 @@ pub enum RenderFormat {
     Json,
 }
 
-impl From<RenderFormat> for berth::render::Format {
+impl From<RenderFormat> for berth::Format {
     fn from(format: RenderFormat) -> Self {
         match format {
-            RenderFormat::Yaml => berth::render::Format::Yaml,
-            RenderFormat::Json => berth::render::Format::Json,
+            RenderFormat::Yaml => berth::Format::Yaml,
+            RenderFormat::Json => berth::Format::Json,
         }
     }
 }

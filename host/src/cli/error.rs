@@ -1,8 +1,8 @@
 //! The command line's error: what failed, from any layer of the library, plus the CLI's
 //! own steps; and the exit status each maps to.
 
-use berth::cluster::ClusterError;
-use berth::render::{FormatError, RenderError};
+use berth::ClusterError;
+use berth::{FormatError, RenderError};
 use berth::{InputError, RulesError};
 
 use super::exit_codes::ExitStatus;
@@ -18,7 +18,7 @@ pub enum CliError {
     Rules(#[from] RulesError),
     /// Pulling or pushing a rules component failed.
     #[error(transparent)]
-    Oci(#[from] berth::oci::OciError),
+    Oci(#[from] berth::OciError),
     /// Rendering failed.
     #[error(transparent)]
     Render(#[from] RenderError),

@@ -5,10 +5,10 @@
 use std::future::Future;
 use std::io::IsTerminal;
 
-use berth::cluster::{Cluster, ClusterError, DeployReport, UndoReport};
-use berth::render::{Built, RenderError};
-use berth::spec::Origin;
+use berth::Origin;
+use berth::{Built, RenderError};
 use berth::{Capabilities, Rendered, Rules, SiteConfig, Spec};
+use berth::{Cluster, ClusterError, DeployReport, UndoReport};
 use futures::StreamExt;
 use serde::Serialize;
 

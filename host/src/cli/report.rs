@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::args::Output;
 use super::error::CliError;
-use berth::cluster::{
+use berth::{
     ComponentSummary, DeployReport, ExecLine, ExecOutcome, Revision, Status, Stream,
     UndeployReport, UndoReport,
 };
@@ -263,18 +263,16 @@ mod tests {
 
     #[test]
     fn the_list_is_a_table_with_short_digests() {
-        let c = ComponentSummary {
-            namespace: "shop".into(),
-            name: "web".into(),
-            deployment: "dep-web".into(),
-            ready: 1,
-            desired: 2,
-            images: vec!["nginx:1.27".into()],
-            revision: Some("3".into()),
-            rules_digest: Some(format!("sha256:{}", "ab".repeat(32))),
-            created: None,
-            age_seconds: Some(90),
-        };
+        let mut c = ComponentSummary::default();
+        c.namespace = "shop".into();
+        c.name = "web".into();
+        c.deployment = "dep-web".into();
+        c.ready = 1;
+        c.desired = 2;
+        c.images = vec!["nginx:1.27".into()];
+        c.revision = Some("3".into());
+        c.rules_digest = Some(format!("sha256:{}", "ab".repeat(32)));
+        c.age_seconds = Some(90);
         assert_eq!(
             list(&[c], Output::Text),
             "NAMESPACE  NAME  READY  IMAGES      REVISION  RULES                AGE\n\

@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use berth::oci::{self, Registry};
-use berth::runtime::{Rules, RulesOptions, world_name};
+use berth::Registry;
+use berth::{Rules, RulesOptions};
 
 use super::args::{Output, RulesCommand, RulesLocation};
 use super::error::CliError;
@@ -16,7 +16,7 @@ pub async fn load(location: &RulesLocation, options: &RulesOptions) -> Result<Ru
     match location {
         RulesLocation::File(path) => Ok(Rules::from_file(path, options)?),
         RulesLocation::Oci(reference) => {
-            let registry = Registry::new(oci::RegistryOptions::default())?;
+            let registry = Registry::new(berth::RegistryOptions::default())?;
             let pulled = registry.pull(reference).await?;
             Ok(Rules::from_pulled(&pulled, options)?)
         }
@@ -33,7 +33,7 @@ pub async fn run(command: RulesCommand) -> Result<ExitStatus, CliError> {
                 path: file.clone(),
                 source,
             })?;
-            let registry = Registry::new(oci::RegistryOptions::default())?;
+            let registry = Registry::new(berth::RegistryOptions::default())?;
             let pushed = registry
                 .push(&reference, &bytes, rules.interfaces())
                 .await?;
@@ -61,7 +61,7 @@ pub async fn run(command: RulesCommand) -> Result<ExitStatus, CliError> {
 /// What `berth rules inspect` prints.
 fn inspect(rules: &Rules, output: Output) -> String {
     let info = rules.interfaces();
-    let world = world_name(rules.contract_version());
+    let world = rules.world();
     let digest = format!("sha256:{}", rules.digest());
     match output {
         Output::Json => {

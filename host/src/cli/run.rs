@@ -3,10 +3,10 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use berth::cluster::{Change, Cluster, ClusterError, Connection, ExecLine, Scope};
-use berth::render::Secrets;
-use berth::runtime::{Rules, RulesOptions};
-use berth::{Capabilities, SiteConfig, spec};
+use berth::Secrets;
+use berth::{Capabilities, SiteConfig};
+use berth::{Change, Cluster, ClusterError, Connection, ExecLine, Scope};
+use berth::{Rules, RulesOptions};
 
 use super::args::{
     BuildArgs, Cli, ClusterCommand, Command, DryRun, Output, RenderFormat, RulesLocation, WaitArgs,
@@ -79,14 +79,14 @@ fn render_command(
     (output, show_secrets): (RenderFormat, bool),
     namespace: &str,
 ) -> Result<ExitStatus, CliError> {
-    let specs = spec::load_specs(&build.spec)?;
+    let specs = berth::load_specs(&build.spec)?;
     let rendered = rules.render_all(&specs, &site, capabilities, namespace)?;
     let secrets = if show_secrets {
         Secrets::Show
     } else {
         Secrets::Mask
     };
-    report::write_stdout(&berth::render::format(&rendered, output.into(), secrets)?)?;
+    report::write_stdout(&berth::format_rendered(&rendered, output.into(), secrets)?)?;
     Ok(ExitStatus::Success)
 }
 
@@ -102,7 +102,7 @@ async fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliErro
 
 fn site(args: &BuildArgs) -> Result<SiteConfig, CliError> {
     let mut site = match &args.config {
-        Some(path) => spec::load_site(path)?,
+        Some(path) => berth::load_site(path)?,
         None => SiteConfig::default(),
     };
     site.allowed_kinds.extend(args.allow_kind.iter().cloned());
@@ -126,7 +126,7 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
             output,
         } => {
             // Parse and render before changing anything: bad input changes nothing.
-            let specs = spec::load_specs(&build.spec)?;
+            let specs = berth::load_specs(&build.spec)?;
             let (site, rules) = site_and_rules(&build).await?;
             // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
             let capabilities = cluster.capabilities().await?;
@@ -408,7 +408,7 @@ async fn diff_command(
     show_secrets: bool,
     output: Output,
 ) -> Result<ExitStatus, CliError> {
-    let specs = spec::load_specs(&build.spec)?;
+    let specs = berth::load_specs(&build.spec)?;
     let (site, rules) = site_and_rules(build).await?;
     let capabilities = cluster.capabilities().await?;
     let rendered = fleet::render_each(&rules, &specs, &site, &capabilities, cluster.namespace());
@@ -472,7 +472,7 @@ async fn diff_command(
 /// `results` in the order of the specs they came from.
 fn results_in_order<T>(
     mut results: Vec<(String, T)>,
-    specs: &[(spec::Origin, berth::Spec)],
+    specs: &[(berth::Origin, berth::Spec)],
 ) -> Vec<(String, T)> {
     let position = |name: &str| specs.iter().position(|(_, s)| s.component_name == name);
     results.sort_by_key(|(name, _)| position(name));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use berth::runtime::{MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY};
+use berth::Limits;
 
 const DURATION: &str = "a duration like 500ms, 90s, 2m, 1h or seconds";
 
@@ -23,7 +23,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 /// A duration in 10ms..=10m: how long the rules may take for one component.
 pub fn rules_deadline(text: &str) -> Result<Duration, String> {
     let deadline = duration(text)?;
-    if (MIN_DEADLINE..=MAX_DEADLINE).contains(&deadline) {
+    if (Limits::MIN_DEADLINE..=Limits::MAX_DEADLINE).contains(&deadline) {
         Ok(deadline)
     } else {
         Err(format!("{text:?} is out of range: from 10ms to 10m"))
@@ -40,7 +40,7 @@ pub fn rules_memory(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is not a size like 64Mi, 1Gi or 1048576"))?;
     n.checked_mul(1 << shift)
         .and_then(|bytes| usize::try_from(bytes).ok())
-        .filter(|bytes| (MIN_MEMORY..=MAX_MEMORY).contains(bytes))
+        .filter(|bytes| (Limits::MIN_MEMORY..=Limits::MAX_MEMORY).contains(bytes))
         .ok_or_else(|| format!("{text:?} is out of range: from 1Mi to 4Gi"))
 }
 
@@ -98,8 +98,8 @@ mod tests {
     #[test]
     fn rules_deadlines_share_the_grammar() {
         assert_eq!(rules_deadline("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(rules_deadline("10ms"), Ok(MIN_DEADLINE));
-        assert_eq!(rules_deadline("10m"), Ok(MAX_DEADLINE));
+        assert_eq!(rules_deadline("10ms"), Ok(Limits::MIN_DEADLINE));
+        assert_eq!(rules_deadline("10m"), Ok(Limits::MAX_DEADLINE));
         assert_eq!(rules_deadline("3"), Ok(Duration::from_secs(3)));
         for out in ["0s", "9ms", "601s", "11m", "1h"] {
             assert_eq!(
@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(rules_memory("1Gi"), Ok(1 << 30));
         assert_eq!(rules_memory("2048Ki"), Ok(2 << 20));
         assert_eq!(rules_memory("1048576"), Ok(1 << 20));
-        assert_eq!(rules_memory("4Gi"), Ok(MAX_MEMORY));
+        assert_eq!(rules_memory("4Gi"), Ok(Limits::MAX_MEMORY));
         for bad in ["", "Mi", "64M", "64MiB", "-1Mi", "1.5Gi", "0x10"] {
             assert!(
                 rules_memory(bad).unwrap_err().contains("is not a size"),

@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::apply::{Action, kinds_by_rank};
 use super::owned::always_looked_for;
 use super::owners::TakenOver;
+use super::plan::plan;
 use super::request::GroupKind;
 use super::resources::Resources;
-use super::plan::plan;
 use super::undo::{Undo, UndoReport};
 use super::{Cluster, ClusterError, name_of};
 use crate::kinds::DEFAULT_KINDS;
@@ -21,6 +21,7 @@ use crate::selector::Selector;
 
 /// The deployment description: what was deployed where, and what happened to each object.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct DeployReport {
     /// Namespace of the objects.
     pub namespace: String,
@@ -46,6 +47,7 @@ pub struct DeployReport {
 
 /// What undeploy removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct UndeployReport {
     /// Namespace of the objects.
     pub namespace: String,

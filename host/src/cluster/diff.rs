@@ -31,6 +31,7 @@ pub enum Change {
 /// One object as it is and as a deploy would leave it, without what the API server keeps
 /// for itself (managed fields, resource version, generation, uid, creation time, status).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ObjectDiff {
     /// The object.
     pub object: ObjectRef,
@@ -129,12 +130,18 @@ impl Cluster {
         for step in &plan.steps {
             let done = dry.consistent_step(component, step).await?;
             let object = match &done.after {
-                Some(after) => {
-                    ObjectRef::of(&done.reference.api_version, &done.reference.kind, &after.metadata)
-                }
+                Some(after) => ObjectRef::of(
+                    &done.reference.api_version,
+                    &done.reference.kind,
+                    &after.metadata,
+                ),
                 None => done.reference.clone(),
             };
-            diffs.push(ObjectDiff::new(object, done.live.as_ref(), done.after.as_ref()));
+            diffs.push(ObjectDiff::new(
+                object,
+                done.live.as_ref(),
+                done.after.as_ref(),
+            ));
         }
         Ok(diffs)
     }

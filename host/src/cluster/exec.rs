@@ -34,6 +34,7 @@ pub struct ExecLine<'a> {
 
 /// How the command went in one pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ExecOutcome {
     /// Pod name.
     pub pod: String,

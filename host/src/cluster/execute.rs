@@ -6,7 +6,9 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
-use super::apply::{Action, Member, Update, berth_fields, comparable, created_by_berth, is_berth_apply};
+use super::apply::{
+    Action, Member, Update, berth_fields, comparable, created_by_berth, is_berth_apply,
+};
 use super::owners::{TakenOver, taken_over};
 use super::plan::{Inverse, Step, step};
 use super::request::{Manager, retry_conflicts};
@@ -42,7 +44,9 @@ impl Cluster {
         journal: &mut Undo,
         done: &mut Vec<Done>,
     ) -> Result<(), ClusterError> {
-        let parent = self.widen_inventory(&plan.component, &plan.widened()).await?;
+        let parent = self
+            .widen_inventory(&plan.component, &plan.widened())
+            .await?;
         if parent.created {
             journal.parent_created = Some(parent.object.clone());
         } else {
@@ -51,7 +55,9 @@ impl Cluster {
         for step in &plan.steps {
             let outcome = self.execute_step(&plan.component, step).await?;
             if let Some(inverse) = &outcome.inverse {
-                journal.steps.push((outcome.reference.clone(), inverse.clone()));
+                journal
+                    .steps
+                    .push((outcome.reference.clone(), inverse.clone()));
             }
             done.push(outcome);
         }
@@ -76,7 +82,8 @@ impl Cluster {
                 ..
             } => self.update(member, live, update, step).await,
             Step::Prune { resource, live } => {
-                let reference = ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata);
+                let reference =
+                    ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata);
                 self.requests
                     .delete(resource, &reference, None)
                     .await

@@ -5,8 +5,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ApiResource, ListParams};
 use serde::Serialize;
 
-use super::request::retry_conflicts;
 use super::request::REVISION_ANNOTATION;
+use super::request::retry_conflicts;
 use super::{Cluster, ClusterError, name_of};
 use crate::selector::Selector;
 
@@ -15,6 +15,7 @@ const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 /// One revision of a Deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Revision {
     /// Revision number.
     pub revision: i64,

@@ -21,7 +21,8 @@ pub enum Scope {
 }
 
 /// One component, as `list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ComponentSummary {
     /// The namespace.
     pub namespace: String,

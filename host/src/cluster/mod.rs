@@ -41,9 +41,7 @@ pub use diff::{Change, ObjectDiff};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
 pub use history::Revision;
-pub use inventory::{
-    GROUP_KINDS_ANNOTATION, ID_LABEL, PART_OF_LABEL, TOOLING_ANNOTATION, applyset_id, parent_name,
-};
+pub use inventory::applyset_id;
 pub use list::{ComponentSummary, Scope};
 pub use owners::TakenOver;
 pub use rollout::{RolloutState, Scaled, Status, Upgraded};

@@ -7,9 +7,9 @@ use kube::api::{ApiResource, DynamicObject};
 
 use super::apply::{Member, by_rank};
 use super::inventory::ID_LABEL;
+use super::plan::{Live, looks_for_owned};
 use super::request::GroupKind;
 use super::resources::Resources;
-use super::plan::{Live, looks_for_owned};
 use super::{Cluster, ClusterError, owned_by};
 
 impl Cluster {
@@ -41,7 +41,10 @@ impl Cluster {
         }
         if looks_for_owned(&live) {
             let before = live.inventory.clone().unwrap_or_default();
-            live.owned = Some(self.owned_of_kinds(component, members, &before, found).await?);
+            live.owned = Some(
+                self.owned_of_kinds(component, members, &before, found)
+                    .await?,
+            );
         }
         Ok(live)
     }

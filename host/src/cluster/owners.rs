@@ -12,6 +12,7 @@ use super::FIELD_MANAGER;
 
 /// Fields of an object that another field manager owned and berth's apply took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TakenOver {
     /// The manager that owned them (`kubectl-edit`, `hotfix`, …).
     pub manager: String,

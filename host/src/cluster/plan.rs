@@ -34,7 +34,7 @@ pub(super) enum Step {
         /// The object as berth applies it.
         member: Member,
         /// The object as it is.
-        live: DynamicObject,
+        live: Box<DynamicObject>,
         /// The requests that write it.
         update: Update,
         /// The object carries the component's ownership labels but its inventory does not
@@ -100,7 +100,7 @@ impl Step {
         match self {
             Step::Create(member) => Inverse::Delete(member.resource.clone()),
             Step::Update { member, live, .. } => {
-                Inverse::Restore(member.resource.clone(), live.clone())
+                Inverse::Restore(member.resource.clone(), (**live).clone())
             }
             Step::Prune { resource, live } => Inverse::Recreate(resource.clone(), live.clone()),
         }
@@ -175,7 +175,7 @@ pub(super) fn step(
     check_owner(live, &reference, component)?;
     Ok(Step::Update {
         member: member.clone(),
-        live: live.clone(),
+        live: Box::new(live.clone()),
         update: update(member, live),
         adopt: !inventory.is_some_and(|kinds| kinds.contains(&member.group_kind())),
     })
@@ -254,7 +254,10 @@ mod tests {
         if let Some(replicas) = replicas {
             spec["replicas"] = json!(replicas);
         }
-        let (config, service) = (resource("", "v1", "ConfigMap"), resource("", "v1", "Service"));
+        let (config, service) = (
+            resource("", "v1", "ConfigMap"),
+            resource("", "v1", "Service"),
+        );
         vec![
             Member {
                 object: object(&config, "web-env", json!({"data": {"A": "1"}})),
@@ -306,7 +309,12 @@ mod tests {
                 .iter()
                 .map(|m| ((m.group_kind(), m.name()), live(m)))
                 .collect(),
-            owned: Some(members.iter().map(|m| (m.resource.clone(), live(m))).collect()),
+            owned: Some(
+                members
+                    .iter()
+                    .map(|m| (m.resource.clone(), live(m)))
+                    .collect(),
+            ),
         }
     }
 
@@ -342,7 +350,8 @@ mod tests {
     #[test]
     fn a_redeploy_applies_over_each_object_and_undoes_by_putting_it_back() {
         let members = members(Some(2), json!({"team": "a"}));
-        let fields = json!({"f:metadata": {"f:labels": {"f:team": {}}}, "f:spec": {"f:replicas": {}}});
+        let fields =
+            json!({"f:metadata": {"f:labels": {"f:team": {}}}, "f:spec": {"f:replicas": {}}});
         let live = all_live(&members, &berth_applied(fields));
         assert!(looks_for_owned(&live));
         let plan = plan("web", &members, &live).unwrap();
@@ -372,13 +381,21 @@ mod tests {
         assert_eq!(dropped.steps[2].kind(), StepKind::ApplyRemoving);
 
         // An autoscaler appears: the rules render no replicas; berth owned them.
-        let scaled = plan("web", &members(None, json!({"team": "a", "tier": "b"})), &live).unwrap();
+        let scaled = plan(
+            "web",
+            &members(None, json!({"team": "a", "tier": "b"})),
+            &live,
+        )
+        .unwrap();
         assert_eq!(scaled.steps[2].kind(), StepKind::HandOver);
         let Step::Update { update, .. } = &scaled.steps[2] else {
             panic!("an update");
         };
         assert_eq!(
-            update.handover.as_ref().and_then(|h| h.pointer("/spec/replicas")),
+            update
+                .handover
+                .as_ref()
+                .and_then(|h| h.pointer("/spec/replicas")),
             Some(&json!(2)),
             "handed over at the live count"
         );
@@ -387,12 +404,17 @@ mod tests {
     #[test]
     fn a_field_another_manager_owns_is_left_to_it() {
         let members = members(Some(2), json!({"team": "a"}));
-        let mut fields = berth_applied(json!({"f:metadata": {"f:labels": {"f:team": {}, "f:tier": {}}}}));
+        let mut fields =
+            berth_applied(json!({"f:metadata": {"f:labels": {"f:team": {}, "f:tier": {}}}}));
         fields.as_array_mut().unwrap().push(json!({
             "manager": "kubectl-edit", "operation": "Update", "fieldsType": "FieldsV1",
             "fieldsV1": {"f:metadata": {"f:labels": {"f:tier": {}}}}}));
         let plan = plan("web", &members, &all_live(&members, &fields)).unwrap();
-        assert_eq!(plan.steps[2].kind(), StepKind::Apply, "nothing of berth's alone to remove");
+        assert_eq!(
+            plan.steps[2].kind(),
+            StepKind::Apply,
+            "nothing of berth's alone to remove"
+        );
     }
 
     #[test]
@@ -417,7 +439,8 @@ mod tests {
         let theirs = &members[1];
         let mut foreign = theirs.object.clone();
         foreign.metadata.labels = serde_json::from_value(owned_by("other")).ok();
-        live.members.insert((theirs.group_kind(), theirs.name()), foreign);
+        live.members
+            .insert((theirs.group_kind(), theirs.name()), foreign);
         let error = plan("web", &members, &live).unwrap_err();
         assert!(
             matches!(&error, ClusterError::Foreign { object, component }
@@ -430,13 +453,27 @@ mod tests {
     fn what_the_render_no_longer_builds_is_pruned_dependents_first_and_undone_by_a_create() {
         let members = members(Some(2), json!({"team": "a"}));
         let mut live = all_live(&members, &json!([]));
-        let (pdb, old) = (resource("policy", "v1", "PodDisruptionBudget"), resource("apps", "v1", "Deployment"));
-        let budget = object(&pdb, "web", json!({"metadata": {"name": "web", "labels": owned_by("web")}}));
-        let renamed = object(&old, "web-old", json!({"metadata": {"name": "web-old", "labels": owned_by("web")}}));
+        let (pdb, old) = (
+            resource("policy", "v1", "PodDisruptionBudget"),
+            resource("apps", "v1", "Deployment"),
+        );
+        let budget = object(
+            &pdb,
+            "web",
+            json!({"metadata": {"name": "web", "labels": owned_by("web")}}),
+        );
+        let renamed = object(
+            &old,
+            "web-old",
+            json!({"metadata": {"name": "web-old", "labels": owned_by("web")}}),
+        );
         let owned = live.owned.as_mut().unwrap();
         owned.push((old.clone(), renamed.clone()));
         owned.push((pdb.clone(), budget.clone()));
-        live.inventory.as_mut().unwrap().insert(GroupKind::new("policy", "PodDisruptionBudget"));
+        live.inventory
+            .as_mut()
+            .unwrap()
+            .insert(GroupKind::new("policy", "PodDisruptionBudget"));
         let plan = plan("web", &members, &live).unwrap();
         assert_eq!(
             kinds(&plan)[3..],
@@ -446,7 +483,14 @@ mod tests {
             ]
         );
         assert_eq!(plan.steps[3].inverse(), Inverse::Recreate(pdb, budget));
-        assert!(plan.widened().contains(&GroupKind::new("policy", "PodDisruptionBudget")));
-        assert!(!plan.kinds.contains(&GroupKind::new("policy", "PodDisruptionBudget")));
+        assert!(
+            plan.widened()
+                .contains(&GroupKind::new("policy", "PodDisruptionBudget"))
+        );
+        assert!(
+            !plan
+                .kinds
+                .contains(&GroupKind::new("policy", "PodDisruptionBudget"))
+        );
     }
 }

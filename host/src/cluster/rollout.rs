@@ -16,6 +16,7 @@ use crate::objects::ObjectRef;
 
 /// A Deployment's replicas and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Status {
     /// The namespace.
     pub namespace: String,

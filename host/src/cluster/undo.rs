@@ -30,6 +30,7 @@ pub(super) struct Undo {
 
 /// What [`Cluster::undo`] did, and what it could not do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct UndoReport {
     /// Objects the deploy had created, deleted again.
     pub removed: Vec<ObjectRef>,
@@ -81,10 +82,14 @@ impl Cluster {
     /// created goes, newest first; the inventory last, and only when nothing it names is
     /// left behind.
     async fn undo_steps(&self, undo: &Undo, done: &mut UndoReport) {
-        let restores = undo.steps.iter().rev().filter_map(|(_, inverse)| match inverse {
-            Inverse::Restore(resource, before) => Some((resource, before)),
-            _ => None,
-        });
+        let restores = undo
+            .steps
+            .iter()
+            .rev()
+            .filter_map(|(_, inverse)| match inverse {
+                Inverse::Restore(resource, before) => Some((resource, before)),
+                _ => None,
+            });
         for (resource, before) in restores {
             let object = ObjectRef::of(&resource.api_version, &resource.kind, &before.metadata);
             match self.restore(resource, before).await {
@@ -107,10 +112,14 @@ impl Cluster {
                 Err(e) => done.failed.push((object, describe(&e))),
             }
         }
-        let deletes = undo.steps.iter().rev().filter_map(|(object, inverse)| match inverse {
-            Inverse::Delete(resource) => Some((resource, object)),
-            _ => None,
-        });
+        let deletes = undo
+            .steps
+            .iter()
+            .rev()
+            .filter_map(|(object, inverse)| match inverse {
+                Inverse::Delete(resource) => Some((resource, object)),
+                _ => None,
+            });
         for (resource, object) in deletes {
             let background = Some(PropagationPolicy::Background);
             match self.requests.delete(resource, object, background).await {

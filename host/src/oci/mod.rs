@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 pub use auth::{Credentials, docker_config_path};
 pub use error::OciError;
-pub use reference::{Reference, ReferenceError, SCHEME};
+pub use reference::{Reference, ReferenceError};
 
 /// Media type of the manifest berth pushes and reads.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -46,7 +46,7 @@ pub struct RegistryOptions {
 
 impl Default for RegistryOptions {
     /// berth's cache directory (as for compiled components), Docker's config file
-    /// ([`docker_config_path`]), 30 s per request.
+    /// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), 30 s per request.
     fn default() -> Self {
         Self {
             cache_dir: crate::cache_dir::default_dir(),

@@ -24,33 +24,33 @@ impl Default for Limits {
     }
 }
 
-/// Shortest deadline: one tick of the deadline clock.
-pub const MIN_DEADLINE: Duration = Duration::from_millis(10);
-/// Longest deadline; rules are a pure function of small inputs.
-pub const MAX_DEADLINE: Duration = Duration::from_secs(600);
-/// Smallest memory cap: below it not even an empty Rust component instantiates.
-pub const MIN_MEMORY: usize = 1 << 20;
-/// Largest memory cap: what 32-bit linear memory can address.
-pub const MAX_MEMORY: usize = 4 << 30;
-
 /// A limit berth cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
-    /// The deadline is outside [`MIN_DEADLINE`]..=[`MAX_DEADLINE`].
+    /// The deadline is outside [`Limits::MIN_DEADLINE`]..=[`Limits::MAX_DEADLINE`].
     #[error("deadline {0:?} is out of range: from 10ms to 10m")]
     Deadline(Duration),
-    /// The memory cap is outside [`MIN_MEMORY`]..=[`MAX_MEMORY`].
+    /// The memory cap is outside [`Limits::MIN_MEMORY`]..=[`Limits::MAX_MEMORY`].
     #[error("memory {0} bytes is out of range: from 1Mi to 4Gi")]
     Memory(usize),
 }
 
 impl Limits {
+    /// Shortest deadline: one tick of the deadline clock.
+    pub const MIN_DEADLINE: Duration = Duration::from_millis(10);
+    /// Longest deadline; rules are a pure function of small inputs.
+    pub const MAX_DEADLINE: Duration = Duration::from_secs(600);
+    /// Smallest memory cap: below it not even an empty Rust component instantiates.
+    pub const MIN_MEMORY: usize = 1 << 20;
+    /// Largest memory cap: what 32-bit linear memory can address.
+    pub const MAX_MEMORY: usize = 4 << 30;
+
     /// Whether berth accepts these limits.
     pub fn check(&self) -> Result<(), LimitError> {
-        if !(MIN_DEADLINE..=MAX_DEADLINE).contains(&self.deadline) {
+        if !(Self::MIN_DEADLINE..=Self::MAX_DEADLINE).contains(&self.deadline) {
             return Err(LimitError::Deadline(self.deadline));
         }
-        if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
+        if !(Self::MIN_MEMORY..=Self::MAX_MEMORY).contains(&self.memory) {
             return Err(LimitError::Memory(self.memory));
         }
         Ok(())
@@ -69,16 +69,16 @@ mod tests {
             memory,
             ..Limits::default()
         };
-        assert_eq!(at(MIN_DEADLINE, MIN_MEMORY).check(), Ok(()));
-        assert_eq!(at(MAX_DEADLINE, MAX_MEMORY).check(), Ok(()));
+        assert_eq!(at(Limits::MIN_DEADLINE, Limits::MIN_MEMORY).check(), Ok(()));
+        assert_eq!(at(Limits::MAX_DEADLINE, Limits::MAX_MEMORY).check(), Ok(()));
         let short = Duration::from_millis(9);
         assert_eq!(
-            at(short, MIN_MEMORY).check(),
+            at(short, Limits::MIN_MEMORY).check(),
             Err(LimitError::Deadline(short))
         );
         assert_eq!(
-            at(MIN_DEADLINE, MIN_MEMORY - 1).check(),
-            Err(LimitError::Memory(MIN_MEMORY - 1))
+            at(Limits::MIN_DEADLINE, Limits::MIN_MEMORY - 1).check(),
+            Err(LimitError::Memory(Limits::MIN_MEMORY - 1))
         );
     }
 }

@@ -16,11 +16,11 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use error::RulesError;
-pub use limits::{LimitError, Limits, MAX_DEADLINE, MAX_MEMORY, MIN_DEADLINE, MIN_MEMORY};
+pub use limits::{LimitError, Limits};
 pub use rules::Rules;
 pub use sandbox::MemoryExceeded;
 pub(crate) use sandbox::shared as shared_capabilities;
-pub use world::{PACKAGE, SUPPORTED_VERSIONS, supported_worlds, world_name};
+pub use world::{PACKAGE, world_name};
 
 /// The default rules, built from `guest/` and embedded in the binary.
 pub static DEFAULT_RULES: &[u8] = include_bytes!(env!("BERTH_DEFAULT_RULES"));
@@ -142,7 +142,7 @@ const POOLED_INSTANCES: u32 = 64;
 /// The pooling allocator: every build gets a fresh instance, so its memory and tables come
 /// from slots prepared once (their copy-on-write images mapped) and reset after use
 /// rather than mapped anew each time. A slot
-/// is as large as the largest memory cap berth accepts ([`MAX_MEMORY`], address space only),
+/// is as large as the largest memory cap berth accepts ([`Limits::MAX_MEMORY`], address space only),
 /// so a component's own cap is enforced by its store's limiter, not by the pool.
 fn pool(keep_resident: usize) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
@@ -150,7 +150,7 @@ fn pool(keep_resident: usize) -> PoolingAllocationConfig {
         .total_core_instances(POOLED_INSTANCES * 16)
         .total_memories(POOLED_INSTANCES * 4)
         .total_tables(POOLED_INSTANCES * 8)
-        .max_memory_size(MAX_MEMORY)
+        .max_memory_size(Limits::MAX_MEMORY)
         .table_elements(sandbox::TABLE_ELEMENTS)
         .linear_memory_keep_resident(keep_resident)
         .table_keep_resident(1 << 16);

@@ -155,6 +155,11 @@ impl Rules {
         })
     }
 
+    /// The world the component implements: `berth:rules/rules@0.2.0`.
+    pub fn world(&self) -> String {
+        super::world_name(self.contract_version())
+    }
+
     /// The version of `berth:rules` the component was built for (`0.1.0`, `0.2.0`).
     pub fn contract_version(&self) -> &'static str {
         match self.bound {

@@ -420,6 +420,13 @@ async fn a_deploy_makes_a_read_and_an_apply_per_object_and_nothing_else() {
         1 + 3 * 2,
         "the inventory's create; a read and an apply for each of two Services and a Deployment"
     );
+    // Counted from a settled state: while the Deployment rolls out its controller writes
+    // its status, and such a write between berth's read (the plan's) and its conditional
+    // take-over patch below costs one read and one patch more (a conflict, handled).
+    cluster
+        .wait(&component, std::time::Duration::from_secs(60), |_| {})
+        .await
+        .expect("rolled out");
     requests.store(0, Ordering::SeqCst);
     cluster
         .deploy(&component, rendered.clone())

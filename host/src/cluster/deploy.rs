@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
 use serde::Serialize;
 
-use super::apply::{Action, kinds_by_rank};
+use super::apply::{Action, Member, kinds_by_rank};
 use super::owned::always_looked_for;
 use super::owners::TakenOver;
 use super::plan::plan;
@@ -83,14 +83,31 @@ impl Cluster {
     ) -> Result<DeployReport, ClusterError> {
         let mut found = Resources::default();
         let members = self.members(component, &rendered, &mut found).await?;
-        let live = self.live(component, &members, &mut found).await?;
-        let plan = plan(component, &members, &live)?;
         let mut journal = Undo {
             component: component.to_owned(),
             ..Undo::default()
         };
         let mut done = Vec::new();
-        let outcome = self.execute(&plan, &mut journal, &mut done).await;
+        let mut adopted = Vec::new();
+        let outcome = async {
+            // The inventory first, naming every kind this call may create (so a deploy
+            // killed at any point leaves nothing it does not name); then the plan, from
+            // what the cluster holds.
+            let kinds = members.iter().map(Member::group_kind).collect();
+            let parent = self.widen_inventory(component, &kinds).await?;
+            let before = if parent.created {
+                journal.parent_created = Some(parent.object.clone());
+                None
+            } else {
+                journal.parent_kinds_before = Some(parent.before.clone());
+                Some(parent.before)
+            };
+            let live = self.live(component, &members, before, &mut found).await?;
+            let plan = plan(component, &members, &live)?;
+            adopted = plan.adopted().collect();
+            self.execute(&plan, &mut journal, &mut done).await
+        }
+        .await;
         let report = DeployReport {
             namespace: self.namespace().to_owned(),
             deployment: name_of(&rendered.deployment.metadata),
@@ -103,7 +120,7 @@ impl Cluster {
                 .iter()
                 .flat_map(|d| d.taken.iter().map(|t| (d.reference.clone(), t.clone())))
                 .collect(),
-            adopted: plan.adopted().collect(),
+            adopted,
             actions: done.into_iter().map(|d| (d.reference, d.action)).collect(),
             dry_run: self.is_dry_run(),
             undo: journal,

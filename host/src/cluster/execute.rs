@@ -35,33 +35,24 @@ pub(super) struct Done {
 }
 
 impl Cluster {
-    /// Carry out `plan`: widen the inventory to every kind a step may create, do each step in
-    /// order, then narrow the inventory to what is left. `journal` holds what undoes each
-    /// write done, whether the plan finishes or fails half-way; `done` each step's outcome.
+    /// Carry out `plan` on a cluster whose inventory already names every kind a step may
+    /// create ([`Cluster::widen_inventory`]): each step in order, then the inventory narrowed
+    /// to what is left. `journal` holds what undoes each write done, whether the plan
+    /// finishes or fails half-way; `done` each step's outcome.
     pub(super) async fn execute(
         &self,
         plan: &Plan,
         journal: &mut Undo,
         done: &mut Vec<Done>,
     ) -> Result<(), ClusterError> {
-        let parent = self
-            .widen_inventory(&plan.component, &plan.widened())
-            .await?;
-        if parent.created {
-            journal.parent_created = Some(parent.object.clone());
-        } else {
-            journal.parent_kinds_before = Some(parent.before.clone());
-        }
         for step in &plan.steps {
             let outcome = self.execute_step(&plan.component, step).await?;
             if let Some(inverse) = &outcome.inverse {
-                journal
-                    .steps
-                    .push((outcome.reference.clone(), inverse.clone()));
+                journal.steps.push((outcome.reference.clone(), inverse.clone()));
             }
             done.push(outcome);
         }
-        if !parent.created && parent.before.difference(&plan.kinds).next().is_some() {
+        if plan.narrows() {
             self.narrow_inventory(&plan.component, &plan.kinds).await?;
         }
         Ok(())

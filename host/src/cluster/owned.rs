@@ -13,18 +13,19 @@ use super::resources::Resources;
 use super::{Cluster, ClusterError, owned_by};
 
 impl Cluster {
-    /// What the cluster holds of `component` that a deploy of `members` plans from: its
-    /// inventory's kinds, each member's object of its name, and (unless nothing of it
-    /// exists) every object carrying its ownership labels, inventory or not, of the kinds
-    /// it has, had or always may have.
+    /// What the cluster holds of `component` that a deploy of `members` plans from, its
+    /// inventory naming `inventory` (`None`: it had none): each member's object of its
+    /// name, and (unless nothing of it exists) every object carrying its ownership labels,
+    /// inventory or not, of the kinds it has, had or always may have.
     pub(super) async fn live(
         &self,
         component: &str,
         members: &[Member],
+        inventory: Option<BTreeSet<GroupKind>>,
         found: &mut Resources,
     ) -> Result<Live, ClusterError> {
         let mut live = Live {
-            inventory: self.read_parent(component).await?.map(|(_, kinds)| kinds),
+            inventory,
             ..Live::default()
         };
         for member in members {

@@ -18,8 +18,9 @@ usage: cargo xtask <command>
   demo        berth's main job on the example components, on the local control plane
   test        every test: formatting, lints (native and guest), docs, unit, CLI and
               local-control-plane tests
-  test --quick  the edit loop's tier: formatting, lints, docs, unit, render, sandbox and
-              contract tests; no control plane, no registry
+  test --quick  the edit loop's tier: formatting, lints, docs, unit tests and the offline
+              test binary (render, sandbox, contract, runtime, site rules); no control
+              plane, no registry
   bench-cli   whole-process timing of `berth render` (installs hyperfine from Debian)
   bench-fleet 50 components deployed by one berth, by 50 berths and by kubectl (installs
               kubectl from Debian's kubernetes-client)
@@ -111,8 +112,8 @@ fn quick_test() -> Result<(), String> {
         .run_tests_until(deadline)
 }
 
-/// The integration tests `test --quick` runs: those of the rules and the render.
-const QUICK_TESTS: [&str; 3] = ["render", "sandbox", "contract"];
+/// The integration tests `test --quick` runs: the binary needing no control plane or registry.
+const QUICK_TESTS: [&str; 1] = ["offline"];
 
 fn test_phase_deadline() -> Deadline {
     let limit = std::env::var("BERTH_TEST_PHASE_LIMIT_S")

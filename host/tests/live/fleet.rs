@@ -2,7 +2,7 @@
 //! `deploy --dry-run=server`, a directory of specs deployed component by component, and a
 //! failed rollout undone.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -138,7 +138,7 @@ async fn diff_shows_what_deploy_would_change_with_kubectl_diffs_exit_codes() {
 async fn a_server_dry_run_creates_nothing_and_surfaces_the_api_servers_refusals() {
     let (client, ns) = namespace("dry").await;
     let dir = tempfile::tempdir().expect("dir");
-    let port = node_port(0);
+    let port = node_port(5);
     let taker = write_spec(
         &dir,
         &spec("taker", "example/taker:1", &format!("'80:{port}'")),
@@ -177,7 +177,7 @@ async fn a_server_dry_run_creates_nothing_and_surfaces_the_api_servers_refusals(
 async fn a_directory_deploys_each_component_on_its_own() {
     let (client, ns) = namespace("many").await;
     let dir = tempfile::tempdir().expect("dir");
-    let port = node_port(1);
+    let port = node_port(6);
     // The port another component holds already.
     ok(&berth(
         &ns,

@@ -5,7 +5,7 @@
 //! The components come from `tests/hostile/` (built here with cargo): `berth-hostile-rules`
 //! misbehaves as the spec's `component_name` says, `berth-other-world` implements
 //! `berth:rules@0.9.0`. Times and memory are printed, not asserted: run with
-//! `cargo test -p berth --test sandbox -- --nocapture` to see them.
+//! `cargo test -p berth --test offline sandbox:: -- --nocapture` to see them.
 
 use berth_e2e::command::Watchdog;
 use berth_e2e::components;

@@ -124,36 +124,7 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
             wait,
             max_concurrency,
             output,
-        } => {
-            // Parse and render before changing anything: bad input changes nothing.
-            let specs = berth::load_specs(&build.spec)?;
-            let (site, rules) = site_and_rules(&build).await?;
-            // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
-            let capabilities = cluster.capabilities().await?;
-            let target = match dry_run {
-                Some(DryRun::Server) => cluster.dry_run(),
-                None => cluster.clone(),
-            };
-            if specs.len() != 1 {
-                // Several components: each on its own, one's failure stopping no other.
-                let namespace = cluster.namespace();
-                let rendered = fleet::render_each(&rules, &specs, &site, &capabilities, namespace);
-                return Ok(fleet::deploy(&target, rendered, &wait, max_concurrency, output).await);
-            }
-            let (origin, spec) = &specs[0];
-            let rendered =
-                rules.render_from(origin, spec, &site, &capabilities, cluster.namespace())?;
-            let component = rendered.component.clone();
-            let deployed = target.deploy(&component, rendered).await?;
-            report::write_stdout(&report::deploy(&deployed, output))?;
-            let failed = match settle(&cluster, &component, &wait).await {
-                Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
-                other => return other,
-            };
-            let undone = cluster.undo(&deployed, wait.undo_timeout).await;
-            report::undone(&undone);
-            Err(CliError::NotRolledOut(failed))
-        }
+        } => deploy(&cluster, build, dry_run, wait, max_concurrency, output).await,
         ClusterCommand::Diff {
             build,
             max_concurrency,
@@ -167,198 +138,299 @@ async fn operate(connection: &Connection, command: ClusterCommand) -> Result<Exi
             max_concurrency,
             wait,
             timeout,
-        } => {
-            if let [name] = names.as_slice() {
-                let removed = cluster.undeploy(name).await?;
-                report::write_stdout(&report::undeploy(&removed))?;
-                if wait {
-                    match cluster.wait_gone(name, &removed, timeout).await {
-                        // A wait that timed out: exit 3, as every --wait's.
-                        Err(error @ ClusterError::Timeout { .. }) => {
-                            return Err(CliError::NotRolledOut(error));
-                        }
-                        other => other?,
-                    }
-                    report::write_stdout("gone\n")?;
-                }
-                return Ok(ExitStatus::Success);
-            }
-            let jobs = names.iter().map(|name| {
-                let job = async {
-                    let removed = cluster.undeploy(name).await?;
-                    if wait {
-                        cluster.wait_gone(name, &removed, timeout).await?;
-                    }
-                    Ok::<_, ClusterError>(removed)
-                };
-                (name.clone(), async move { (name, job.await) })
-            });
-            let outcomes =
-                fleet::run_all(jobs, max_concurrency, "undeploying", |(name, r)| match r {
-                    Ok(removed) => {
-                        let _ = report::write_stdout(&report::undeploy(removed));
-                    }
-                    Err(e) => eprintln!("berth: {name}: {}", crate::one_line(e)),
-                })
-                .await;
-            Ok(fleet::worst(outcomes.iter().map(|(_, r)| match r {
-                Ok(_) => ExitStatus::Success,
-                Err(ClusterError::Timeout { .. }) => ExitStatus::NotAvailable,
-                Err(_) => ExitStatus::Error,
-            })))
-        }
-        ClusterCommand::Status { names, output } => {
-            let mut statuses = Vec::new();
-            let mut failed = false;
-            for name in &names {
-                match cluster.status(name).await {
-                    Ok(status) => {
-                        if output == Output::Text {
-                            report::write_stdout(&report::status(&status, output))?;
-                        }
-                        statuses.push(status);
-                    }
-                    // One component's error is that component's: the others still show.
-                    Err(e) if names.len() > 1 => {
-                        failed = true;
-                        eprintln!("berth: {name}: {}", crate::one_line(&e));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if output == Output::Json {
-                match statuses.as_slice() {
-                    [one] if names.len() == 1 => {
-                        report::write_stdout(&report::status(one, output))?;
-                    }
-                    all => report::write_stdout(&(report::json(&all) + "\n"))?,
-                }
-            }
-            Ok(if failed {
-                ExitStatus::Error
-            } else if statuses.iter().all(|s| s.is_available) {
-                ExitStatus::Success
-            } else {
-                ExitStatus::NotAvailable
-            })
-        }
-        ClusterCommand::Wait { name, timeout } => {
-            let args = WaitArgs {
-                wait: true,
-                timeout,
-                keep_on_failure: true,
-                undo_timeout: Duration::ZERO,
-            };
-            settle(&cluster, &name, &args).await
-        }
+        } => undeploy(&cluster, names, max_concurrency, wait, timeout).await,
+        ClusterCommand::Status { names, output } => status(&cluster, names, output).await,
+        ClusterCommand::Wait { name, timeout } => wait(&cluster, name, timeout).await,
         ClusterCommand::Scale {
             name,
             replicas,
             wait,
-        } => {
-            let scaled = cluster.scale(&name, i32::from(replicas)).await?;
-            let previous = scaled.previous;
-            report::write_stdout(&format!("scaled {name} to {replicas} replicas\n"))?;
-            let failed = match settle(&cluster, &name, &wait).await {
-                Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
-                other => return other,
-            };
-            let back = tokio::time::timeout(wait.undo_timeout, cluster.undo_scale(&scaled));
-            match back.await {
-                Ok(Ok(_)) => eprintln!("undone: scaled {name} back to {previous} replicas"),
-                Ok(Err(e)) => eprintln!("could not scale {name} back to {previous}: {e}"),
-                Err(_) => eprintln!(
-                    "could not scale {name} back to {previous}: undo timed out after {:?}",
-                    wait.undo_timeout
-                ),
-            }
-            Err(CliError::NotRolledOut(failed))
-        }
+        } => scale(&cluster, name, replicas, wait).await,
         ClusterCommand::Upgrade {
             name,
             image,
             container_index,
             wait,
-        } => {
-            let upgraded = cluster.upgrade(&name, &image, container_index).await?;
-            let old = &upgraded.previous;
-            report::write_stdout(&format!(
-                "upgraded {name} container {container_index}: {old} -> {image}\n"
-            ))?;
-            let failed = match settle(&cluster, &name, &wait).await {
-                Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
-                other => return other,
-            };
-            let back = cluster.undo_upgrade(&upgraded);
-            match tokio::time::timeout(wait.undo_timeout, back).await {
-                Ok(Ok(_)) => eprintln!(
-                    "undone: container {container_index} of {name} back to {old} (a new revision in its history)"
-                ),
-                Ok(Err(e)) => eprintln!("could not put {old} back in {name}: {e}"),
-                Err(_) => eprintln!(
-                    "could not put {old} back in {name}: undo timed out after {:?}",
-                    wait.undo_timeout
-                ),
-            }
-            Err(CliError::NotRolledOut(failed))
-        }
+        } => upgrade(&cluster, name, image, container_index, wait).await,
         ClusterCommand::Rollback {
             name,
             to_revision,
             wait,
-        } => {
-            let restored = cluster
-                .rollback(&name, i64::from(to_revision.unwrap_or(0)))
-                .await?;
-            report::write_stdout(&format!(
-                "rolled back {name} to revision {} ({})\n",
-                restored.revision,
-                restored.images.join(", ")
-            ))?;
-            settle(&cluster, &name, &wait).await
-        }
+        } => rollback(&cluster, name, to_revision, wait).await,
         ClusterCommand::List {
             all_namespaces,
             selector,
             output,
-        } => {
-            let scope = if all_namespaces {
-                Scope::AllNamespaces
-            } else {
-                Scope::Namespace
-            };
-            let components = cluster.list(scope, selector.as_deref()).await?;
-            report::write_stdout(&report::list(&components, output))?;
-            Ok(ExitStatus::Success)
-        }
-        ClusterCommand::History { name, output } => {
-            let revisions = cluster.history(&name).await?;
-            report::write_stdout(&report::history(&revisions, output))?;
-            Ok(ExitStatus::Success)
-        }
+        } => list(&cluster, all_namespaces, selector, output).await,
+        ClusterCommand::History { name, output } => history(&cluster, name, output).await,
         ClusterCommand::Exec {
             name,
             max_concurrency,
             output,
             command,
-        } => {
-            let stream_lines = output == Output::Text;
-            let print = |line: ExecLine<'_>| {
-                if stream_lines {
-                    report::exec_line(line);
+        } => exec(&cluster, name, max_concurrency, output, command).await,
+    }
+}
+
+/// `deploy`: one spec reported on its own, several as a fleet; a failed rollout undone.
+async fn deploy(
+    cluster: &Cluster,
+    build: BuildArgs,
+    dry_run: Option<DryRun>,
+    wait: WaitArgs,
+    max_concurrency: usize,
+    output: Output,
+) -> Result<ExitStatus, CliError> {
+    // Parse and render before changing anything: bad input changes nothing.
+    let specs = berth::load_specs(&build.spec)?;
+    let (site, rules) = site_and_rules(&build).await?;
+    // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
+    let capabilities = cluster.capabilities().await?;
+    let target = match dry_run {
+        Some(DryRun::Server) => cluster.dry_run(),
+        None => cluster.clone(),
+    };
+    if specs.len() != 1 {
+        // Several components: each on its own, one's failure stopping no other.
+        let namespace = cluster.namespace();
+        let rendered = fleet::render_each(&rules, &specs, &site, &capabilities, namespace);
+        return Ok(fleet::deploy(&target, rendered, &wait, max_concurrency, output).await);
+    }
+    let (origin, spec) = &specs[0];
+    let rendered = rules.render_from(origin, spec, &site, &capabilities, cluster.namespace())?;
+    let component = rendered.component.clone();
+    let deployed = target.deploy(&component, rendered).await?;
+    report::write_stdout(&report::deploy(&deployed, output))?;
+    let failed = match settle(cluster, &component, &wait).await {
+        Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
+        other => return other,
+    };
+    let undone = cluster.undo(&deployed, wait.undo_timeout).await;
+    report::undone(&undone);
+    Err(CliError::NotRolledOut(failed))
+}
+
+/// `undeploy`: one component, or several at once each on its own.
+async fn undeploy(
+    cluster: &Cluster,
+    names: Vec<String>,
+    max_concurrency: usize,
+    wait: bool,
+    timeout: Duration,
+) -> Result<ExitStatus, CliError> {
+    if let [name] = names.as_slice() {
+        let removed = cluster.undeploy(name).await?;
+        report::write_stdout(&report::undeploy(&removed))?;
+        if wait {
+            match cluster.wait_gone(name, &removed, timeout).await {
+                // A wait that timed out: exit 3, as every --wait's.
+                Err(error @ ClusterError::Timeout { .. }) => {
+                    return Err(CliError::NotRolledOut(error));
                 }
-            };
-            let outcomes = cluster
-                .exec(&name, &command, max_concurrency, &print)
-                .await?;
-            report::write_stdout(&report::exec_summary(&outcomes, output))?;
-            Ok(if outcomes.iter().all(|o| o.succeeded()) {
-                ExitStatus::Success
-            } else {
-                ExitStatus::ExecFailed
-            })
+                other => other?,
+            }
+            report::write_stdout("gone\n")?;
+        }
+        return Ok(ExitStatus::Success);
+    }
+    let jobs = names.iter().map(|name| {
+        let job = async {
+            let removed = cluster.undeploy(name).await?;
+            if wait {
+                cluster.wait_gone(name, &removed, timeout).await?;
+            }
+            Ok::<_, ClusterError>(removed)
+        };
+        (name.clone(), async move { (name, job.await) })
+    });
+    let outcomes = fleet::run_all(jobs, max_concurrency, "undeploying", |(name, r)| match r {
+        Ok(removed) => {
+            let _ = report::write_stdout(&report::undeploy(removed));
+        }
+        Err(e) => eprintln!("berth: {name}: {}", crate::one_line(e)),
+    })
+    .await;
+    Ok(fleet::worst(outcomes.iter().map(|(_, r)| match r {
+        Ok(_) => ExitStatus::Success,
+        Err(ClusterError::Timeout { .. }) => ExitStatus::NotAvailable,
+        Err(_) => ExitStatus::Error,
+    })))
+}
+
+/// `status`: each component's replicas; one component's error leaves the others shown.
+async fn status(
+    cluster: &Cluster,
+    names: Vec<String>,
+    output: Output,
+) -> Result<ExitStatus, CliError> {
+    let mut statuses = Vec::new();
+    let mut failed = false;
+    for name in &names {
+        match cluster.status(name).await {
+            Ok(status) => {
+                if output == Output::Text {
+                    report::write_stdout(&report::status(&status, output))?;
+                }
+                statuses.push(status);
+            }
+            // One component's error is that component's: the others still show.
+            Err(e) if names.len() > 1 => {
+                failed = true;
+                eprintln!("berth: {name}: {}", crate::one_line(&e));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
+    if output == Output::Json {
+        match statuses.as_slice() {
+            [one] if names.len() == 1 => {
+                report::write_stdout(&report::status(one, output))?;
+            }
+            all => report::write_stdout(&(report::json(&all) + "\n"))?,
+        }
+    }
+    Ok(if failed {
+        ExitStatus::Error
+    } else if statuses.iter().all(|s| s.is_available) {
+        ExitStatus::Success
+    } else {
+        ExitStatus::NotAvailable
+    })
+}
+
+/// `wait`: until the rollout finishes, or the timeout.
+async fn wait(cluster: &Cluster, name: String, timeout: Duration) -> Result<ExitStatus, CliError> {
+    let args = WaitArgs {
+        wait: true,
+        timeout,
+        keep_on_failure: true,
+        undo_timeout: Duration::ZERO,
+    };
+    settle(cluster, &name, &args).await
+}
+
+/// `scale`, waited for as asked; a failed rollout scaled back.
+async fn scale(
+    cluster: &Cluster,
+    name: String,
+    replicas: u16,
+    wait: WaitArgs,
+) -> Result<ExitStatus, CliError> {
+    let scaled = cluster.scale(&name, i32::from(replicas)).await?;
+    let previous = scaled.previous;
+    report::write_stdout(&format!("scaled {name} to {replicas} replicas\n"))?;
+    let failed = match settle(cluster, &name, &wait).await {
+        Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
+        other => return other,
+    };
+    let back = tokio::time::timeout(wait.undo_timeout, cluster.undo_scale(&scaled));
+    match back.await {
+        Ok(Ok(_)) => eprintln!("undone: scaled {name} back to {previous} replicas"),
+        Ok(Err(e)) => eprintln!("could not scale {name} back to {previous}: {e}"),
+        Err(_) => eprintln!(
+            "could not scale {name} back to {previous}: undo timed out after {:?}",
+            wait.undo_timeout
+        ),
+    }
+    Err(CliError::NotRolledOut(failed))
+}
+
+/// `upgrade`, waited for as asked; a failed rollout put back.
+async fn upgrade(
+    cluster: &Cluster,
+    name: String,
+    image: String,
+    container_index: usize,
+    wait: WaitArgs,
+) -> Result<ExitStatus, CliError> {
+    let upgraded = cluster.upgrade(&name, &image, container_index).await?;
+    let old = &upgraded.previous;
+    report::write_stdout(&format!(
+        "upgraded {name} container {container_index}: {old} -> {image}\n"
+    ))?;
+    let failed = match settle(cluster, &name, &wait).await {
+        Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
+        other => return other,
+    };
+    let back = cluster.undo_upgrade(&upgraded);
+    match tokio::time::timeout(wait.undo_timeout, back).await {
+        Ok(Ok(_)) => eprintln!(
+            "undone: container {container_index} of {name} back to {old} (a new revision in its history)"
+        ),
+        Ok(Err(e)) => eprintln!("could not put {old} back in {name}: {e}"),
+        Err(_) => eprintln!(
+            "could not put {old} back in {name}: undo timed out after {:?}",
+            wait.undo_timeout
+        ),
+    }
+    Err(CliError::NotRolledOut(failed))
+}
+
+/// `rollback` to the previous or a given revision.
+async fn rollback(
+    cluster: &Cluster,
+    name: String,
+    to_revision: Option<u32>,
+    wait: WaitArgs,
+) -> Result<ExitStatus, CliError> {
+    let restored = cluster
+        .rollback(&name, i64::from(to_revision.unwrap_or(0)))
+        .await?;
+    report::write_stdout(&format!(
+        "rolled back {name} to revision {} ({})\n",
+        restored.revision,
+        restored.images.join(", ")
+    ))?;
+    settle(cluster, &name, &wait).await
+}
+
+/// `list`: berth's components in the namespace or all.
+async fn list(
+    cluster: &Cluster,
+    all_namespaces: bool,
+    selector: Option<String>,
+    output: Output,
+) -> Result<ExitStatus, CliError> {
+    let scope = if all_namespaces {
+        Scope::AllNamespaces
+    } else {
+        Scope::Namespace
+    };
+    let components = cluster.list(scope, selector.as_deref()).await?;
+    report::write_stdout(&report::list(&components, output))?;
+    Ok(ExitStatus::Success)
+}
+
+/// `history`: a component's revisions.
+async fn history(cluster: &Cluster, name: String, output: Output) -> Result<ExitStatus, CliError> {
+    let revisions = cluster.history(&name).await?;
+    report::write_stdout(&report::history(&revisions, output))?;
+    Ok(ExitStatus::Success)
+}
+
+/// `exec` in every pod of a component.
+async fn exec(
+    cluster: &Cluster,
+    name: String,
+    max_concurrency: usize,
+    output: Output,
+    command: Vec<String>,
+) -> Result<ExitStatus, CliError> {
+    let stream_lines = output == Output::Text;
+    let print = |line: ExecLine<'_>| {
+        if stream_lines {
+            report::exec_line(line);
+        }
+    };
+    let outcomes = cluster
+        .exec(&name, &command, max_concurrency, &print)
+        .await?;
+    report::write_stdout(&report::exec_summary(&outcomes, output))?;
+    Ok(if outcomes.iter().all(|o| o.succeeded()) {
+        ExitStatus::Success
+    } else {
+        ExitStatus::ExecFailed
+    })
 }
 
 /// With `--wait`, wait for the rollout, showing progress: one live line on a terminal,

@@ -124,7 +124,9 @@ impl Cluster {
         let mut found = Resources::default();
         let members = self.members(component, rendered, &mut found).await?;
         let inventory = self.read_parent(component).await?.map(|(_, kinds)| kinds);
-        let live = self.live(component, &members, inventory, &mut found).await?;
+        let live = self
+            .live(component, &members, inventory, &mut found)
+            .await?;
         let plan = plan(component, &members, &live)?;
         let dry = self.dry_run();
         let mut diffs = Vec::new();

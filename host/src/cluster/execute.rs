@@ -48,7 +48,9 @@ impl Cluster {
         for step in &plan.steps {
             let outcome = self.execute_step(&plan.component, step).await?;
             if let Some(inverse) = &outcome.inverse {
-                journal.steps.push((outcome.reference.clone(), inverse.clone()));
+                journal
+                    .steps
+                    .push((outcome.reference.clone(), inverse.clone()));
             }
             done.push(outcome);
         }

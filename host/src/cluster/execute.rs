@@ -10,7 +10,7 @@ use super::apply::{
     Action, Member, Update, berth_fields, comparable, created_by_berth, is_berth_apply,
 };
 use super::owners::{TakenOver, taken_over};
-use super::plan::{Inverse, Step, step};
+use super::plan::{Inverse, Patch, Patched, Step, step};
 use super::request::{Manager, retry_conflicts};
 use super::undo::Undo;
 use super::{COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, RENDERED_HASH_ANNOTATION};
@@ -74,6 +74,17 @@ impl Cluster {
                 update,
                 ..
             } => self.update(member, live, update, step).await,
+            Step::Patch(patched) => {
+                let after = self.patch(patched).await?;
+                Ok(Done {
+                    reference: patched.object.clone(),
+                    action: Action::Updated,
+                    live: None,
+                    after: Some(after),
+                    taken: Vec::new(),
+                    inverse: Some(step.inverse()),
+                })
+            }
             Step::Prune { resource, live } => {
                 let reference =
                     ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata);
@@ -94,6 +105,21 @@ impl Cluster {
                 })
             }
         }
+    }
+
+    /// Send `patched`'s patch.
+    pub(super) async fn patch(&self, patched: &Patched) -> Result<DynamicObject, ClusterError> {
+        let Patched {
+            resource, object, ..
+        } = patched;
+        match &patched.patch {
+            Patch::Merge(patch) => self.requests.merge(resource, &object.name, patch).await,
+            Patch::Strategic(patch) => self.requests.strategic(resource, &object.name, patch).await,
+        }
+        .map_err(ClusterError::api(format!(
+            "cannot patch {} {}",
+            resource.kind, object.name
+        )))
     }
 
     /// Create `member`. When the create fails, look rather than guess: if its answer was lost

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{ApiResource, DynamicObject};
+use serde_json::{Value, json};
 
 use super::apply::{Member, Update, by_rank, check_owner, update};
 use super::request::GroupKind;
@@ -42,6 +44,9 @@ pub(super) enum Step {
         /// takes it in.
         adopt: bool,
     },
+    /// Change fields of the component's object in place (a scale, an upgrade). Undone by
+    /// the patch that sets them back.
+    Patch(Patched),
     /// The component's, and the render no longer builds it: delete it (that uid). Undone by
     /// making it again as berth had made it.
     Prune {
@@ -50,6 +55,89 @@ pub(super) enum Step {
         /// The object as it is.
         live: DynamicObject,
     },
+}
+
+/// A patch of one object and the patch that puts back what it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Patched {
+    /// Where it lives.
+    pub resource: ApiResource,
+    /// The object (its uid: the patch carries it, so it reaches that object or none).
+    pub object: ObjectRef,
+    /// The change.
+    pub patch: Patch,
+    /// The change back.
+    pub back: Patch,
+}
+
+impl Patched {
+    /// The patch that undoes this one.
+    pub fn reversed(&self) -> Self {
+        Self {
+            patch: self.back.clone(),
+            back: self.patch.clone(),
+            ..self.clone()
+        }
+    }
+}
+
+/// A patch, as the API server takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Patch {
+    /// A JSON merge patch.
+    Merge(Value),
+    /// A strategic merge patch (lists merged by their keys: containers by name).
+    Strategic(Value),
+}
+
+/// The step that sets `deployment`'s replicas to `replicas`.
+pub(super) fn scale(deployment: &Deployment, replicas: i32) -> Patched {
+    // The API server defaults an absent count to 1.
+    let previous = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let at = |replicas: i32| {
+        Patch::Merge(json!({"metadata": {"uid": deployment.metadata.uid},
+                            "spec": {"replicas": replicas}}))
+    };
+    Patched {
+        resource: ApiResource::erase::<Deployment>(&()),
+        object: ObjectRef::of("apps/v1", "Deployment", &deployment.metadata),
+        patch: at(replicas),
+        back: at(previous),
+    }
+}
+
+/// The step that sets the image of container `index` of `deployment` to `image`, with the
+/// image it replaces; `None` when there is no such container.
+pub(super) fn upgrade(
+    deployment: &Deployment,
+    index: usize,
+    image: &str,
+) -> Option<(Patched, String)> {
+    let containers = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.as_slice())
+        .unwrap_or_default();
+    let container = containers.get(index)?;
+    let previous = container.image.clone().unwrap_or_default();
+    // Strategic merge on the container's name changes that container's image only.
+    let set = |image: &str| {
+        Patch::Strategic(json!({"metadata": {"uid": deployment.metadata.uid},
+                                "spec": {"template": {"spec": {"containers": [
+                                    {"name": container.name, "image": image}]}}}}))
+    };
+    let step = Patched {
+        resource: ApiResource::erase::<Deployment>(&()),
+        object: ObjectRef::of("apps/v1", "Deployment", &deployment.metadata),
+        patch: set(image),
+        back: set(&previous),
+    };
+    Some((step, previous))
 }
 
 /// The kinds of step, as the tests name them.
@@ -66,6 +154,8 @@ pub(super) enum StepKind {
     HandOver,
     /// Apply over an object the inventory does not name yet.
     Adopt,
+    /// Patch an object in place.
+    Patch,
     /// Delete an object the render no longer builds.
     Prune,
 }
@@ -79,6 +169,8 @@ pub(super) enum Inverse {
     Restore(ApiResource, DynamicObject),
     /// Create this again, as it was.
     Recreate(ApiResource, DynamicObject),
+    /// Patch it back.
+    Patch(Patched),
 }
 
 impl Step {
@@ -91,6 +183,7 @@ impl Step {
             Step::Update { update, .. } if update.handover.is_some() => StepKind::HandOver,
             Step::Update { update, .. } if update.patch.is_some() => StepKind::ApplyRemoving,
             Step::Update { .. } => StepKind::Apply,
+            Step::Patch(_) => StepKind::Patch,
             Step::Prune { .. } => StepKind::Prune,
         }
     }
@@ -102,6 +195,7 @@ impl Step {
             Step::Update { member, live, .. } => {
                 Inverse::Restore(member.resource.clone(), (**live).clone())
             }
+            Step::Patch(patched) => Inverse::Patch(patched.reversed()),
             Step::Prune { resource, live } => Inverse::Recreate(resource.clone(), live.clone()),
         }
     }
@@ -119,6 +213,7 @@ impl Step {
                 &member.resource.kind,
                 &live.metadata,
             ),
+            Step::Patch(patched) => patched.object.clone(),
             Step::Prune { resource, live } => {
                 ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata)
             }
@@ -222,8 +317,6 @@ pub(super) fn looks_for_owned(live: &Live) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
-
     use super::*;
     use crate::cluster::{COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
@@ -488,6 +581,50 @@ mod tests {
             !plan
                 .kinds
                 .contains(&GroupKind::new("policy", "PodDisruptionBudget"))
+        );
+    }
+
+    #[test]
+    fn a_scale_and_an_upgrade_are_undone_by_the_patch_back_to_what_was_there() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "dep-web", "uid": "u-1"},
+            "spec": {"replicas": 2, "selector": {},
+                     "template": {"spec": {"containers": [
+                         {"name": "web", "image": "web:1"}, {"name": "log", "image": "log:1"}]}}}
+        }))
+        .unwrap();
+        let scaled = scale(&deployment, 5);
+        assert_eq!(
+            scaled.patch,
+            Patch::Merge(json!({"metadata": {"uid": "u-1"}, "spec": {"replicas": 5}}))
+        );
+        assert_eq!(
+            Step::Patch(scaled.clone()).inverse(),
+            Inverse::Patch(Patched {
+                patch: Patch::Merge(json!({"metadata": {"uid": "u-1"}, "spec": {"replicas": 2}})),
+                back: scaled.patch.clone(),
+                ..scaled.clone()
+            })
+        );
+        assert_eq!(scaled.object.uid.as_deref(), Some("u-1"));
+
+        let (upgraded, previous) = upgrade(&deployment, 1, "log:2").unwrap();
+        assert_eq!(previous, "log:1");
+        let image = |patch: &Patch| match patch {
+            Patch::Strategic(p) => p.pointer("/spec/template/spec/containers/0").cloned(),
+            Patch::Merge(_) => None,
+        };
+        assert_eq!(
+            image(&upgraded.patch),
+            Some(json!({"name": "log", "image": "log:2"}))
+        );
+        assert_eq!(
+            image(&upgraded.back),
+            Some(json!({"name": "log", "image": "log:1"}))
+        );
+        assert!(
+            upgrade(&deployment, 2, "x:1").is_none(),
+            "no third container"
         );
     }
 }

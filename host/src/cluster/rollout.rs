@@ -5,11 +5,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use kube::api::{Api, ApiResource};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
-use serde_json::json;
 
+use super::plan::{self, Patched, Step};
 use super::request::REVISION_ANNOTATION;
 use super::{Cluster, ClusterError, name_of, owned_by};
 use crate::objects::ObjectRef;
@@ -244,24 +244,33 @@ impl Cluster {
                 autoscaler: name_of(&hpa.metadata),
             });
         }
-        let patch = json!({ "spec": { "replicas": replicas } });
-        self.requests
-            .merge(&ApiResource::erase::<Deployment>(&()), &name, &patch)
+        let step = plan::scale(&d, replicas);
+        let previous = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+        self.execute_step(component, &Step::Patch(step.clone()))
             .await
-            .map_err(ClusterError::api(format!("cannot scale Deployment {name}")))?;
+            .map_err(|e| rename(e, format!("cannot scale Deployment {name}")))?;
         Ok(Scaled {
             component: component.to_owned(),
-            // The API server defaults an absent count to 1.
-            previous: d.spec.and_then(|s| s.replicas).unwrap_or(1),
+            previous,
             replicas,
+            back: step.reversed(),
         })
     }
 
-    /// Put back the replica count `scaled` replaced (a scale whose rollout failed).
+    /// Put back the replica count `scaled` replaced (a scale whose rollout failed): the
+    /// patch back, sent by the same executor.
     pub async fn undo_scale(&self, scaled: &Scaled) -> Result<(), ClusterError> {
-        self.scale(&scaled.component, scaled.previous)
+        let back = Step::Patch(scaled.back.clone());
+        let (name, previous) = (&scaled.back.object.name, scaled.previous);
+        self.execute_step(&scaled.component, &back)
             .await
             .map(drop)
+            .map_err(|e| {
+                rename(
+                    e,
+                    format!("cannot scale Deployment {name} back to {previous}"),
+                )
+            })
     }
 
     /// Set the image of container `index` (0: the main container) of `component`; a rolling
@@ -274,43 +283,48 @@ impl Cluster {
     ) -> Result<Upgraded, ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
-        let containers = d
-            .spec
-            .and_then(|s| s.template.spec)
-            .map(|p| p.containers)
-            .unwrap_or_default();
-        let container = containers.get(index).ok_or(ClusterError::ContainerIndex {
-            component: component.to_owned(),
-            index,
-            count: containers.len(),
-        })?;
-        // Strategic merge on the container's name changes that container's image only.
-        let patch = json!({ "spec": { "template": { "spec": { "containers": [
-            { "name": container.name, "image": image }
-        ] } } } });
-        self.requests
-            .strategic(&ApiResource::erase::<Deployment>(&()), &name, &patch)
+        let count = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+        let count = count.map_or(0, |p| p.containers.len());
+        let (step, previous) =
+            plan::upgrade(&d, index, image).ok_or_else(|| ClusterError::ContainerIndex {
+                component: component.to_owned(),
+                index,
+                count,
+            })?;
+        self.execute_step(component, &Step::Patch(step.clone()))
             .await
-            .map_err(ClusterError::api(format!(
-                "cannot upgrade Deployment {name}"
-            )))?;
+            .map_err(|e| rename(e, format!("cannot upgrade Deployment {name}")))?;
         Ok(Upgraded {
             component: component.to_owned(),
             container_index: index,
-            previous: container.image.clone().unwrap_or_default(),
+            previous,
             image: image.to_owned(),
+            back: step.reversed(),
         })
     }
 
     /// Put back the image `upgraded` replaced (an upgrade whose rollout failed): a new
     /// revision with the old image, as `kubectl set image` back would make.
     pub async fn undo_upgrade(&self, upgraded: &Upgraded) -> Result<(), ClusterError> {
-        let back = self.upgrade(
-            &upgraded.component,
-            &upgraded.previous,
-            upgraded.container_index,
-        );
-        back.await.map(drop)
+        let back = Step::Patch(upgraded.back.clone());
+        let (name, previous) = (&upgraded.back.object.name, &upgraded.previous);
+        self.execute_step(&upgraded.component, &back)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                rename(
+                    e,
+                    format!("cannot put {previous} back in Deployment {name}"),
+                )
+            })
+    }
+}
+
+/// `error` of a request, said as the verb says it.
+fn rename(error: ClusterError, action: String) -> ClusterError {
+    match error {
+        ClusterError::Api { error, .. } => ClusterError::Api { action, error },
+        other => other,
     }
 }
 
@@ -324,6 +338,9 @@ pub struct Scaled {
     pub previous: i32,
     /// The count it was set to.
     pub replicas: i32,
+    /// The patch that sets it back.
+    #[serde(skip)]
+    pub(super) back: Patched,
 }
 
 /// What [`Cluster::upgrade`] changed.
@@ -338,6 +355,9 @@ pub struct Upgraded {
     pub previous: String,
     /// The image it was set to.
     pub image: String,
+    /// The patch that sets it back.
+    #[serde(skip)]
+    pub(super) back: Patched,
 }
 
 /// Whether a watch failed because the API server refused it (not allowed, not there), as

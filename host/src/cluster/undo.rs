@@ -82,6 +82,20 @@ impl Cluster {
     /// created goes, newest first; the inventory last, and only when nothing it names is
     /// left behind.
     async fn undo_steps(&self, undo: &Undo, done: &mut UndoReport) {
+        let patches = undo
+            .steps
+            .iter()
+            .rev()
+            .filter_map(|(_, inverse)| match inverse {
+                Inverse::Patch(patched) => Some(patched),
+                _ => None,
+            });
+        for patched in patches {
+            match self.patch(patched).await {
+                Ok(_) => done.restored.push(patched.object.clone()),
+                Err(e) => done.failed.push((patched.object.clone(), e.to_string())),
+            }
+        }
         let restores = undo
             .steps
             .iter()

@@ -368,3 +368,50 @@ async fn the_library_undoes_a_failed_scale_and_a_failed_upgrade() {
         .expect("back to the first revision's pods, all available");
     drop_namespace(&client, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undo_reaches_only_the_object_it_changed() {
+    // A scale is undone by a patch carrying the Deployment's uid: when the Deployment was
+    // made again under the same name meanwhile, the undo refuses it and changes nothing.
+    let (client, ns) = namespace("undo-uid").await;
+    let cluster = berth::Cluster::new(client.clone(), ns.clone());
+    let rules = berth::Rules::default_rules(&berth::RulesOptions::default()).expect("rules");
+    let spec = berth::Spec::parse("component_name: web\nimage: example/web:1\nreplicas: 2\n")
+        .expect("spec");
+    let caps = cluster.capabilities().await.expect("capabilities");
+    let rendered = rules
+        .render(&spec, &berth::SiteConfig::default(), &caps, &ns)
+        .expect("renders");
+    cluster
+        .deploy("web", rendered.clone())
+        .await
+        .expect("deploy");
+    let scaled = cluster.scale("web", 3).await.expect("scale");
+    let removed = cluster.undeploy("web").await.expect("undeploy");
+    cluster
+        .wait_gone("web", &removed, std::time::Duration::from_secs(60))
+        .await
+        .expect("gone");
+    cluster.deploy("web", rendered).await.expect("deploy again");
+
+    let refused = cluster
+        .undo_scale(&scaled)
+        .await
+        .expect_err("another Deployment of the name");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("cannot scale Deployment dep-web back to 2: ")
+            && refused.contains("metadata.uid"),
+        "{refused}"
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("dep-web")
+        .await
+        .expect("Deployment");
+    assert_eq!(
+        deployment.spec.and_then(|s| s.replicas),
+        Some(2),
+        "untouched"
+    );
+    drop_namespace(&client, &ns).await;
+}

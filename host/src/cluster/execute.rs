@@ -9,12 +9,11 @@ use serde_json::{Value, json};
 use super::apply::{
     Action, Member, Update, berth_fields, comparable, created_by_berth, is_berth_apply,
 };
+use super::name_of;
 use super::owners::{TakenOver, taken_over};
-use super::plan::{Inverse, Patch, Patched, Step, step};
+use super::plan::{Inverse, Patch, Patched, Plan, Step, Undo, step};
 use super::request::{Manager, retry_conflicts};
-use super::undo::Undo;
 use super::{COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, RENDERED_HASH_ANNOTATION};
-use super::{name_of, plan::Plan};
 use crate::objects::ObjectRef;
 
 /// One step done.

@@ -140,6 +140,19 @@ pub(super) fn upgrade(
     Some((step, previous))
 }
 
+/// The journal of a deploy: what undoes each write it did, in the order done.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Undo {
+    /// The component.
+    pub component: String,
+    /// Each object written, with what undoes that write.
+    pub steps: Vec<(ObjectRef, Inverse)>,
+    /// The inventory's parent, when the deploy created it.
+    pub parent_created: Option<ObjectRef>,
+    /// The parent's kind list before the deploy, when it existed.
+    pub parent_kinds_before: Option<BTreeSet<GroupKind>>,
+}
+
 /// The kinds of step, as the tests name them.
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,23 +10,10 @@ use serde::Serialize;
 
 use super::applied::pick;
 use super::apply::berth_fields;
-use super::plan::Inverse;
-use super::request::{GroupKind, describe, retry_conflicts};
+use super::plan::{Inverse, Undo};
+use super::request::{describe, retry_conflicts};
 use super::{Cluster, name_of};
 use crate::objects::ObjectRef;
-
-/// The journal of a deploy: what undoes each write it did, in the order done.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Undo {
-    /// The component.
-    pub component: String,
-    /// Each object written, with what undoes that write.
-    pub steps: Vec<(ObjectRef, Inverse)>,
-    /// The inventory's parent, when the deploy created it.
-    pub parent_created: Option<ObjectRef>,
-    /// The parent's kind list before the deploy, when it existed.
-    pub parent_kinds_before: Option<BTreeSet<GroupKind>>,
-}
 
 /// What [`Cluster::undo`] did, and what it could not do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

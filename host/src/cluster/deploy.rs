@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
+use kube::api::{DynamicObject, PropagationPolicy};
 use serde::Serialize;
 
 use super::apply::{Action, Member, kinds_by_rank};
@@ -197,24 +197,6 @@ impl Cluster {
             return UndoReport::default();
         }
         self.undo_journal(&report.undo, timeout).await
-    }
-
-    /// Delete exactly `object` (its uid), returning its reference.
-    async fn delete(
-        &self,
-        resource: &ApiResource,
-        object: &DynamicObject,
-        propagation: Option<PropagationPolicy>,
-    ) -> Result<ObjectRef, ClusterError> {
-        let reference = ObjectRef::of(&resource.api_version, &resource.kind, &object.metadata);
-        self.requests
-            .delete(resource, &reference, propagation)
-            .await
-            .map_err(ClusterError::api(format!(
-                "cannot delete {} {}",
-                resource.kind, reference.name
-            )))?;
-        Ok(reference)
     }
 }
 

@@ -3,7 +3,7 @@
 //! server-side dry run, whose answer is what the step would leave.
 
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
 use serde_json::{Value, json};
 
 use super::apply::{
@@ -85,15 +85,7 @@ impl Cluster {
                 })
             }
             Step::Prune { resource, live } => {
-                let reference =
-                    ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata);
-                self.requests
-                    .delete(resource, &reference, None)
-                    .await
-                    .map_err(ClusterError::api(format!(
-                        "cannot delete {} {}",
-                        resource.kind, reference.name
-                    )))?;
+                let reference = self.delete(resource, live, None).await?;
                 Ok(Done {
                     reference,
                     action: Action::Deleted,
@@ -104,6 +96,24 @@ impl Cluster {
                 })
             }
         }
+    }
+
+    /// Delete exactly `object` (its uid), returning its reference.
+    pub(super) async fn delete(
+        &self,
+        resource: &ApiResource,
+        object: &DynamicObject,
+        propagation: Option<PropagationPolicy>,
+    ) -> Result<ObjectRef, ClusterError> {
+        let reference = ObjectRef::of(&resource.api_version, &resource.kind, &object.metadata);
+        self.requests
+            .delete(resource, &reference, propagation)
+            .await
+            .map_err(ClusterError::api(format!(
+                "cannot delete {} {}",
+                resource.kind, reference.name
+            )))?;
+        Ok(reference)
     }
 
     /// Send `patched`'s patch.

@@ -311,18 +311,29 @@ async fn context_picks_the_kubeconfig_context() {
     drop_namespace(&client, &ns).await;
 }
 
+/// `web` (`example/web:1`, 2 replicas) rendered by the default rules for `cluster`, as an
+/// embedder does it: no CLI.
+async fn web_rendered(cluster: &berth::Cluster) -> berth::Rendered {
+    let rules = berth::Rules::default_rules(&berth::RulesOptions::default()).expect("rules");
+    let spec = berth::Spec::parse("component_name: web\nimage: example/web:1\nreplicas: 2\n")
+        .expect("spec");
+    let caps = cluster.capabilities().await.expect("capabilities");
+    rules
+        .render(
+            &spec,
+            &berth::SiteConfig::default(),
+            &caps,
+            cluster.namespace(),
+        )
+        .expect("renders")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_library_undoes_a_failed_scale_and_a_failed_upgrade() {
     // No CLI: an embedder's scale and upgrade whose rollouts fail, put back by the library.
     let (client, ns) = namespace("lib-undo").await;
     let cluster = berth::Cluster::new(client.clone(), ns.clone());
-    let rules = berth::Rules::default_rules(&berth::RulesOptions::default()).expect("rules");
-    let spec = berth::Spec::parse("component_name: web\nimage: example/web:1\nreplicas: 2\n")
-        .expect("spec");
-    let caps = cluster.capabilities().await.expect("capabilities");
-    let rendered = rules
-        .render(&spec, &berth::SiteConfig::default(), &caps, &ns)
-        .expect("renders");
+    let rendered = web_rendered(&cluster).await;
     cluster.deploy("web", rendered).await.expect("deploy");
     let wait = |timeout: u64| cluster.wait("web", std::time::Duration::from_secs(timeout), |_| {});
     wait(60).await.expect("the first rollout");
@@ -375,13 +386,7 @@ async fn an_undo_reaches_only_the_object_it_changed() {
     // made again under the same name meanwhile, the undo refuses it and changes nothing.
     let (client, ns) = namespace("undo-uid").await;
     let cluster = berth::Cluster::new(client.clone(), ns.clone());
-    let rules = berth::Rules::default_rules(&berth::RulesOptions::default()).expect("rules");
-    let spec = berth::Spec::parse("component_name: web\nimage: example/web:1\nreplicas: 2\n")
-        .expect("spec");
-    let caps = cluster.capabilities().await.expect("capabilities");
-    let rendered = rules
-        .render(&spec, &berth::SiteConfig::default(), &caps, &ns)
-        .expect("renders");
+    let rendered = web_rendered(&cluster).await;
     cluster
         .deploy("web", rendered.clone())
         .await

@@ -63,16 +63,17 @@ impl Cluster {
     /// Deploy `component`'s rendered objects. Every kind is checked against discovery
     /// first (a kind the cluster does not serve, or serves cluster-scoped, is refused
     /// before anything is created); then the inventory (the parent ConfigMap, naming
-    /// every kind this call may create); then the objects in dependency order:
+    /// every kind this call may create); then what the cluster holds is read and the whole
+    /// plan decided before any object is written; then the objects in dependency order:
     /// ServiceAccounts, ConfigMaps and Secrets, Services, other kinds, the Deployment,
     /// what refers to it (PodDisruptionBudgets, autoscalers) — so a Service that cannot
     /// be made (a node port already taken) stops the deploy before any pod starts.
     /// Objects that exist already are server-side applied (drift made by someone else is
     /// put back) and reported unchanged when that changed nothing; objects of the
     /// component the render no longer builds, of any kind, are deleted (pruned), and the
-    /// inventory narrowed to what is left. On failure, every object this call created is
-    /// deleted again, the parent too if this call made it. The report remembers what was
-    /// there before, for [`Cluster::undo`].
+    /// inventory narrowed to what is left. On failure, the journal of what this call did is
+    /// replayed backwards: what it created deleted (the parent too if it made it), what it
+    /// changed or pruned put back. The report keeps that journal, for [`Cluster::undo`].
     ///
     /// On a [`Cluster::dry_run`] connection every write is a server-side dry run: the
     /// report says what deploy would do, and nothing is persisted.

@@ -12,7 +12,8 @@ use super::request::GroupKind;
 use super::{ClusterError, name_of};
 use crate::objects::ObjectRef;
 
-/// What the cluster holds of a component, read before a deploy or diff writes anything.
+/// What the cluster holds of a component, read before a deploy writes any object (its
+/// inventory aside) or a diff sends any dry run.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Live {
     /// The kinds its inventory names; `None` when it has no inventory (never deployed, or

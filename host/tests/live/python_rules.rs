@@ -4,7 +4,7 @@
 //! `examples/site-rules`: the same objects byte for byte, the same refusals, and a deploy
 //! and undeploy on the local control plane.
 
-use crate::common;
+mod common;
 
 use std::path::Path;
 use std::sync::Mutex;

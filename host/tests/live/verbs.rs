@@ -2,7 +2,7 @@
 //! command returns: `undeploy --wait`, `rollback --to-revision`, `upgrade
 //! --container-index`, exec's main container, `--context`.
 
-use crate::common;
+mod common;
 
 use common::*;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};

@@ -99,6 +99,19 @@ impl Cluster {
         members.sort_by_key(|m| rank(&m.resource.group, &m.resource.kind));
         Ok(members)
     }
+
+    /// `member`'s object of its name as it is on the cluster, if there is one.
+    pub(super) async fn read_member(
+        &self,
+        member: &Member,
+    ) -> Result<Option<DynamicObject>, ClusterError> {
+        let (kind, name) = (&member.resource.kind, member.name());
+        self.requests
+            .dynamic(&member.resource)
+            .get_opt(&name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read {kind} {name}")))
+    }
 }
 
 /// How deploy writes an object that exists, decided from the live object before any write;

@@ -171,13 +171,7 @@ impl Cluster {
             if !moved || attempt == CONSISTENT_READS {
                 return Ok(done);
             }
-            let (kind, name) = (&member.resource.kind, member.name());
-            let now = self
-                .requests
-                .dynamic(&member.resource)
-                .get_opt(&name)
-                .await
-                .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
+            let now = self.read_member(member).await?;
             step = plan_step(component, member, now.as_ref(), None)?;
         }
     }

@@ -160,13 +160,7 @@ impl Cluster {
         if self.is_dry_run() || !(lost || exists) {
             return Err(failed());
         }
-        let now = self
-            .requests
-            .dynamic(&member.resource)
-            .get_opt(&name)
-            .await
-            .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-        match now {
+        match self.read_member(member).await? {
             Some(object) if lost && carries(&object, &member.object) => Ok(made(object)),
             Some(existing) if exists => {
                 // Decided again on what is there: the planned create cannot be done.

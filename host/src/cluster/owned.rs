@@ -29,15 +29,9 @@ impl Cluster {
             ..Live::default()
         };
         for member in members {
-            let (kind, name) = (&member.resource.kind, member.name());
-            let object = self
-                .requests
-                .dynamic(&member.resource)
-                .get_opt(&name)
-                .await
-                .map_err(ClusterError::api(format!("cannot read {kind} {name}")))?;
-            if let Some(object) = object {
-                live.members.insert((member.group_kind(), name), object);
+            if let Some(object) = self.read_member(member).await? {
+                live.members
+                    .insert((member.group_kind(), member.name()), object);
             }
         }
         if looks_for_owned(&live) {

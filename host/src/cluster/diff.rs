@@ -132,19 +132,8 @@ impl Cluster {
         let mut diffs = Vec::new();
         for step in &plan.steps {
             let done = dry.consistent_step(component, step).await?;
-            let object = match &done.after {
-                Some(after) => ObjectRef::of(
-                    &done.reference.api_version,
-                    &done.reference.kind,
-                    &after.metadata,
-                ),
-                None => done.reference.clone(),
-            };
-            diffs.push(ObjectDiff::new(
-                object,
-                done.live.as_ref(),
-                done.after.as_ref(),
-            ));
+            let (live, after) = (done.live.as_ref(), done.after.as_ref());
+            diffs.push(ObjectDiff::new(done.reference.clone(), live, after));
         }
         Ok(diffs)
     }

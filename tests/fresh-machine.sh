@@ -47,6 +47,8 @@ restore() {
         log "restoring the $TARGET target"
         rustup target add "$TARGET" >/dev/null 2>&1 || log "could not restore $TARGET: rustup target add $TARGET"
     fi
+    # The clone's build outputs (5-13 GB a run) go; its logs and cluster state stay to read.
+    rm -rf "$work/berth/target"
 }
 trap restore EXIT
 if [ "$had_target" = 1 ]; then

@@ -30,9 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         status.desired
     );
 
-    let removed = cluster.undeploy(&spec.component_name).await?;
-    cluster
-        .wait_gone(&spec.component_name, &removed, timeout)
+    let removed = cluster
+        .undeploy_and_wait(&spec.component_name, timeout)
         .await?;
     println!("removed {} objects", removed.deleted.len());
     Ok(())

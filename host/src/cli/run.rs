@@ -218,29 +218,32 @@ async fn undeploy(
     wait: bool,
     timeout: Duration,
 ) -> Result<ExitStatus, CliError> {
+    let undeploy = |name: &str| {
+        let name = name.to_owned();
+        async move {
+            if wait {
+                cluster.undeploy_and_wait(&name, timeout).await
+            } else {
+                cluster.undeploy(&name).await
+            }
+        }
+    };
     if let [name] = names.as_slice() {
-        let removed = cluster.undeploy(name).await?;
+        let removed = match undeploy(name).await {
+            // A wait that timed out: exit 3, as every --wait's.
+            Err(error @ ClusterError::Timeout { .. }) => {
+                return Err(CliError::NotRolledOut(error));
+            }
+            other => other?,
+        };
         report::write_stdout(&report::undeploy(&removed))?;
         if wait {
-            match cluster.wait_gone(name, &removed, timeout).await {
-                // A wait that timed out: exit 3, as every --wait's.
-                Err(error @ ClusterError::Timeout { .. }) => {
-                    return Err(CliError::NotRolledOut(error));
-                }
-                other => other?,
-            }
             report::write_stdout("gone\n")?;
         }
         return Ok(ExitStatus::Success);
     }
     let jobs = names.iter().map(|name| {
-        let job = async {
-            let removed = cluster.undeploy(name).await?;
-            if wait {
-                cluster.wait_gone(name, &removed, timeout).await?;
-            }
-            Ok::<_, ClusterError>(removed)
-        };
+        let job = undeploy(name);
         (name.clone(), async move { (name, job.await) })
     });
     let outcomes = fleet::run_all(jobs, max_concurrency, "undeploying", |(name, r)| match r {

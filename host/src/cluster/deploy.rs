@@ -1,23 +1,17 @@
-//! deploy and undeploy: create a component's objects of any kind (or apply changes to
-//! them), removing what this call created if any step fails; delete them again.
+//! deploy: create a component's objects of any kind (or apply changes to them), putting
+//! back what this call changed if any step fails.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kube::api::{DynamicObject, PropagationPolicy};
 use serde::Serialize;
 
-use super::apply::{Action, Member, kinds_by_rank};
-use super::owned::always_looked_for;
+use super::apply::{Action, Member};
 use super::owners::TakenOver;
 use super::plan::{Undo, plan};
-use super::request::GroupKind;
 use super::resources::Resources;
 use super::undo::UndoReport;
 use super::{Cluster, ClusterError, name_of};
-use crate::kinds::DEFAULT_KINDS;
 use crate::objects::{ObjectRef, Rendered};
-use crate::selector::Selector;
 
 /// The deployment description: what was deployed where, and what happened to each object.
 #[derive(Debug, Clone, Serialize)]
@@ -43,20 +37,6 @@ pub struct DeployReport {
     /// What to put back if the rollout fails ([`Cluster::undo`]).
     #[serde(skip)]
     pub(super) undo: Undo,
-}
-
-/// What undeploy removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct UndeployReport {
-    /// Namespace of the objects.
-    pub namespace: String,
-    /// Each object deleted, with its uid.
-    pub deleted: Vec<ObjectRef>,
-    /// The deleted Deployments' pod selectors: `wait_gone` waits for every pod they
-    /// select, those of an earlier Deployment of the component still ending included.
-    #[serde(skip)]
-    pub(super) pods: Vec<String>,
 }
 
 impl Cluster {
@@ -140,54 +120,6 @@ impl Cluster {
         }
     }
 
-    /// Delete every object of `component`, of every kind its inventory names (the kinds
-    /// a workload commonly owns when the parent is gone), dependents first, the Deployment
-    /// in the foreground (its pods and ReplicaSets go first); found by its ownership
-    /// labels, then the inventory's parent. Nothing found is an error.
-    pub async fn undeploy(&self, component: &str) -> Result<UndeployReport, ClusterError> {
-        let parent = self.read_parent(component).await?;
-        let kinds: BTreeSet<GroupKind> = match &parent {
-            Some((_, kinds)) => kinds.clone(),
-            None => DEFAULT_KINDS
-                .iter()
-                .map(|(group, kind)| GroupKind::new(group, kind))
-                .collect(),
-        };
-        let kinds = kinds.into_iter().chain(always_looked_for()).collect();
-        let mut found = Resources::default();
-        let mut deleted = Vec::new();
-        let mut pods = Vec::new();
-        for group_kind in kinds_by_rank(kinds).into_iter().rev() {
-            let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
-                continue;
-            };
-            let propagation =
-                (resource.kind == "Deployment").then_some(PropagationPolicy::Foreground);
-            for object in self.owned(&resource, component).await? {
-                if resource.kind == "Deployment" {
-                    pods.extend(pod_selector(&object));
-                }
-                deleted.push(self.delete(&resource, &object, propagation.clone()).await?);
-            }
-        }
-        // The parent last: until the members are gone, it names their kinds.
-        if let Some((parent, _)) = parent {
-            self.delete_parent(&parent).await?;
-            deleted.push(parent);
-        }
-        if deleted.is_empty() {
-            return Err(ClusterError::NotFound {
-                component: component.to_owned(),
-                namespace: self.namespace().to_owned(),
-            });
-        }
-        Ok(UndeployReport {
-            namespace: self.namespace().to_owned(),
-            deleted,
-            pods,
-        })
-    }
-
     /// Put back what the deploy `report` describes changed: delete what it created (the
     /// inventory's parent too, if it made it), restore what it changed and make again what
     /// it pruned, as they were; the parent's kind list as it was. Takes at most `timeout`;
@@ -201,12 +133,5 @@ impl Cluster {
     }
 }
 
-/// A Deployment's whole pod selector, as a query (none if it has no valid one).
-fn pod_selector(deployment: &DynamicObject) -> Option<String> {
-    let selector = deployment.data.pointer("/spec/selector")?;
-    let selector = serde_json::from_value(selector.clone()).ok()?;
-    Some(Selector::new(&selector).ok()?.to_query())
-}
-
 /// How long putting back what a failed deploy changed may take.
-const UNDO_AFTER_FAILURE: Duration = Duration::from_secs(60);
+pub(super) const UNDO_AFTER_FAILURE: Duration = Duration::from_secs(60);

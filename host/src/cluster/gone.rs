@@ -10,22 +10,22 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::deploy::UndeployReport;
 use super::request::GroupKind;
 use super::resources::Resources;
+use super::undeploy::UndeployReport;
 use super::{Cluster, ClusterError, name_of};
 
 impl Cluster {
-    /// Wait until every object an undeploy deleted is gone: that object, by uid, not a
-    /// later one of its name (a Deployment's pods and ReplicaSets go first, with
-    /// foreground deletion).
-    pub async fn wait_gone(
+    /// Wait until `deadline` for every object an undeploy deleted to be gone: that object,
+    /// by uid, not a later one of its name (a Deployment's pods and ReplicaSets go first,
+    /// with foreground deletion). `timeout` is what the error says was waited.
+    pub(super) async fn wait_gone(
         &self,
         component: &str,
         report: &UndeployReport,
+        deadline: tokio::time::Instant,
         timeout: Duration,
     ) -> Result<(), ClusterError> {
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut found = Resources::default();
         for object in &report.deleted {
             let group_kind = GroupKind::of(&object.api_version, &object.kind);

@@ -21,6 +21,7 @@ mod request;
 mod resources;
 mod retry;
 mod rollout;
+mod undeploy;
 mod undo;
 
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ use tower::retry::RetryLayer;
 use request::Requests;
 
 pub use apply::Action;
-pub use deploy::{DeployReport, UndeployReport};
+pub use deploy::DeployReport;
 pub use diff::{Change, ObjectDiff};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
@@ -45,6 +46,7 @@ pub use inventory::applyset_id;
 pub use list::{ComponentSummary, Scope};
 pub use owners::TakenOver;
 pub use rollout::{RolloutState, Scaled, Status, Upgraded};
+pub use undeploy::UndeployReport;
 pub use undo::UndoReport;
 
 use request::FIELD_MANAGER;

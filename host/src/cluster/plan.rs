@@ -111,6 +111,34 @@ pub(super) fn scale(deployment: &Deployment, replicas: i32) -> Patched {
     }
 }
 
+/// The step that stops `deployment` before an undeploy deletes it: paused (the deployment
+/// controller makes no ReplicaSet for a paused Deployment) at 0 replicas (its ReplicaSets
+/// are scaled to none). Once the controller has seen it, one whose caches lag cannot make
+/// a ReplicaSet, or a pod, after the deletion, as it could for a running one. Undone by
+/// the replica count and pause it had.
+pub(super) fn stop(deployment: &DynamicObject) -> Patched {
+    let spec = deployment.data.get("spec");
+    // The API server defaults an absent count to 1; an absent pause is not paused.
+    let replicas = spec
+        .and_then(|s| s.get("replicas"))
+        .cloned()
+        .unwrap_or(json!(1));
+    let paused = spec
+        .and_then(|s| s.get("paused"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let set = |paused: Value, replicas: Value| {
+        Patch::Merge(json!({"metadata": {"uid": deployment.metadata.uid},
+                            "spec": {"paused": paused, "replicas": replicas}}))
+    };
+    Patched {
+        resource: ApiResource::erase::<Deployment>(&()),
+        object: ObjectRef::of("apps/v1", "Deployment", &deployment.metadata),
+        patch: set(json!(true), json!(0)),
+        back: set(paused, replicas),
+    }
+}
+
 /// The step that sets the image of container `index` of `deployment` to `image`, with the
 /// image it replaces; `None` when there is no such container.
 pub(super) fn upgrade(
@@ -639,6 +667,38 @@ mod tests {
         assert!(
             upgrade(&deployment, 2, "x:1").is_none(),
             "no third container"
+        );
+    }
+
+    #[test]
+    fn a_stop_pauses_at_no_replicas_that_object_and_is_undone_to_what_it_had() {
+        let running = object(
+            &deployments(),
+            "dep-web",
+            json!({"metadata": {"name": "dep-web", "uid": "u-1"}, "spec": {"replicas": 3}}),
+        );
+        let stopped = stop(&running);
+        assert_eq!(
+            stopped.patch,
+            Patch::Merge(json!({"metadata": {"uid": "u-1"},
+                                "spec": {"paused": true, "replicas": 0}}))
+        );
+        // Never paused: the pause goes again, not set to false.
+        assert_eq!(
+            stopped.back,
+            Patch::Merge(json!({"metadata": {"uid": "u-1"},
+                                "spec": {"paused": null, "replicas": 3}}))
+        );
+        assert_eq!(stopped.object.uid.as_deref(), Some("u-1"));
+        let paused = object(
+            &deployments(),
+            "dep-web",
+            json!({"metadata": {"name": "dep-web", "uid": "u-2"}, "spec": {"paused": true}}),
+        );
+        assert_eq!(
+            stop(&paused).back,
+            Patch::Merge(json!({"metadata": {"uid": "u-2"},
+                                "spec": {"paused": true, "replicas": 1}}))
         );
     }
 }

@@ -328,11 +328,10 @@ async fn python_rules_deploy_and_undeploy_on_the_local_control_plane() {
     acme_labels(pdb.metadata.labels.as_ref());
     assert_eq!(pdb.data["spec"]["minAvailable"], 1);
 
-    let removed = target.undeploy(&component).await.expect("undeploys");
     target
-        .wait_gone(&component, &removed, common::WAIT)
+        .undeploy_and_wait(&component, common::WAIT)
         .await
-        .expect("gone");
+        .expect("undeploys, and it is gone");
     let left = labelled(&client, &ns, &component, &[pdb_v1beta1()]).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     drop_namespace(&client, &ns).await;

@@ -123,6 +123,86 @@ async fn undeploy_wait_returns_when_nothing_is_left() {
     drop_namespace(&client, &ns).await;
 }
 
+/// `undeploy --wait` the moment a deploy returns, while the controllers are still making
+/// the ReplicaSet and pods: a fresh-machine run once saw a pod made after the wait had
+/// returned (the deployment controller, its cache behind, made the ReplicaSet again after
+/// the foreground deletion was over). Rounds in several namespaces at once, so the
+/// controllers lag as they did; each checked at once and again 2 s later.
+#[tokio::test(flavor = "multi_thread")]
+async fn undeploy_wait_right_after_a_deploy_leaves_nothing_behind_later_either() {
+    const NAMESPACES: usize = 4;
+    const ROUNDS: usize = 5;
+    const CHURN: usize = 12;
+    // A command of berth's, on a blocking thread: the rounds run at once.
+    async fn run(ns: &str, args: &[&str]) -> std::process::Output {
+        let ns = ns.to_owned();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            berth(&ns, &args)
+        })
+        .await
+        .expect("berth ran")
+    }
+    let rounds = (0..NAMESPACES).map(|_| {
+        tokio::spawn(async {
+            let (client, ns) = namespace("race-gone").await;
+            let dir = tempfile::tempdir().expect("dir");
+            let spec = write_spec(
+                &dir,
+                "component_name: race\nimage: example/race:1\nreplicas: 3\nports: ['80:0']\n",
+            );
+            for round in 0..ROUNDS {
+                ok(&run(&ns, &["deploy", "--spec", &spec]).await);
+                let args = ["undeploy", "race", "--wait", "--timeout", "60s"];
+                let out = ok(&run(&ns, &args).await);
+                assert!(out.ends_with("gone\n"), "round {round}: {out}");
+                let left = leftovers(&client, &ns).await;
+                assert!(left.is_empty(), "{ns} round {round}, at once: {left:?}");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                let left = leftovers(&client, &ns).await;
+                assert!(left.is_empty(), "{ns} round {round}, 2 s later: {left:?}");
+            }
+            drop_namespace(&client, &ns).await;
+        })
+    });
+    // Load on the controllers, as a busy cluster has: other Deployments scaled up and
+    // down the whole time, so their informers and work queues lag.
+    let churn = tokio::spawn(async {
+        let (client, ns) = namespace("race-churn").await;
+        let dir = tempfile::tempdir().expect("dir");
+        let names: Vec<String> = (0..CHURN).map(|i| format!("churn{i}")).collect();
+        for name in &names {
+            let spec = write_spec(
+                &dir,
+                &format!("component_name: {name}\nimage: example/churn:1\nreplicas: 1\n"),
+            );
+            ok(&run(&ns, &["deploy", "--spec", &spec]).await);
+        }
+        let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+        for replicas in [4, 0].into_iter().cycle() {
+            for name in &names {
+                let scale = json!({"spec": {"replicas": replicas}});
+                let _ = deployments
+                    .patch(
+                        &format!("dep-{name}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(&scale),
+                    )
+                    .await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    let outcomes = futures::future::join_all(rounds).await;
+    churn.abort();
+    for outcome in outcomes {
+        if let Err(failed) = outcome {
+            std::panic::resume_unwind(failed.into_panic());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn undeploy_wait_that_times_out_names_what_is_left_and_what_holds_it() {
     let (client, ns) = namespace("held").await;
@@ -392,11 +472,10 @@ async fn an_undo_reaches_only_the_object_it_changed() {
         .await
         .expect("deploy");
     let scaled = cluster.scale("web", 3).await.expect("scale");
-    let removed = cluster.undeploy("web").await.expect("undeploy");
     cluster
-        .wait_gone("web", &removed, std::time::Duration::from_secs(60))
+        .undeploy_and_wait("web", std::time::Duration::from_secs(60))
         .await
-        .expect("gone");
+        .expect("undeployed, and gone");
     cluster.deploy("web", rendered).await.expect("deploy again");
 
     let refused = cluster

@@ -48,8 +48,8 @@ pub use selector::SelectorError;
 pub use cluster::{
     Action, COMPONENT_LABEL, Change, Cluster, ClusterError, ComponentSummary, Connection,
     DeployReport, ExecLine, ExecOutcome, MANAGED_BY, MANAGED_BY_LABEL, ObjectDiff,
-    RENDERED_HASH_ANNOTATION, RULES_DIGEST_ANNOTATION, Revision, RolloutState, Scaled, Scope,
-    Status, Stream, TakenOver, UndeployReport, UndoReport, Upgraded,
+    RENDERED_HASH_ANNOTATION, RULES_DIGEST_ANNOTATION, Revision, Rollback, RolloutState, Scaled,
+    Scope, Status, Stream, TakenOver, UndeployReport, UndoReport, Upgraded,
 };
 
 // Rules components in OCI registries.

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use berth::Origin;
 use berth::{Built, RenderError};
 use berth::{Capabilities, Rendered, Rules, SiteConfig, Spec};
-use berth::{Cluster, ClusterError, DeployReport, UndoReport};
+use berth::{Cluster, ClusterError, DeployReport, Status, UndoReport};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -65,6 +65,50 @@ impl Outcome {
     }
 }
 
+/// How one component's deploy went, one spec or many.
+pub struct Deployed {
+    /// What deploy did.
+    pub report: DeployReport,
+    /// The rollout as waited for (`None`: not waited for).
+    pub rollout: Option<Result<Status, ClusterError>>,
+    /// What was put back after the rollout failed.
+    pub undone: Option<UndoReport>,
+}
+
+/// Deploy one component, then wait for its rollout and put back what the deploy changed
+/// if it fails, as `wait` says: the one path of every deploy, whether one spec or many.
+/// `deployed` sees the report before the wait starts, `progress` each state while waiting.
+pub async fn deploy_one(
+    cluster: &Cluster,
+    component: &str,
+    rendered: Rendered,
+    wait: &WaitArgs,
+    deployed: impl FnOnce(&DeployReport),
+    progress: impl FnMut(&Status),
+) -> Result<Deployed, ClusterError> {
+    let report = cluster.deploy(component, rendered).await?;
+    deployed(&report);
+    if !wait.wait {
+        return Ok(Deployed {
+            report,
+            rollout: None,
+            undone: None,
+        });
+    }
+    let rollout = cluster.wait(component, wait.timeout, progress).await;
+    let undone = match &rollout {
+        Err(error) if rollout_failed(error) && !wait.keep_on_failure => {
+            Some(cluster.undo(&report, wait.undo_timeout).await)
+        }
+        _ => None,
+    };
+    Ok(Deployed {
+        report,
+        rollout: Some(rollout),
+        undone,
+    })
+}
+
 /// Deploy every rendered component, at most `max_concurrency` at once, each waited for
 /// (and undone when its rollout fails) as `wait` says.
 pub async fn deploy(
@@ -81,42 +125,29 @@ pub async fn deploy(
                 Ok(rendered) => rendered,
                 Err(e) => return failed(component, None, &CliError::from(e)),
             };
-            let deployed = match cluster.deploy(&component, rendered).await {
-                Ok(deployed) => deployed,
+            let done = deploy_one(cluster, &component, rendered, wait, |_| {}, |_| {}).await;
+            let Deployed {
+                report,
+                rollout,
+                undone,
+            } = match done {
+                Ok(done) => done,
                 Err(e) => return failed(component, None, &CliError::from(e)),
             };
-            if !wait.wait {
-                return Outcome {
-                    component,
-                    result: "deployed",
-                    report: Some(deployed),
-                    undone: None,
-                    error: None,
-                };
-            }
-            match cluster.wait(&component, wait.timeout, |_| {}).await {
-                Ok(_) => Outcome {
-                    component,
-                    result: "rolled out",
-                    report: Some(deployed),
-                    undone: None,
-                    error: None,
-                },
-                Err(error) if rollout_failed(&error) => {
-                    let undone = if wait.keep_on_failure {
-                        None
-                    } else {
-                        Some(cluster.undo(&deployed, wait.undo_timeout).await)
-                    };
-                    Outcome {
-                        component,
-                        result: "rollout failed",
-                        report: Some(deployed),
-                        undone,
-                        error: Some(error.to_string()),
-                    }
+            let (result, error) = match rollout {
+                None => ("deployed", None),
+                Some(Ok(_)) => ("rolled out", None),
+                Some(Err(error)) if rollout_failed(&error) => {
+                    ("rollout failed", Some(error.to_string()))
                 }
-                Err(e) => failed(component, Some(deployed), &CliError::from(e)),
+                Some(Err(e)) => return failed(component, Some(report), &CliError::from(e)),
+            };
+            Outcome {
+                component,
+                result,
+                report: Some(report),
+                undone,
+                error,
             }
         };
         (label, job)
@@ -150,7 +181,8 @@ fn failed(component: String, report: Option<DeployReport>, error: &CliError) -> 
     }
 }
 
-fn rollout_failed(error: &ClusterError) -> bool {
+/// Whether `error` says the rollout did not finish (not that berth could not look).
+pub fn rollout_failed(error: &ClusterError) -> bool {
     matches!(
         error,
         ClusterError::Timeout { .. }

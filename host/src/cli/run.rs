@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth::Secrets;
 use berth::{Capabilities, SiteConfig};
-use berth::{Change, Cluster, ClusterError, Connection, ExecLine, Scope};
+use berth::{Change, Cluster, ClusterError, Connection, ExecLine, Scope, Status, UndoReport};
 use berth::{Rules, RulesOptions};
 
 use super::args::{
@@ -199,15 +199,55 @@ async fn deploy(
     let (origin, spec) = &specs[0];
     let rendered = rules.render_from(origin, spec, &site, &capabilities, cluster.namespace())?;
     let component = rendered.component.clone();
-    let deployed = target.deploy(&component, rendered).await?;
-    report::write_stdout(&report::deploy(&deployed, output))?;
-    let failed = match settle(cluster, &component, &wait).await {
-        Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
-        other => return other,
-    };
-    let undone = cluster.undo(&deployed, wait.undo_timeout).await;
-    report::undone(&undone);
-    Err(CliError::NotRolledOut(failed))
+    let live = std::io::stderr().is_terminal();
+    let mut shown = String::new();
+    let mut written = Ok(());
+    let deployed = fleet::deploy_one(
+        &target,
+        &component,
+        rendered,
+        &wait,
+        |done| written = report::write_stdout(&report::deploy(done, output)),
+        |status| show(status, &mut shown, live),
+    )
+    .await?;
+    written?;
+    if live && wait.wait {
+        eprintln!();
+    }
+    rolled_out(deployed.rollout, deployed.undone.as_ref())
+}
+
+/// A progress line for `status`, when it says something new.
+fn show(status: &Status, shown: &mut String, live: bool) {
+    let line = report::progress_line(status);
+    if line != *shown {
+        report::show_progress(&line, live);
+        *shown = line;
+    }
+}
+
+/// How a command that waited (or did not) for a rollout ends: the rollout's message, or
+/// what was put back after it failed and its own exit code, so scripts can tell it from
+/// an error.
+fn rolled_out(
+    rollout: Option<Result<Status, ClusterError>>,
+    undone: Option<&UndoReport>,
+) -> Result<ExitStatus, CliError> {
+    match rollout {
+        None => Ok(ExitStatus::Success),
+        Some(Ok(status)) => {
+            report::write_stdout(&format!("{}\n", status.rollout.message()))?;
+            Ok(ExitStatus::Success)
+        }
+        Some(Err(error)) if fleet::rollout_failed(&error) => {
+            if let Some(undone) = undone {
+                report::undone(undone);
+            }
+            Err(CliError::NotRolledOut(error))
+        }
+        Some(Err(error)) => Err(error.into()),
+    }
 }
 
 /// `undeploy`: one component, or several at once each on its own.
@@ -369,22 +409,39 @@ async fn upgrade(
     Err(CliError::NotRolledOut(failed))
 }
 
-/// `rollback` to the previous or a given revision.
+/// `rollback` to the previous or a given revision, waited for as asked; a failed rollout
+/// put back.
 async fn rollback(
     cluster: &Cluster,
     name: String,
     to_revision: Option<u32>,
     wait: WaitArgs,
 ) -> Result<ExitStatus, CliError> {
-    let restored = cluster
+    let rolled = cluster
         .rollback(&name, i64::from(to_revision.unwrap_or(0)))
         .await?;
+    let to = &rolled.revision;
     report::write_stdout(&format!(
         "rolled back {name} to revision {} ({})\n",
-        restored.revision,
-        restored.images.join(", ")
+        to.revision,
+        to.images.join(", ")
     ))?;
-    settle(cluster, &name, &wait).await
+    let failed = match settle(cluster, &name, &wait).await {
+        Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
+        other => return other,
+    };
+    let back = cluster.undo_rollback(&rolled);
+    match tokio::time::timeout(wait.undo_timeout, back).await {
+        Ok(Ok(_)) => eprintln!(
+            "undone: {name}'s pod template put back as it was before the rollback (a new revision in its history)"
+        ),
+        Ok(Err(e)) => eprintln!("could not undo the rollback of {name}: {e}"),
+        Err(_) => eprintln!(
+            "could not undo the rollback of {name}: undo timed out after {:?}",
+            wait.undo_timeout
+        ),
+    }
+    Err(CliError::NotRolledOut(failed))
 }
 
 /// `list`: berth's components in the namespace or all.
@@ -449,30 +506,12 @@ async fn settle(
     let live = std::io::stderr().is_terminal();
     let mut shown = String::new();
     let status = cluster
-        .wait(component, args.timeout, |s| {
-            let line = report::progress_line(s);
-            if line != shown {
-                report::show_progress(&line, live);
-                shown = line;
-            }
-        })
+        .wait(component, args.timeout, |s| show(s, &mut shown, live))
         .await;
     if live {
         eprintln!();
     }
-    match status {
-        Ok(status) => {
-            report::write_stdout(&format!("{}\n", status.rollout.message()))?;
-            Ok(ExitStatus::Success)
-        }
-        // The rollout did not finish: its own exit code, so scripts can tell it from an error.
-        Err(
-            error @ (ClusterError::Timeout { .. }
-            | ClusterError::RolloutFailed { .. }
-            | ClusterError::Deleted { .. }),
-        ) => Err(CliError::NotRolledOut(error)),
-        Err(error) => Err(error.into()),
-    }
+    rolled_out(Some(status), None)
 }
 
 /// `diff`: the objects of every spec, live against the API server's dry run of the apply.

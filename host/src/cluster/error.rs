@@ -174,6 +174,15 @@ impl ClusterError {
         let action = action.into();
         move |error| ClusterError::Api { action, error }
     }
+
+    /// The same error, an API error's step named `action` (a verb's own words for a
+    /// step the engine took).
+    pub(super) fn named(self, action: String) -> ClusterError {
+        match self {
+            ClusterError::Api { error, .. } => ClusterError::Api { action, error },
+            other => other,
+        }
+    }
 }
 
 fn revisions(known: &[i64]) -> String {

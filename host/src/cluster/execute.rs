@@ -2,6 +2,7 @@
 //! undoes it before the next one starts. A dry-run connection sends each step as one
 //! server-side dry run, whose answer is what the step would leave.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use super::apply::{
 };
 use super::name_of;
 use super::owners::{TakenOver, taken_over};
-use super::plan::{Inverse, Patch, Patched, Plan, Step, Undo, step};
+use super::plan::{Inverse, Patch, Patched, Plan, Replaced, Step, Undo, step};
 use super::request::{Manager, retry_conflicts};
 use super::{COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, RENDERED_HASH_ANNOTATION};
 use crate::objects::ObjectRef;
@@ -84,6 +85,17 @@ impl Cluster {
                     inverse: Some(step.inverse()),
                 })
             }
+            Step::Replace { replaced, live } => {
+                let after = self.replace_template(replaced, live.as_deref()).await?;
+                Ok(Done {
+                    reference: replaced.object.clone(),
+                    action: Action::Updated,
+                    live: None,
+                    after: Some(after),
+                    taken: Vec::new(),
+                    inverse: Some(step.inverse()),
+                })
+            }
             Step::Prune { resource, live } => {
                 let reference = self.delete(resource, live, None).await?;
                 Ok(Done {
@@ -128,6 +140,41 @@ impl Cluster {
         .map_err(ClusterError::api(format!(
             "cannot patch {} {}",
             resource.kind, object.name
+        )))
+    }
+
+    /// Set `replaced`'s template on its Deployment, starting from `live` if given. The
+    /// replace carries the resource version read: a concurrent change (the controller's
+    /// status during a rollout, another writer's field) makes it fail rather than be
+    /// overwritten; then the Deployment is read again and only the template set anew. It
+    /// carries the uid planned too, so a Deployment made again under the name is refused.
+    async fn replace_template(
+        &self,
+        replaced: &Replaced,
+        live: Option<&Deployment>,
+    ) -> Result<DynamicObject, ClusterError> {
+        let name = &replaced.object.name;
+        let resource = ApiResource::erase::<Deployment>(&());
+        let mut known = live.cloned();
+        let requests = &self.requests;
+        let (resource_ref, template) = (&resource, &replaced.template);
+        retry_conflicts(|| {
+            let known = known.take();
+            async move {
+                let mut d = match known {
+                    Some(d) => d,
+                    None => requests.typed::<Deployment>().get(name).await?,
+                };
+                d.metadata.uid.clone_from(&replaced.object.uid);
+                if let Some(spec) = d.spec.as_mut() {
+                    spec.template = template.clone();
+                }
+                requests.replace(resource_ref, name, &d).await
+            }
+        })
+        .await
+        .map_err(ClusterError::api(format!(
+            "cannot replace the pod template of Deployment {name}"
         )))
     }
 

@@ -2,16 +2,26 @@
 //! no rollback endpoint): the ReplicaSets a Deployment controls hold its past templates.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, ApiResource, ListParams};
+use kube::api::{Api, ListParams};
 use serde::Serialize;
 
+use super::plan::{self, Inverse, Replaced, Step};
 use super::request::REVISION_ANNOTATION;
-use super::request::retry_conflicts;
 use super::{Cluster, ClusterError, name_of};
 use crate::selector::Selector;
 
-/// Label the deployment controller adds to each ReplicaSet's template.
-const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// What [`Cluster::rollback`] changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Rollback {
+    /// The component.
+    pub component: String,
+    /// The revision restored (now the current one) and its images.
+    pub revision: Revision,
+    /// The replace that sets the template back.
+    #[serde(skip)]
+    pub(super) back: Replaced,
+}
 
 /// One revision of a Deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,9 +59,10 @@ impl Cluster {
     }
 
     /// Roll `component` back to `to` (0: the revision before the current one) by copying
-    /// that revision's pod template into the Deployment. Returns the revision restored and
-    /// its images.
-    pub async fn rollback(&self, component: &str, to: i64) -> Result<Revision, ClusterError> {
+    /// that revision's pod template into the Deployment (the engine's replace step).
+    /// Returns the revision restored, its images, and what undoes it
+    /// ([`Cluster::undo_rollback`]).
+    pub async fn rollback(&self, component: &str, to: i64) -> Result<Rollback, ClusterError> {
         let d = self.find_deployment(component).await?;
         let name = name_of(&d.metadata);
         let current = revision_of(d.metadata.annotations.as_ref()).unwrap_or(0);
@@ -77,43 +88,37 @@ impl Cluster {
             }
         };
         let (revision, rs) = target;
-        let mut template = rs
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.clone())
-            .unwrap_or_default();
-        if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-            labels.remove(POD_TEMPLATE_HASH);
-        }
-        let restored = Revision {
-            revision,
-            images: images(rs),
-            current: true,
+        let step = plan::rollback(&d, rs);
+        let done = self
+            .execute_step(component, &step)
+            .await
+            .map_err(|e| e.named(format!("cannot roll back Deployment {name}")))?;
+        let Some(Inverse::Replace(back)) = done.inverse else {
+            unreachable!("a replace step is undone by a replace");
         };
-        // Replace carries the resourceVersion read: a concurrent change (the controller's
-        // status during a rollout, another writer's field) makes it fail rather than be
-        // overwritten; then the Deployment is read again and only the template set anew.
-        let mut known = Some(d);
-        let (requests, name_ref, template) = (&self.requests, &name, &template);
-        retry_conflicts(|| {
-            let known = known.take();
-            async move {
-                let mut d = match known {
-                    Some(d) => d,
-                    None => requests.typed::<Deployment>().get(name_ref).await?,
-                };
-                if let Some(spec) = d.spec.as_mut() {
-                    spec.template = template.clone();
-                }
-                let resource = ApiResource::erase::<Deployment>(&());
-                requests.replace(&resource, name_ref, &d).await.map(drop)
-            }
+        Ok(Rollback {
+            component: component.to_owned(),
+            revision: Revision {
+                revision,
+                images: images(rs),
+                current: true,
+            },
+            back: *back,
         })
-        .await
-        .map_err(ClusterError::api(format!(
-            "cannot roll back Deployment {name}"
-        )))?;
-        Ok(restored)
+    }
+
+    /// Put back the pod template `rollback` replaced (a rollback whose rollout failed):
+    /// the replace back, sent by the same executor, to that Deployment only.
+    pub async fn undo_rollback(&self, rollback: &Rollback) -> Result<(), ClusterError> {
+        let back = Step::Replace {
+            replaced: Box::new(rollback.back.clone()),
+            live: None,
+        };
+        let name = &rollback.back.object.name;
+        self.execute_step(&rollback.component, &back)
+            .await
+            .map(drop)
+            .map_err(|e| e.named(format!("cannot undo the rollback of Deployment {name}")))
     }
 
     /// ReplicaSets whose controller is `d`.

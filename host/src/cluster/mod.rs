@@ -41,7 +41,7 @@ pub use deploy::DeployReport;
 pub use diff::{Change, ObjectDiff};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
-pub use history::Revision;
+pub use history::{Revision, Rollback};
 pub use inventory::applyset_id;
 pub use list::{ComponentSummary, Scope};
 pub use owners::TakenOver;

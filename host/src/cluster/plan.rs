@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
@@ -48,6 +49,14 @@ pub(super) enum Step {
     /// Change fields of the component's object in place (a scale, an upgrade). Undone by
     /// the patch that sets them back.
     Patch(Patched),
+    /// Set a Deployment's whole pod template (a rollback). Undone by the template it had.
+    Replace {
+        /// The change.
+        replaced: Box<Replaced>,
+        /// The Deployment as read when planned, which the first replace starts from (a
+        /// conflict reads it again); `None`: read it first.
+        live: Option<Box<Deployment>>,
+    },
     /// The component's, and the render no longer builds it: delete it (that uid). Undone by
     /// making it again as berth had made it.
     Prune {
@@ -81,6 +90,50 @@ impl Patched {
         }
     }
 }
+
+/// A Deployment's whole pod template set to another.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Replaced {
+    /// The Deployment (its uid: the replace carries it, so it reaches that object or none).
+    pub object: ObjectRef,
+    /// The template it gets.
+    pub template: PodTemplateSpec,
+    /// The template it had.
+    pub back: PodTemplateSpec,
+}
+
+impl Replaced {
+    /// The replace that undoes this one.
+    pub fn reversed(&self) -> Self {
+        Self {
+            template: self.back.clone(),
+            back: self.template.clone(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The step that rolls `deployment` back to `replica_set`'s pod template, as `kubectl
+/// rollout undo` does: the template without the label the deployment controller adds.
+pub(super) fn rollback(deployment: &Deployment, replica_set: &ReplicaSet) -> Step {
+    let template_of = |spec: Option<&PodTemplateSpec>| spec.cloned().unwrap_or_default();
+    let mut template = template_of(replica_set.spec.as_ref().and_then(|s| s.template.as_ref()));
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove(POD_TEMPLATE_HASH);
+    }
+    let back = template_of(deployment.spec.as_ref().map(|s| &s.template));
+    Step::Replace {
+        replaced: Box::new(Replaced {
+            object: ObjectRef::of("apps/v1", "Deployment", &deployment.metadata),
+            template,
+            back,
+        }),
+        live: Some(Box::new(deployment.clone())),
+    }
+}
+
+/// Label the deployment controller adds to each ReplicaSet's template.
+const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 /// A patch, as the API server takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +251,8 @@ pub(super) enum StepKind {
     Adopt,
     /// Patch an object in place.
     Patch,
+    /// Replace a Deployment's pod template.
+    Replace,
     /// Delete an object the render no longer builds.
     Prune,
 }
@@ -213,6 +268,8 @@ pub(super) enum Inverse {
     Recreate(ApiResource, DynamicObject),
     /// Patch it back.
     Patch(Patched),
+    /// Set the template it had again.
+    Replace(Box<Replaced>),
 }
 
 impl Step {
@@ -226,6 +283,7 @@ impl Step {
             Step::Update { update, .. } if update.patch.is_some() => StepKind::ApplyRemoving,
             Step::Update { .. } => StepKind::Apply,
             Step::Patch(_) => StepKind::Patch,
+            Step::Replace { .. } => StepKind::Replace,
             Step::Prune { .. } => StepKind::Prune,
         }
     }
@@ -238,6 +296,7 @@ impl Step {
                 Inverse::Restore(member.resource.clone(), (**live).clone())
             }
             Step::Patch(patched) => Inverse::Patch(patched.reversed()),
+            Step::Replace { replaced, .. } => Inverse::Replace(Box::new(replaced.reversed())),
             Step::Prune { resource, live } => Inverse::Recreate(resource.clone(), live.clone()),
         }
     }
@@ -256,6 +315,7 @@ impl Step {
                 &live.metadata,
             ),
             Step::Patch(patched) => patched.object.clone(),
+            Step::Replace { replaced, .. } => replaced.object.clone(),
             Step::Prune { resource, live } => {
                 ObjectRef::of(&resource.api_version, &resource.kind, &live.metadata)
             }
@@ -700,5 +760,50 @@ mod tests {
             Patch::Merge(json!({"metadata": {"uid": "u-2"},
                                 "spec": {"paused": true, "replicas": 1}}))
         );
+    }
+
+    #[test]
+    fn a_rollback_sets_the_earlier_template_without_the_hash_label_and_is_undone_to_this_one() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "dep-web", "uid": "u-1"},
+            "spec": {"selector": {}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:2"}]}}},
+        }))
+        .unwrap();
+        let earlier: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "dep-web-1"},
+            "spec": {"selector": {}, "template": {
+                "metadata": {"labels": {"app": "web", "pod-template-hash": "abc"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
+        }))
+        .unwrap();
+        let step = rollback(&deployment, &earlier);
+        assert_eq!(step.kind(), StepKind::Replace);
+        let Step::Replace { replaced, live } = &step else {
+            unreachable!()
+        };
+        assert_eq!(
+            live.as_deref(),
+            Some(&deployment),
+            "starts from what was read"
+        );
+        assert_eq!(replaced.object.uid.as_deref(), Some("u-1"));
+        let value = |t: &PodTemplateSpec| serde_json::to_value(t).unwrap();
+        assert_eq!(
+            value(&replaced.template),
+            json!({"metadata": {"labels": {"app": "web"}},
+                   "spec": {"containers": [{"name": "web", "image": "web:1"}]}})
+        );
+        let Inverse::Replace(back) = step.inverse() else {
+            unreachable!()
+        };
+        assert_eq!(
+            value(&back.template),
+            json!({"metadata": {"labels": {"app": "web"}},
+                   "spec": {"containers": [{"name": "web", "image": "web:2"}]}})
+        );
+        assert_eq!(back.back, replaced.template);
+        assert_eq!(back.object, replaced.object);
     }
 }

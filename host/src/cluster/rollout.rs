@@ -248,7 +248,7 @@ impl Cluster {
         let previous = d.spec.and_then(|s| s.replicas).unwrap_or(1);
         self.execute_step(component, &Step::Patch(step.clone()))
             .await
-            .map_err(|e| rename(e, format!("cannot scale Deployment {name}")))?;
+            .map_err(|e| e.named(format!("cannot scale Deployment {name}")))?;
         Ok(Scaled {
             component: component.to_owned(),
             previous,
@@ -265,12 +265,7 @@ impl Cluster {
         self.execute_step(&scaled.component, &back)
             .await
             .map(drop)
-            .map_err(|e| {
-                rename(
-                    e,
-                    format!("cannot scale Deployment {name} back to {previous}"),
-                )
-            })
+            .map_err(|e| e.named(format!("cannot scale Deployment {name} back to {previous}")))
     }
 
     /// Set the image of container `index` (0: the main container) of `component`; a rolling
@@ -293,7 +288,7 @@ impl Cluster {
             })?;
         self.execute_step(component, &Step::Patch(step.clone()))
             .await
-            .map_err(|e| rename(e, format!("cannot upgrade Deployment {name}")))?;
+            .map_err(|e| e.named(format!("cannot upgrade Deployment {name}")))?;
         Ok(Upgraded {
             component: component.to_owned(),
             container_index: index,
@@ -311,20 +306,7 @@ impl Cluster {
         self.execute_step(&upgraded.component, &back)
             .await
             .map(drop)
-            .map_err(|e| {
-                rename(
-                    e,
-                    format!("cannot put {previous} back in Deployment {name}"),
-                )
-            })
-    }
-}
-
-/// `error` of a request, said as the verb says it.
-fn rename(error: ClusterError, action: String) -> ClusterError {
-    match error {
-        ClusterError::Api { error, .. } => ClusterError::Api { action, error },
-        other => other,
+            .map_err(|e| e.named(format!("cannot put {previous} back in Deployment {name}")))
     }
 }
 

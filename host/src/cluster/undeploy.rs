@@ -168,11 +168,13 @@ impl Cluster {
                         selector,
                     });
                 }
-                // 404: gone; 409: the uid in the patch is not the object's (replaced).
+                // Gone, or replaced by another of its name: the uid in the patch is refused
+                // as a change of an immutable field. Its delete, by uid, skips it too.
                 Err(ClusterError::Api {
                     error: kube::Error::Api(status),
                     ..
-                }) if status.code == 404 || status.code == 409 => {}
+                }) if status.code == 404
+                    || (status.code == 422 && status.message.contains("metadata.uid")) => {}
                 Err(error) => {
                     let undone = self.restart(component, &stopped, &[]).await;
                     return Err(ClusterError::RolledBack {

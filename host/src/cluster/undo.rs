@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::applied::pick;
 use super::apply::berth_fields;
-use super::plan::{Inverse, Undo};
+use super::plan::{Inverse, Step, Undo};
 use super::request::{describe, retry_conflicts};
 use super::{Cluster, name_of};
 use crate::objects::ObjectRef;
@@ -69,18 +69,22 @@ impl Cluster {
     /// created goes, newest first; the inventory last, and only when nothing it names is
     /// left behind.
     async fn undo_steps(&self, undo: &Undo, done: &mut UndoReport) {
-        let patches = undo
+        let in_place = undo
             .steps
             .iter()
             .rev()
             .filter_map(|(_, inverse)| match inverse {
-                Inverse::Patch(patched) => Some(patched),
+                Inverse::Patch(patched) => Some(Step::Patch(patched.clone())),
+                Inverse::Replace(replaced) => Some(Step::Replace {
+                    replaced: replaced.clone(),
+                    live: None,
+                }),
                 _ => None,
             });
-        for patched in patches {
-            match self.patch(patched).await {
-                Ok(_) => done.restored.push(patched.object.clone()),
-                Err(e) => done.failed.push((patched.object.clone(), e.to_string())),
+        for step in in_place {
+            match self.execute_step(&undo.component, &step).await {
+                Ok(_) => done.restored.push(step.object()),
+                Err(e) => done.failed.push((step.object(), e.to_string())),
             }
         }
         let restores = undo

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use berth_e2e::command::{self, Running};
 use common::ok;
 
-mod common;
+use crate::common;
 use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
 use berth_e2e::proxy::{Outcome, Proxy, Rule};
 use k8s_openapi::api::apps::v1::Deployment;

@@ -2,7 +2,7 @@
 //! `deploy --dry-run=server`, a directory of specs deployed component by component, and a
 //! failed rollout undone.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

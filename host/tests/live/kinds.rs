@@ -4,7 +4,7 @@
 //! refused with nothing created; an autoscaler owning the replicas; every verb as a user
 //! holding only the Role the README documents (`examples/berth-role.json`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! berth's cluster operations end to end, on the local control plane (real kube-apiserver,
 //! etcd and controller-manager; simulated kubelet): each test in its own namespace.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

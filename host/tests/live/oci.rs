@@ -10,7 +10,7 @@ use berth::{OciError, Reference, Registry};
 use berth_e2e::components;
 use berth_e2e::registry::{self, Registry as TestRegistry};
 
-mod common;
+use crate::common;
 
 fn berth(docker_config: &Path, cache: &Path, args: &[&str]) -> Output {
     berth_e2e::berth_command(env!("CARGO_BIN_EXE_berth"))

@@ -10,7 +10,7 @@ use berth_e2e::faults::{drop_namespace, exclusive, fault_cluster, namespace};
 use berth_e2e::proxy::{Outcome, Proxy, Rule, Seen};
 use berth_e2e::{Check, wait_for};
 
-mod common;
+use crate::common;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};

@@ -4,7 +4,7 @@
 //! `examples/site-rules`: the same objects byte for byte, the same refusals, and a deploy
 //! and undeploy on the local control plane.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -2,7 +2,7 @@
 //! command returns: `undeploy --wait`, `rollback --to-revision`, `upgrade
 //! --container-index`, exec's main container, `--context`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -409,8 +409,9 @@ async fn web_rendered(cluster: &berth::Cluster) -> berth::Rendered {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_library_undoes_a_failed_scale_and_a_failed_upgrade() {
-    // No CLI: an embedder's scale and upgrade whose rollouts fail, put back by the library.
+async fn the_library_undoes_a_failed_scale_upgrade_and_rollback() {
+    // No CLI: an embedder's scale, upgrade and rollback whose rollouts fail, put back by the
+    // library.
     let (client, ns) = namespace("lib-undo").await;
     let cluster = berth::Cluster::new(client.clone(), ns.clone());
     let rendered = web_rendered(&cluster).await;
@@ -454,6 +455,28 @@ async fn the_library_undoes_a_failed_scale_and_a_failed_upgrade() {
         vec!["example/web:1".to_owned()]
     );
     assert_eq!(replicas().await, Some(2));
+
+    // The revision before the current one is the upgrade's (example/web:2).
+    wait(60).await.expect("the first revision's pods again");
+    let rolled = cluster.rollback("web", 0).await.expect("rollback");
+    assert_eq!(rolled.revision.images, vec!["example/web:2".to_owned()]);
+    assert_eq!(
+        images(&client, &ns, "dep-web").await,
+        vec!["example/web:2".to_owned()]
+    );
+    let failed = wait(5).await.expect_err("no surge pod is made");
+    assert!(
+        matches!(failed, berth::ClusterError::Timeout { .. }),
+        "{failed}"
+    );
+    cluster
+        .undo_rollback(&rolled)
+        .await
+        .expect("undo the rollback");
+    assert_eq!(
+        images(&client, &ns, "dep-web").await,
+        vec!["example/web:1".to_owned()]
+    );
     wait(60)
         .await
         .expect("back to the first revision's pods, all available");

@@ -1,9 +1,6 @@
 //! What the cluster tests share: running berth as a user would, a namespace per test, and
 //! what is left of a component afterwards.
 
-// Each test binary uses its own part of this module.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -294,8 +291,8 @@ pub async fn all_gone(client: &kube::Client, ns: &str) {
 
 /// Node port `slot` (0 to 9) of the block this test process holds on the cluster: no
 /// other test process has it (node ports are cluster-wide and tests run in parallel).
-/// Each test deploying a node port has a slot of its own (lifecycle 0 to 4, fleet 5 and 6),
-/// so they may share a process.
+/// Within the process each test deploying a node port has a slot of its own (lifecycle 0
+/// to 4, fleet 5 and 6): they run at once.
 pub fn node_port(slot: u16) -> u16 {
     cluster().node_port(slot)
 }

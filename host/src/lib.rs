@@ -16,9 +16,11 @@
 mod cache_dir;
 mod capabilities;
 mod cluster;
+mod controller;
 mod kinds;
 mod objects;
 mod oci;
+mod one_line;
 mod render;
 mod runtime;
 mod selector;
@@ -52,6 +54,12 @@ pub use cluster::{
     Scope, Status, Stream, TakenOver, UndeployReport, UndoReport, Upgraded,
 };
 
+// The controller: Components declared in the cluster, kept as declared.
+pub use controller::{
+    Component, ComponentSpec, ComponentStatus, Condition, Controller, ControllerError,
+    DELETION_POLICY, FINALIZER, Inventory, Reconciled, crd,
+};
+
 // Rules components in OCI registries.
 pub use oci::{
     ComponentInfo, Credentials, OciError, Pulled, Pushed, Reference, ReferenceError, Registry,
@@ -64,5 +72,6 @@ pub mod hooks {
     pub use crate::capabilities::NEWEST_KNOWN_VERSION;
     pub use crate::cluster::applyset_id;
     pub use crate::oci::sha256;
+    pub use crate::one_line::one_line;
     pub use crate::runtime::{DEFAULT_RULES, instance_allocation};
 }

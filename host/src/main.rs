@@ -18,21 +18,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, on one line. A cause is left out when the text already holds
-/// it, and the chain stops at kube's own error: berth's message already carries the API
-/// server's words, and kube's display adds its debug form of the same status.
+/// The error and its causes, on one line (the library's wording, which the controller's
+/// conditions use too).
 fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(source) = cause {
-        if source.downcast_ref::<kube::Error>().is_some() {
-            break;
-        }
-        let said = source.to_string();
-        if !text.contains(&said) {
-            text = format!("{text}: {said}");
-        }
-        cause = source.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    berth::hooks::one_line(err)
 }

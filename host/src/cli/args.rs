@@ -43,9 +43,25 @@ pub enum Command {
     },
     #[command(flatten)]
     Cluster(ClusterCommand),
+    /// Keep Component resources as declared, with these rules and site config (which no
+    /// Component can replace); `controller crd` prints the resource's definition. Watches
+    /// --namespace only when given, else every namespace.
+    Controller {
+        #[command(subcommand)]
+        print: Option<ControllerPrint>,
+        #[command(flatten)]
+        with: RulesArgs,
+    },
     /// Publish, describe and precompile rules components.
     #[command(subcommand)]
     Rules(RulesCommand),
+}
+
+/// What `controller` prints instead of running.
+#[derive(Debug, Subcommand)]
+pub enum ControllerPrint {
+    /// The CustomResourceDefinition of Component (JSON, for `kubectl apply -f -`).
+    Crd,
 }
 
 /// The commands that work on a cluster.
@@ -233,6 +249,13 @@ pub struct BuildArgs {
     /// spec files (*.yaml, *.yml, *.json): one component each.
     #[arg(long, value_name = "FILE")]
     pub spec: PathBuf,
+    #[command(flatten)]
+    pub with: RulesArgs,
+}
+
+/// Which site config and rules to build with.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
     /// Site config (YAML or JSON): image pull secrets, logging sidecar, TLS init container.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

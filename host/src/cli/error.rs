@@ -28,6 +28,12 @@ pub enum CliError {
     /// A cluster operation failed.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The controller failed.
+    #[error(transparent)]
+    Controller(#[from] berth::ControllerError),
+    /// A controller's rules named by a tag, which could change behind everyone's back.
+    #[error("--rules {0}: a controller's rules are pinned by digest (oci://…@sha256:…), not a tag")]
+    UnpinnedRules(String),
     /// A rollout did not finish (timed out, failed, or its Deployment was deleted).
     #[error(transparent)]
     NotRolledOut(ClusterError),

@@ -2,6 +2,7 @@
 //! printed, and the exit codes.
 
 mod args;
+mod controller;
 mod error;
 mod exit_codes;
 mod fleet;

@@ -9,8 +9,10 @@ use berth::{Change, Cluster, ClusterError, Connection, ExecLine, Scope, Status, 
 use berth::{Rules, RulesOptions};
 
 use super::args::{
-    BuildArgs, Cli, ClusterCommand, Command, DryRun, Output, RenderFormat, RulesLocation, WaitArgs,
+    BuildArgs, Cli, ClusterCommand, Command, ControllerPrint, DryRun, Output, RenderFormat,
+    RulesArgs, RulesLocation, WaitArgs,
 };
+use super::controller;
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
 use super::fleet;
@@ -33,13 +35,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             show_secrets,
         } => {
             // Rendering needs an async runtime only to pull rules from a registry.
-            let (site, rules) = match &build.rules {
-                Some(RulesLocation::Oci(_)) => runtime()?.block_on(site_and_rules(&build))?,
+            let (site, rules) = match &build.with.rules {
+                Some(RulesLocation::Oci(_)) => runtime()?.block_on(site_and_rules(&build.with))?,
                 Some(RulesLocation::File(path)) => (
-                    site(&build)?,
-                    Rules::from_file(path, &rules_options(&build))?,
+                    site(&build.with)?,
+                    Rules::from_file(path, &rules_options(&build.with))?,
                 ),
-                None => (site(&build)?, Rules::default_rules(&rules_options(&build))?),
+                None => (
+                    site(&build.with)?,
+                    Rules::default_rules(&rules_options(&build.with))?,
+                ),
             };
             render_command(
                 &build,
@@ -50,6 +55,17 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             )
         }
         Command::Rules(command) => runtime()?.block_on(rules_command::run(command)),
+        Command::Controller {
+            print: Some(ControllerPrint::Crd),
+            ..
+        } => {
+            let crd = serde_json::to_string_pretty(&berth::crd()).unwrap_or_default();
+            report::write_stdout(&format!("{crd}\n"))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Controller { print: None, with } => {
+            runtime()?.block_on(controller::run(&connection, &with))
+        }
         Command::Cluster(command) => {
             // diff's errors, whichever step fails, are above 1: 1 means "changes".
             let is_diff = matches!(command, ClusterCommand::Diff { .. });
@@ -91,7 +107,7 @@ fn render_command(
 }
 
 /// The site config and the rules component `args` name, pulled if in a registry.
-async fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliError> {
+pub(super) async fn site_and_rules(args: &RulesArgs) -> Result<(SiteConfig, Rules), CliError> {
     let site = site(args)?;
     let rules = match &args.rules {
         Some(location) => rules_command::load(location, &rules_options(args)).await?,
@@ -100,7 +116,7 @@ async fn site_and_rules(args: &BuildArgs) -> Result<(SiteConfig, Rules), CliErro
     Ok((site, rules))
 }
 
-fn site(args: &BuildArgs) -> Result<SiteConfig, CliError> {
+fn site(args: &RulesArgs) -> Result<SiteConfig, CliError> {
     let mut site = match &args.config {
         Some(path) => berth::load_site(path)?,
         None => SiteConfig::default(),
@@ -109,7 +125,7 @@ fn site(args: &BuildArgs) -> Result<SiteConfig, CliError> {
     Ok(site)
 }
 
-fn rules_options(args: &BuildArgs) -> RulesOptions {
+fn rules_options(args: &RulesArgs) -> RulesOptions {
     RulesOptions::default()
         .deadline(args.rules_deadline)
         .memory(args.rules_memory)
@@ -183,7 +199,7 @@ async fn deploy(
 ) -> Result<ExitStatus, CliError> {
     // Parse and render before changing anything: bad input changes nothing.
     let specs = berth::load_specs(&build.spec)?;
-    let (site, rules) = site_and_rules(&build).await?;
+    let (site, rules) = site_and_rules(&build.with).await?;
     // What the cluster serves, for rules that build per version (policy/v1 or v1beta1).
     let capabilities = cluster.capabilities().await?;
     let target = match dry_run {
@@ -523,7 +539,7 @@ async fn diff_command(
     output: Output,
 ) -> Result<ExitStatus, CliError> {
     let specs = berth::load_specs(&build.spec)?;
-    let (site, rules) = site_and_rules(build).await?;
+    let (site, rules) = site_and_rules(&build.with).await?;
     let capabilities = cluster.capabilities().await?;
     let rendered = fleet::render_each(&rules, &specs, &site, &capabilities, cluster.namespace());
     let secrets = if show_secrets {

@@ -318,7 +318,7 @@ impl Cluster {
 
 /// Whether `live` carries what berth sent in `sent`: the same component label and
 /// rendered-state hash (the hash covers every field the rules built).
-fn carries(live: &DynamicObject, sent: &DynamicObject) -> bool {
+pub(super) fn carries(live: &DynamicObject, sent: &DynamicObject) -> bool {
     let mark = |o: &DynamicObject| {
         let labels = o.metadata.labels.as_ref();
         let annotations = o.metadata.annotations.as_ref();

@@ -3,6 +3,7 @@
 
 mod applied;
 mod apply;
+mod current;
 mod deploy;
 mod diff;
 mod discovery;

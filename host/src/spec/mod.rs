@@ -98,6 +98,14 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// A spec held as a JSON value (a Component's `spec.component`), read as strictly as a
+    /// file's; errors name the field, under `origin`.
+    pub(crate) fn from_value(origin: &Origin, value: Value) -> Result<Self, InputError> {
+        typed::<SpecFile>(origin, value, SPEC_RECORDS).map(Into::into)
+    }
+}
+
 impl SiteConfig {
     /// Parse a site config from YAML or JSON text; errors name the field, under the origin
     /// `site config`.

@@ -1,0 +1,35 @@
+//! `berth controller`: run the controller with the platform team's rules and site config,
+//! a line on stderr for each reconcile.
+
+use berth::{Cluster, Connection, Controller};
+
+use super::args::{RulesArgs, RulesLocation};
+use super::error::CliError;
+use super::exit_codes::ExitStatus;
+use super::run::site_and_rules;
+
+/// Run until SIGINT or SIGTERM.
+pub async fn run(connection: &Connection, with: &RulesArgs) -> Result<ExitStatus, CliError> {
+    // A controller must not change its rules behind anyone's back: a tag can move.
+    if let Some(RulesLocation::Oci(reference)) = &with.rules
+        && reference.digest.is_none()
+    {
+        return Err(CliError::UnpinnedRules(reference.to_string()));
+    }
+    let (site, rules) = site_and_rules(with).await?;
+    let cluster = Cluster::connect(connection).await?;
+    let namespaces = connection.namespace.iter().cloned().collect();
+    eprintln!(
+        "berth controller: rules sha256:{}, watching {}",
+        rules.digest(),
+        connection.namespace.as_deref().unwrap_or("every namespace")
+    );
+    Controller::new(&cluster, rules, site)
+        .namespaces(namespaces)
+        .run(|reconciled| match reconciled.outcome {
+            Ok(()) => eprintln!("reconciled {}", reconciled.component),
+            Err(error) => eprintln!("reconcile of {} failed: {error}", reconciled.component),
+        })
+        .await?;
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,330 @@
+//! One reconcile of a Component: parse its spec as the CLI does, render it with the
+//! platform team's rules, apply it through the engine when the cluster does not hold it as
+//! rendered, and say what was found in its status. Nothing changed: nothing written.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef as Key;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::ControllerError;
+use super::resource::{Component, Inventory};
+use super::status::{Applied, Found, status};
+use crate::cluster::{Action as Done, Cluster, ClusterError, DeployReport, RolloutState};
+use crate::spec::{InputError, Origin, SiteConfig, Spec};
+use crate::{Capabilities, Rules};
+
+/// The finalizer that makes deleting a Component remove its objects first.
+pub const FINALIZER: &str = "berth.dev/cleanup";
+/// `orphan` on a Component: deleting it leaves its objects (to the CLI).
+pub const DELETION_POLICY: &str = "berth.dev/deletion-policy";
+/// How long removing a deleted Component's objects may take before it is tried again.
+const REMOVAL_TIMEOUT: Duration = Duration::from_secs(120);
+/// The periodic look at a Component whose objects nobody changed.
+const INTERVAL: Duration = Duration::from_secs(600);
+
+/// What every reconcile shares.
+pub struct Context {
+    pub(super) client: Client,
+    pub(super) rules: Rules,
+    pub(super) site: SiteConfig,
+    pub(super) capabilities: Capabilities,
+    pub(super) recorder: Recorder,
+    /// Failures in a row, per Component, for the back-off.
+    pub(super) failures: Mutex<HashMap<Key<Component>, u32>>,
+}
+
+/// Reconcile `component`.
+pub async fn reconcile(
+    component: Arc<Component>,
+    context: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let namespace = component.namespace().unwrap_or_default();
+    let name = component.name_any();
+    let api: Api<Component> = Api::namespaced(context.client.clone(), &namespace);
+    let cluster = Cluster::new(context.client.clone(), namespace);
+    if component.metadata.deletion_timestamp.is_some() {
+        return remove(&api, &cluster, &component).await;
+    }
+    if !component.finalizers().iter().any(|f| f == FINALIZER) {
+        // The update wakes the next reconcile.
+        let mut finalizers = component.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_owned());
+        write_finalizers(&api, &component, finalizers).await?;
+        return Ok(Action::await_change());
+    }
+    if component.spec.suspend {
+        return Ok(Action::await_change());
+    }
+    let generation = component.metadata.generation.unwrap_or_default();
+    let (found, applied, revision) = observe(&cluster, &component, &context).await?;
+    let now = Timestamp::now().to_string();
+    let previous = component.status.as_ref();
+    let next = status(
+        previous,
+        generation,
+        &found,
+        applied.as_ref(),
+        revision,
+        &now,
+    );
+    if previous != Some(&next) {
+        let patch = json!({"status": next});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(ControllerError::Write)?;
+    }
+    match found {
+        Found::ApplyFailed(message) => Err(ControllerError::Apply(message)),
+        // The Deployment's watch wakes it as the rollout moves.
+        Found::Progressing(_) => Ok(Action::await_change()),
+        _ => Ok(Action::requeue(INTERVAL)),
+    }
+}
+
+/// What the cluster holds of `component` once applied as rendered, if it was not.
+async fn observe(
+    cluster: &Cluster,
+    component: &Component,
+    context: &Context,
+) -> Result<(Found, Option<Applied>, Option<i64>), ControllerError> {
+    let name = component.name_any();
+    let generation = component.metadata.generation.unwrap_or_default();
+    let origin = Origin::named("spec.component");
+    let spec = match Spec::from_value(&origin, component.spec.component.clone()) {
+        Ok(spec) => spec,
+        Err(error) => return Ok((Found::InvalidSpec(invalid(&error)), None, None)),
+    };
+    if spec.component_name != name {
+        let message = format!(
+            "spec.component.component_name: {:?} is not the Component's name {name:?}",
+            spec.component_name
+        );
+        return Ok((Found::InvalidSpec(message), None, None));
+    }
+    let rendered = match context.rules.render(
+        &spec,
+        &context.site,
+        &context.capabilities,
+        cluster.namespace(),
+    ) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            let message = crate::one_line::one_line(&error);
+            return Ok((Found::RulesRefused(message), None, None));
+        }
+    };
+    let digest = rendered.rules_digest.clone();
+    let status = component.status.clone().unwrap_or_default();
+    let same = status.last_applied_generation == Some(generation)
+        && status.rules_digest.as_deref() == Some(digest.as_str());
+    let applied = if same && cluster.is_current(&name, &rendered).await? {
+        None
+    } else {
+        match cluster.deploy(&name, rendered).await {
+            Ok(report) => {
+                let applied = Applied {
+                    generation,
+                    rules_digest: digest,
+                    inventory: inventory(&report),
+                };
+                let note = format!(
+                    "applied generation {generation}: {}",
+                    changes(&report).unwrap_or_else(|| "nothing changed".to_owned())
+                );
+                event(context, component, "Applied", note).await;
+                Some(applied)
+            }
+            Err(error) => {
+                let message = crate::one_line::one_line(&error);
+                return Ok((Found::ApplyFailed(message), None, None));
+            }
+        }
+    };
+    let now = cluster.status(&name).await?;
+    let revision = now.revision.as_deref().and_then(|r| r.parse().ok());
+    let found = match now.rollout {
+        RolloutState::Done(message) => Found::Succeeded(message),
+        RolloutState::Progressing(message) => Found::Progressing(message),
+        RolloutState::Failed(message) => Found::RolloutFailed(message),
+    };
+    Ok((found, applied, revision))
+}
+
+/// A refused spec's message, naming the field under `spec.component`.
+fn invalid(error: &InputError) -> String {
+    match error {
+        InputError::Field { field, message, .. } if field == "(top level)" => {
+            format!("spec.component: {message}")
+        }
+        InputError::Field { field, message, .. } => format!("spec.component.{field}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+/// The kinds and count of what `report` left on the cluster.
+fn inventory(report: &DeployReport) -> Inventory {
+    let kept: Vec<_> = report
+        .actions
+        .iter()
+        .filter(|(_, action)| *action != Done::Deleted)
+        .map(|(object, _)| object)
+        .collect();
+    let kinds: BTreeSet<String> = kept
+        .iter()
+        .map(|o| match crate::kinds::group_of(&o.api_version) {
+            "" => o.kind.clone(),
+            group => format!("{}.{group}", o.kind),
+        })
+        .collect();
+    Inventory {
+        kinds: kinds.into_iter().collect(),
+        count: i64::try_from(kept.len()).unwrap_or(i64::MAX),
+    }
+}
+
+/// What `report` changed, for the Event; `None` when nothing.
+fn changes(report: &DeployReport) -> Option<String> {
+    let changed: Vec<String> = report
+        .actions
+        .iter()
+        .filter(|(_, action)| *action != Done::Unchanged)
+        .map(|(object, action)| format!("{object} {action}"))
+        .collect();
+    (!changed.is_empty()).then(|| changed.join(", "))
+}
+
+/// Remove a deleted Component's objects (unless it orphans them), then its finalizer.
+async fn remove(
+    api: &Api<Component>,
+    cluster: &Cluster,
+    component: &Component,
+) -> Result<Action, ControllerError> {
+    if !component.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let orphan = component
+        .annotations()
+        .get(DELETION_POLICY)
+        .is_some_and(|p| p == "orphan");
+    if !orphan {
+        match cluster
+            .undeploy_and_wait(&component.name_any(), REMOVAL_TIMEOUT)
+            .await
+        {
+            Ok(_) | Err(ClusterError::NotFound { .. }) => {}
+            Err(error) => return Err(ControllerError::Cluster(error)),
+        }
+    }
+    let finalizers = component
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    write_finalizers(api, component, finalizers).await?;
+    Ok(Action::await_change())
+}
+
+/// Set `component`'s finalizers, conditional on the resource version read (a concurrent
+/// change makes it fail, and the next reconcile sees it).
+async fn write_finalizers(
+    api: &Api<Component>,
+    component: &Component,
+    finalizers: Vec<String>,
+) -> Result<(), ControllerError> {
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": component.resource_version(),
+    }});
+    api.patch(
+        &component.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(ControllerError::Write)
+}
+
+/// Publish an Event about `component`; one that cannot be written is not a failure of the
+/// reconcile.
+async fn event(context: &Context, component: &Component, reason: &str, note: String) {
+    let event = Event {
+        type_: EventType::Normal,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1024).collect()),
+        action: reason.to_owned(),
+        secondary: None,
+    };
+    let _ = context
+        .recorder
+        .publish(&event, &component.object_ref(&()))
+        .await;
+}
+
+/// After a failed reconcile: again after a back-off that doubles with each failure in a
+/// row, from 1 s to 5 min.
+pub fn error_policy(
+    component: Arc<Component>,
+    _error: &ControllerError,
+    context: Arc<Context>,
+) -> Action {
+    let mut failures = context
+        .failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let count = failures.entry(Key::from_obj(&*component)).or_default();
+    *count = count.saturating_add(1);
+    Action::requeue(backoff(*count))
+}
+
+/// The wait before attempt `failures` + 1.
+fn backoff(failures: u32) -> Duration {
+    let seconds = 1u64 << failures.saturating_sub(1).min(9);
+    Duration::from_secs(seconds.min(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_back_off_doubles_from_a_second_to_five_minutes() {
+        let waits: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+
+    #[test]
+    fn a_refused_spec_names_the_path_under_spec_component() {
+        let origin = Origin::named("spec.component");
+        let error = Spec::from_value(
+            &origin,
+            json!({"component_name": "web", "image": "web:1", "ports": ["80:0", {"a": 1}]}),
+        )
+        .unwrap_err();
+        assert!(
+            invalid(&error).starts_with("spec.component.ports[1]: "),
+            "{}",
+            invalid(&error)
+        );
+        let error = Spec::from_value(
+            &origin,
+            json!({"component_name": "web", "image": "web:1", "imagee": "x"}),
+        )
+        .unwrap_err();
+        assert!(
+            invalid(&error).starts_with("spec.component"),
+            "{}",
+            invalid(&error)
+        );
+        assert!(invalid(&error).contains("imagee"), "{}", invalid(&error));
+    }
+}

@@ -17,7 +17,7 @@ set -euo pipefail
 log() { printf 'provision: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-APT_PACKAGES=(golang-go etcd-server rsync golang-github-modern-go-reflect2-dev openssl curl dpkg-dev make ca-certificates)
+APT_PACKAGES=(golang-go etcd-server rsync golang-github-modern-go-reflect2-dev openssl curl dpkg-dev make ca-certificates kubernetes-client)
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 
 pick_cache_root() {
@@ -47,7 +47,10 @@ set_key() {
 }
 
 runtime_ready() {
-    command -v etcd >/dev/null && command -v openssl >/dev/null && command -v curl >/dev/null
+    # kubectl: the controller's tests drive it as a platform team does (Debian's
+    # kubernetes-client is the control plane's own version).
+    command -v etcd >/dev/null && command -v openssl >/dev/null && command -v curl >/dev/null &&
+        command -v kubectl >/dev/null
 }
 
 cache_ready() {
@@ -112,7 +115,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     apt-get install "${APT_PACKAGES[@]}" "${APT_OPTS[@]}" --no-install-recommends >&2
 fi
-runtime_ready || die "etcd/openssl/curl still missing after apt-get install"
+runtime_ready || die "etcd/openssl/curl/kubectl still missing after apt-get install"
 
 try_cache
 

@@ -1,0 +1,280 @@
+//! The controller on the local control plane: a Component made with kubectl is applied,
+//! rolled out and Ready; a spec change follows; a refused spec changes nothing; nothing is
+//! written while nothing changes; deleting it removes what it made.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_e2e::command::{self, Running};
+use berth_e2e::{Check, cluster, wait_for};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// kubectl against the test cluster, as a platform team runs it.
+fn kubectl(args: &[&str], input: Option<&str>) -> std::process::Output {
+    let mut command = Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(&cluster().admin_kubeconfig)
+        .args(args);
+    let Some(input) = input else {
+        return command::output(&mut command, Duration::from_secs(90));
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("kubectl reads");
+    child.wait_with_output().expect("kubectl ends")
+}
+
+fn kubectl_ok(args: &[&str], input: Option<&str>) -> String {
+    let out = kubectl(args, input);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The CRD as `berth controller crd` prints it, applied with kubectl and established.
+fn install_crd() {
+    let crd = ok(&berth("default", &["controller", "crd"]));
+    kubectl_ok(&["apply", "-f", "-"], Some(&crd));
+    kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/components.berth.dev",
+            "--timeout=30s",
+        ],
+        None,
+    );
+}
+
+fn components(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("berth.dev", "v1alpha1", "Component");
+    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
+}
+
+fn condition<'a>(component: &'a DynamicObject, type_: &str) -> Option<&'a Value> {
+    component.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// Until the Component's status describes `generation` with `Ready` of `status`.
+async fn until_ready(
+    client: &kube::Client,
+    ns: &str,
+    generation: i64,
+    ready: &str,
+) -> DynamicObject {
+    let api = components(client, ns);
+    wait_for(
+        &format!("status of generation {generation} with Ready={ready}"),
+        Duration::from_secs(90),
+        || async {
+            let now = api.get("web").await.expect("Component");
+            let observed = now.data["status"]["observedGeneration"].as_i64();
+            let is = condition(&now, "Ready").map(|c| c["status"].clone());
+            if observed == Some(generation) && is == Some(json!(ready)) {
+                Check::Done(now)
+            } else {
+                Check::Pending(format!("{}", now.data["status"]))
+            }
+        },
+    )
+    .await
+}
+
+fn image(deployment: &Deployment) -> Option<String> {
+    let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
+    containers.first()?.image.clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_deleted() {
+    install_crd();
+    let (client, ns) = namespace("controller").await;
+    let controller: Running = command::spawn(&mut berth_in(
+        &cluster().admin_kubeconfig,
+        &ns,
+        &["controller"],
+    ));
+
+    // 1. Declared with kubectl: applied, rolled out, Ready; kubectl wait understands it.
+    let declared = |image: &str, extra: Value| {
+        let mut component = json!({"component_name": "web", "image": image, "replicas": 2});
+        if let (Some(c), Value::Object(extra)) = (component.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
+               "metadata": {"name": "web", "namespace": ns},
+               "spec": {"component": component}})
+        .to_string()
+    };
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declared("example/web:1", json!({}))),
+    );
+    let started = Instant::now();
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "wait",
+            "--for=condition=Ready",
+            "component/web",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    eprintln!("Ready {:.1?} after kubectl apply", started.elapsed());
+    let web = components(&client, &ns)
+        .get("web")
+        .await
+        .expect("Component");
+    let status = &web.data["status"];
+    assert_eq!(status["observedGeneration"], 1, "{status}");
+    assert_eq!(status["lastAppliedGeneration"], 1, "{status}");
+    assert_eq!(status["revision"], 1, "{status}");
+    assert_eq!(
+        status["rulesDigest"].as_str().map(str::len),
+        Some(64),
+        "{status}"
+    );
+    assert_eq!(condition(&web, "Ready").unwrap()["reason"], "Succeeded");
+    assert!(condition(&web, "Stalled").is_none(), "{status}");
+    let kinds = status["inventory"]["kinds"].as_array().unwrap();
+    assert!(kinds.contains(&json!("Deployment.apps")), "{status}");
+    assert!(
+        web.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"berth.dev/cleanup".to_owned())
+    );
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let deployment = deployments.get("dep-web").await.expect("Deployment");
+    assert_eq!(image(&deployment).as_deref(), Some("example/web:1"));
+    assert_eq!(
+        deployment.status.and_then(|s| s.available_replicas),
+        Some(2)
+    );
+    let events = kubectl_ok(&["-n", &ns, "get", "events", "-o", "json"], None);
+    assert!(
+        events.contains("\"Applied\"") && events.contains("applied generation 1"),
+        "{events}"
+    );
+
+    // 2. A spec change: a new revision rolls out; the status follows.
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declared("example/web:2", json!({}))),
+    );
+    let web = until_ready(&client, &ns, 2, "True").await;
+    assert_eq!(web.data["status"]["revision"], 2);
+    let deployment = deployments.get("dep-web").await.expect("Deployment");
+    assert_eq!(image(&deployment).as_deref(), Some("example/web:2"));
+
+    // 10. Nothing changes: nothing is written (the Deployment and the Component stay at
+    // their resource versions).
+    let before = (
+        deployments
+            .get("dep-web")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        components(&client, &ns)
+            .get("web")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = (
+        deployments
+            .get("dep-web")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        components(&client, &ns)
+            .get("web")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+    );
+    assert_eq!(before, after, "written while nothing changed");
+
+    // 4. A key berth does not know: InvalidSpec naming it, nothing changed, the previous
+    // version still serving.
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declared("example/web:3", json!({"imagee": "x"}))),
+    );
+    let web = until_ready(&client, &ns, 3, "False").await;
+    let ready = condition(&web, "Ready").unwrap();
+    assert_eq!(ready["reason"], "InvalidSpec", "{ready}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.component") && message.contains("imagee"),
+        "{message}"
+    );
+    assert_eq!(condition(&web, "Stalled").unwrap()["reason"], "InvalidSpec");
+    assert_eq!(web.data["status"]["lastAppliedGeneration"], 2);
+    let deployment = deployments.get("dep-web").await.expect("Deployment");
+    assert_eq!(
+        deployment.metadata.resource_version, after.0,
+        "the Deployment was written"
+    );
+    assert_eq!(image(&deployment).as_deref(), Some("example/web:2"));
+
+    // A spec the rules refuse: RulesRefused, the field named.
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declared("example/web:3", json!({"ports": ["65536:0"]}))),
+    );
+    let web = until_ready(&client, &ns, 4, "False").await;
+    let ready = condition(&web, "Ready").unwrap();
+    assert_eq!(ready["reason"], "RulesRefused", "{ready}");
+    assert!(
+        ready["message"].as_str().unwrap().contains("ports[0]"),
+        "{ready}"
+    );
+    let deployment = deployments.get("dep-web").await.expect("Deployment");
+    assert_eq!(
+        deployment.metadata.resource_version, after.0,
+        "the Deployment was written"
+    );
+
+    // 6. Deleted: everything it made goes before the Component does.
+    let started = Instant::now();
+    kubectl_ok(
+        &["-n", &ns, "delete", "component", "web", "--timeout=90s"],
+        None,
+    );
+    eprintln!("deleted {:.1?} after kubectl delete", started.elapsed());
+    all_gone(&client, &ns).await;
+    let shown = controller.kill();
+    let log = String::from_utf8_lossy(&shown.stderr);
+    assert!(log.contains(&format!("reconciled {ns}/web")), "{log}");
+    drop_namespace(&client, &ns).await;
+}

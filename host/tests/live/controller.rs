@@ -2,24 +2,24 @@
 //! rolled out and Ready; a spec change follows; a refused spec changes nothing; nothing is
 //! written while nothing changes; deleting it removes what it made.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_e2e::command::{self, Running};
+use berth_e2e::faults::{exclusive, fault_cluster};
+use berth_e2e::proxy::Proxy;
 use berth_e2e::{Check, cluster, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// kubectl against the test cluster, as a platform team runs it.
-fn kubectl(args: &[&str], input: Option<&str>) -> std::process::Output {
+/// kubectl with `kubeconfig`, as a platform team runs it.
+fn kubectl_at(kubeconfig: &Path, args: &[&str], input: Option<&str>) -> std::process::Output {
     let mut command = Command::new("kubectl");
-    command
-        .arg("--kubeconfig")
-        .arg(&cluster().admin_kubeconfig)
-        .args(args);
+    command.arg("--kubeconfig").arg(kubeconfig).args(args);
     let Some(input) = input else {
         return command::output(&mut command, Duration::from_secs(90));
     };
@@ -40,7 +40,11 @@ fn kubectl(args: &[&str], input: Option<&str>) -> std::process::Output {
 }
 
 fn kubectl_ok(args: &[&str], input: Option<&str>) -> String {
-    let out = kubectl(args, input);
+    kubectl_ok_at(&cluster().admin_kubeconfig, args, input)
+}
+
+fn kubectl_ok_at(kubeconfig: &Path, args: &[&str], input: Option<&str>) -> String {
+    let out = kubectl_at(kubeconfig, args, input);
     assert!(
         out.status.success(),
         "kubectl {args:?} failed:\n{}\n{}",
@@ -51,10 +55,11 @@ fn kubectl_ok(args: &[&str], input: Option<&str>) -> String {
 }
 
 /// The CRD as `berth controller crd` prints it, applied with kubectl and established.
-fn install_crd() {
-    let crd = ok(&berth("default", &["controller", "crd"]));
-    kubectl_ok(&["apply", "-f", "-"], Some(&crd));
-    kubectl_ok(
+fn install_crd(kubeconfig: &Path) {
+    let crd = ok(&berth_as(kubeconfig, "default", &["controller", "crd"]));
+    kubectl_ok_at(kubeconfig, &["apply", "-f", "-"], Some(&crd));
+    kubectl_ok_at(
+        kubeconfig,
         &[
             "wait",
             "--for=condition=Established",
@@ -75,6 +80,18 @@ fn condition<'a>(component: &'a DynamicObject, type_: &str) -> Option<&'a Value>
         .as_array()?
         .iter()
         .find(|c| c["type"] == type_)
+}
+
+/// A Component `web` of `image` in `ns`, with `extra` keys in its component spec.
+fn declared(ns: &str, image: &str, extra: Value) -> String {
+    let mut component = json!({"component_name": "web", "image": image, "replicas": 2});
+    if let (Some(c), Value::Object(extra)) = (component.as_object_mut(), extra) {
+        c.extend(extra);
+    }
+    json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
+           "metadata": {"name": "web", "namespace": ns},
+           "spec": {"component": component}})
+    .to_string()
 }
 
 /// Until the Component's status describes `generation` with `Ready` of `status`.
@@ -109,7 +126,7 @@ fn image(deployment: &Deployment) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_deleted() {
-    install_crd();
+    install_crd(&cluster().admin_kubeconfig);
     let (client, ns) = namespace("controller").await;
     let controller: Running = command::spawn(&mut berth_in(
         &cluster().admin_kubeconfig,
@@ -118,16 +135,7 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
     ));
 
     // 1. Declared with kubectl: applied, rolled out, Ready; kubectl wait understands it.
-    let declared = |image: &str, extra: Value| {
-        let mut component = json!({"component_name": "web", "image": image, "replicas": 2});
-        if let (Some(c), Value::Object(extra)) = (component.as_object_mut(), extra) {
-            c.extend(extra);
-        }
-        json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
-               "metadata": {"name": "web", "namespace": ns},
-               "spec": {"component": component}})
-        .to_string()
-    };
+    let declared = |image: &str, extra: Value| declared(&ns, image, extra);
     kubectl_ok(
         &["apply", "-f", "-"],
         Some(&declared("example/web:1", json!({}))),
@@ -277,4 +285,88 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
     let log = String::from_utf8_lossy(&shown.stderr);
     assert!(log.contains(&format!("reconciled {ns}/web")), "{log}");
     drop_namespace(&client, &ns).await;
+}
+
+/// Item 10 of the controller's issue: once a Component is as declared, the controller looks
+/// whenever something of it changes and writes nothing, dry runs included: every request it
+/// sends goes through a proxy that counts them. (Mutations caught: a status patched on
+/// every reconcile; an apply on every reconcile.)
+#[tokio::test(flavor = "multi_thread")]
+async fn at_steady_state_the_controller_looks_and_writes_nothing() {
+    let _one = exclusive().await;
+    let admin = &fault_cluster().admin_kubeconfig;
+    install_crd(admin);
+    let (client, ns) = berth_e2e::faults::namespace("ctl-steady").await;
+    let proxy = Proxy::start(fault_cluster());
+    let controller = command::spawn(&mut berth_in(proxy.kubeconfig(), &ns, &["controller"]));
+    kubectl_ok_at(
+        admin,
+        &["apply", "-f", "-"],
+        Some(&declared(&ns, "example/web:1", json!({}))),
+    );
+    until_ready(&client, &ns, 1, "True").await;
+
+    proxy.reset();
+    // Something of it changes, nothing berth renders: an annotation on the Component (no
+    // new generation) and a label another manager puts on the Deployment (which stays).
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    for i in 0..5 {
+        let touch = format!("touch={i}");
+        kubectl_ok_at(
+            admin,
+            &[
+                "-n",
+                &ns,
+                "annotate",
+                "--overwrite",
+                "component/web",
+                &touch,
+            ],
+            None,
+        );
+        let label = json!({"metadata": {"labels": {"other.example/touched": i.to_string()}}});
+        deployments
+            .patch(
+                "dep-web",
+                &PatchParams::apply("other"),
+                &Patch::Apply(&json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "dep-web", "labels": label["metadata"]["labels"]},
+                })),
+            )
+            .await
+            .expect("another manager's label");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = proxy.log();
+    let writes: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method != "GET")
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the controller wrote:\n{}",
+        writes.join("\n")
+    );
+    // It did look: the Deployment read once per reconcile, ten changes at least five.
+    let looks = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.key().ends_with("/deployments/dep-web"))
+        .count();
+    assert!(looks >= 5, "{looks} looks:\n{}", proxy.log_text());
+    let deployment = deployments.get("dep-web").await.expect("Deployment");
+    let labels = deployment.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("other.example/touched").map(String::as_str),
+        Some("4")
+    );
+    drop(controller);
+    kubectl_ok_at(
+        admin,
+        &["-n", &ns, "delete", "component", "web", "--wait=false"],
+        None,
+    );
+    berth_e2e::faults::drop_namespace(&client, &ns).await;
 }

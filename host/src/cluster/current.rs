@@ -3,16 +3,21 @@
 
 use std::collections::BTreeSet;
 
-use super::apply::Member;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+use super::apply::{Member, created_by_berth};
 use super::execute::carries;
+use super::owners::drifted;
+use super::request::Manager;
 use super::resources::Resources;
 use super::{Cluster, ClusterError};
 use crate::objects::Rendered;
 
 impl Cluster {
     /// Whether every object of `rendered` is on the cluster carrying `component`'s label
-    /// and the hash of what the rules build now, and the inventory names exactly their
-    /// kinds. Reads only (and discovery, cached).
+    /// and the hash of what the rules build now, with no field of it taken by another
+    /// manager (drift), and the inventory names exactly their kinds. Reads only (and
+    /// discovery, cached).
     pub(crate) async fn is_current(
         &self,
         component: &str,
@@ -25,10 +30,16 @@ impl Cluster {
             Some((_, named)) if named == kinds => {}
             _ => return Ok(false),
         }
+        let ours = |entry: &ManagedFieldsEntry| {
+            created_by_berth(entry) || entry.manager.as_deref() == Some(Manager::Handover.name())
+        };
         for member in &members {
-            match self.read_member(member).await? {
-                Some(live) if carries(&live, &member.object) => {}
-                _ => return Ok(false),
+            let Some(live) = self.read_member(member).await? else {
+                return Ok(false);
+            };
+            let rendered = serde_json::to_value(&member.object).unwrap_or_default();
+            if !carries(&live, &member.object) || !drifted(&live, &rendered, ours).is_empty() {
+                return Ok(false);
             }
         }
         Ok(true)

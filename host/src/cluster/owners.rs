@@ -77,6 +77,93 @@ pub fn taken_over(
         .collect()
 }
 
+/// The fields of `rendered` (the object as berth applies it) that another manager owns in
+/// `live` and berth's apply does not: drift, which berth's next apply takes back. Shared
+/// fields (another manager applied berth's value) are not drift. Managers of berth's own
+/// (`ours`) and status writers are not others. Reads nothing but its arguments.
+pub(super) fn drifted(
+    live: &DynamicObject,
+    rendered: &Value,
+    ours: impl Fn(&ManagedFieldsEntry) -> bool,
+) -> Vec<TakenOver> {
+    let berth = fields_of(live, |e| {
+        e.manager.as_deref() == Some(FIELD_MANAGER) && e.operation.as_deref() == Some("Apply")
+    })
+    .unwrap_or_default();
+    let mut by_manager: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in live.metadata.managed_fields.iter().flatten() {
+        let status = entry.subresource.as_deref().is_some_and(|s| !s.is_empty());
+        if ours(entry) || status || entry.manager.as_deref() == Some(FIELD_MANAGER) {
+            continue;
+        }
+        let Some(fields) = &entry.fields_v1 else {
+            continue;
+        };
+        let mut found = BTreeSet::new();
+        walk_in(&fields.0, rendered, String::new(), &mut found);
+        found.retain(|p| !berth.contains(p));
+        if !found.is_empty() {
+            let manager = entry.manager.clone().unwrap_or_default();
+            by_manager.entry(manager).or_default().extend(found);
+        }
+    }
+    by_manager
+        .into_iter()
+        .map(|(manager, fields)| TakenOver {
+            manager,
+            fields: fields.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// As [`walk`], only where `value` (the rendered object) has the field too.
+fn walk_in(node: &Value, value: &Value, path: String, out: &mut BTreeSet<String>) {
+    let children = node.as_object().filter(|m| !m.is_empty());
+    let Some(children) = children else {
+        if !path.is_empty() {
+            out.insert(path);
+        }
+        return;
+    };
+    for (key, child) in children {
+        if key == "." {
+            continue;
+        }
+        let (step, below) = match key.split_at(key.find(':').map_or(0, |i| i + 1)) {
+            ("f:", name) if path.is_empty() => (name.to_owned(), value.get(name)),
+            ("f:", name) => (format!(".{name}"), value.get(name)),
+            ("k:", keys) => {
+                let wanted: serde_json::Map<String, Value> =
+                    serde_json::from_str(keys).unwrap_or_default();
+                let item = value.as_array().and_then(|items| {
+                    items
+                        .iter()
+                        .find(|i| wanted.iter().all(|(k, v)| i.get(k) == Some(v)))
+                });
+                (format!("[{}]", key_fields(keys)), item)
+            }
+            ("v:", set) => {
+                let wanted: Option<Value> = serde_json::from_str(set).ok();
+                let item = value
+                    .as_array()
+                    .and_then(|items| items.iter().find(|i| Some(*i) == wanted.as_ref()));
+                (format!("[={set}]"), item)
+            }
+            ("i:", index) => {
+                let item = index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| value.as_array()?.get(i));
+                (format!("[{index}]"), item)
+            }
+            _ => (format!(".{key}"), None),
+        };
+        if let Some(below) = below {
+            walk_in(child, below, format!("{path}{step}"), out);
+        }
+    }
+}
+
 /// Every field path of the first entry `which` picks.
 fn fields_of(
     object: &DynamicObject,
@@ -188,5 +275,50 @@ mod tests {
         );
         // Berth's own earlier managers are not "another".
         assert!(taken_over(&before, &after, |e| e.manager.as_deref() == Some("hotfix")).is_empty());
+    }
+
+    #[test]
+    fn drift_is_a_rendered_field_another_manager_took_and_berth_no_longer_owns() {
+        let rendered = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "web", "image": "web:1"}]}}}});
+        let image = json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {
+            "k:{\"name\":\"web\"}": {"f:image": {}}}}}}});
+        let berth_all = json!({"f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                "k:{\"name\":\"web\"}": {".": {}, "f:name": {}, "f:image": {}}}}}}});
+        let berth_without_image = json!({"f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                "k:{\"name\":\"web\"}": {".": {}, "f:name": {}}}}}}});
+        // kubectl edit changed the image: berth lost it.
+        let edited = object(json!([
+            entry("berth", "Apply", berth_without_image.clone()),
+            entry("kubectl-edit", "Update", image.clone()),
+        ]));
+        assert_eq!(
+            drifted(&edited, &rendered, |_| false),
+            [TakenOver {
+                manager: "kubectl-edit".into(),
+                fields: vec!["spec.template.spec.containers[name=web].image".into()],
+            }]
+        );
+        // Another manager applied berth's own value: shared, not drift.
+        let shared = object(json!([
+            entry("berth", "Apply", berth_all),
+            entry("other", "Apply", image),
+        ]));
+        assert!(drifted(&shared, &rendered, |_| false).is_empty());
+        // A field berth does not render (an annotation, another container): not drift.
+        let beside = object(json!([
+            entry("berth", "Apply", berth_without_image),
+            entry(
+                "other",
+                "Update",
+                json!({"f:metadata": {"f:annotations": {"f:note": {}}},
+                "f:spec": {"f:template": {"f:spec": {"f:containers": {
+                    "k:{\"name\":\"debug\"}": {".": {}, "f:image": {}}}}}}})
+            ),
+        ]));
+        assert!(drifted(&beside, &rendered, |_| false).is_empty());
     }
 }

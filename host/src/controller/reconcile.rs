@@ -140,6 +140,9 @@ async fn observe(
                     changes(&report).unwrap_or_else(|| "nothing changed".to_owned())
                 );
                 event(context, component, "Applied", note).await;
+                if let Some(taken) = drift(&report) {
+                    event(context, component, "DriftCorrected", taken).await;
+                }
                 Some(applied)
             }
             Err(error) => {
@@ -199,6 +202,24 @@ fn changes(report: &DeployReport) -> Option<String> {
         .map(|(object, action)| format!("{object} {action}"))
         .collect();
     (!changed.is_empty()).then(|| changed.join(", "))
+}
+
+/// The fields `report`'s apply took back from other managers, for the Event: `Deployment/
+/// dep-web: spec.template.spec.containers[name=web].image from kubectl-edit`; `None` when
+/// none.
+fn drift(report: &DeployReport) -> Option<String> {
+    let taken: Vec<String> = report
+        .taken_over
+        .iter()
+        .map(|(object, taken)| {
+            format!(
+                "{object}: {} from {}",
+                taken.fields.join(", "),
+                taken.manager
+            )
+        })
+        .collect();
+    (!taken.is_empty()).then(|| format!("put back {}", taken.join("; ")))
 }
 
 /// Remove a deleted Component's objects (unless it orphans them), then its finalizer.

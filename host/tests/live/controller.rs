@@ -232,6 +232,62 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
     );
     assert_eq!(before, after, "written while nothing changed");
 
+    // 3. A foreign edit of the image by another field manager: put back within 10 s, an
+    // Event naming the field and the manager; an annotation another manager added stays.
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "annotate",
+            "deployment/dep-web",
+            "other.example/note=keep",
+        ],
+        None,
+    );
+    let edited = Instant::now();
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "set",
+            "image",
+            "deployment/dep-web",
+            "*=example/web:hacked",
+        ],
+        None,
+    );
+    wait_for("the image put back", Duration::from_secs(10), || async {
+        let now = deployments.get("dep-web").await.expect("Deployment");
+        match image(&now).as_deref() {
+            Some("example/web:2") => Check::Done(()),
+            other => Check::Pending(format!("{other:?}")),
+        }
+    })
+    .await;
+    eprintln!("foreign edit put back {:.1?} after it", edited.elapsed());
+    let deployment = deployments.get("dep-web").await.expect("Deployment");
+    let annotations = deployment.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("other.example/note").map(String::as_str),
+        Some("keep")
+    );
+    let events = kubectl_ok(&["-n", &ns, "get", "events", "-o", "json"], None);
+    assert!(
+        events.contains("\"DriftCorrected\"")
+            && events.contains("spec.template.spec.containers[name=web].image from kubectl-set"),
+        "{events}"
+    );
+    let web = until_ready(&client, &ns, 2, "True").await;
+    let after = (
+        deployments
+            .get("dep-web")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        web.metadata.resource_version,
+    );
+
     // 4. A key berth does not know: InvalidSpec naming it, nothing changed, the previous
     // version still serving.
     kubectl_ok(

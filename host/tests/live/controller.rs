@@ -426,3 +426,64 @@ async fn at_steady_state_the_controller_looks_and_writes_nothing() {
     );
     berth_e2e::faults::drop_namespace(&client, &ns).await;
 }
+
+/// Item 7: a component the CLI deployed, then declared as a Component with the same spec,
+/// is adopted: the same objects (uids), no pod restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_the_cli_deployed_is_adopted_without_a_restart() {
+    install_crd(&cluster().admin_kubeconfig);
+    let (client, ns) = namespace("ctl-adopt").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = write_spec(
+        &dir,
+        "component_name: web\nimage: example/web:1\nreplicas: 2\n",
+    );
+    ok(&berth(
+        &ns,
+        &["deploy", "--spec", &spec, "--wait", "--timeout", "60s"],
+    ));
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let uid = deployments.get("dep-web").await.unwrap().metadata.uid;
+    let pods = || async {
+        let listed = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &ns)
+            .list(&Default::default())
+            .await
+            .expect("pods");
+        let mut running: Vec<(Option<String>, bool)> = listed
+            .items
+            .into_iter()
+            .map(|p| (p.metadata.uid, p.metadata.deletion_timestamp.is_some()))
+            .collect();
+        running.sort();
+        running
+    };
+    let before = pods().await;
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let controller = command::spawn(&mut berth_in(
+        &cluster().admin_kubeconfig,
+        &ns,
+        &["controller"],
+    ));
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declared(&ns, "example/web:1", json!({}))),
+    );
+    let web = until_ready(&client, &ns, 1, "True").await;
+    assert_eq!(web.data["status"]["lastAppliedGeneration"], 1);
+    assert_eq!(deployments.get("dep-web").await.unwrap().metadata.uid, uid);
+    assert_eq!(pods().await, before, "a pod was restarted");
+    let events = kubectl_ok(&["-n", &ns, "get", "events", "-o", "json"], None);
+    assert!(
+        events.contains("applied generation 1: nothing changed"),
+        "{events}"
+    );
+
+    kubectl_ok(
+        &["-n", &ns, "delete", "component", "web", "--timeout=90s"],
+        None,
+    );
+    all_gone(&client, &ns).await;
+    drop(controller);
+    drop_namespace(&client, &ns).await;
+}

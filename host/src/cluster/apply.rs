@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::inventory::{PART_OF_LABEL, applyset_id};
 use super::removal::{removals, strategic, with_removals};
-use super::request::{GroupKind, REVISION_ANNOTATION, is_owned};
+use super::request::{CONTROLLED_BY_ANNOTATION, GroupKind, REVISION_ANNOTATION, is_owned};
 use super::resources::Resources;
 use super::{
     COMPONENT_LABEL, Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL,
@@ -76,6 +76,7 @@ impl Cluster {
             component,
             set: applyset_id(component, self.namespace()),
             rules: format!("sha256:{}", rendered.rules_digest),
+            controller: self.requests.controller(),
         };
         let mut members = Vec::new();
         for object in rendered.objects() {
@@ -316,6 +317,8 @@ struct Stamp<'a> {
     component: &'a str,
     set: String,
     rules: String,
+    /// `Component/<name>` when the controller applies.
+    controller: Option<&'a str>,
 }
 
 impl Stamp<'_> {
@@ -327,6 +330,9 @@ impl Stamp<'_> {
         let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
         annotations.insert(RENDERED_HASH_ANNOTATION.into(), hash);
         annotations.insert(RULES_DIGEST_ANNOTATION.into(), self.rules.clone());
+        if let Some(controller) = self.controller {
+            annotations.insert(CONTROLLED_BY_ANNOTATION.into(), controller.into());
+        }
     }
 }
 

@@ -160,6 +160,18 @@ pub enum ClusterError {
         /// The autoscaler.
         autoscaler: String,
     },
+    /// A change to a component the controller keeps, made by anyone else (the CLI).
+    #[error(
+        "{component:?} is kept by {controller} in namespace {namespace:?} (the controller's): change the Component, not the component"
+    )]
+    Controlled {
+        /// The component.
+        component: String,
+        /// `Component/<name>`.
+        controller: String,
+        /// The namespace.
+        namespace: String,
+    },
     /// exec found no running pod.
     #[error("{component:?} has no running pods")]
     NoRunningPods {

@@ -64,6 +64,7 @@ impl Cluster {
     /// ([`Cluster::undo_rollback`]).
     pub async fn rollback(&self, component: &str, to: i64) -> Result<Rollback, ClusterError> {
         let d = self.find_deployment(component).await?;
+        self.not_kept_by_another(component, &d.metadata)?;
         let name = name_of(&d.metadata);
         let current = revision_of(d.metadata.annotations.as_ref()).unwrap_or(0);
         let sets = self.replica_sets_of(&d).await?;

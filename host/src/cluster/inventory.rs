@@ -13,7 +13,7 @@ use kube::api::{Api, ApiResource};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::request::{GroupKind, is_owned};
+use super::request::{CONTROLLED_BY_ANNOTATION, GroupKind, is_owned};
 use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::objects::ObjectRef;
 
@@ -98,6 +98,23 @@ impl Cluster {
                 component: component.to_owned(),
             });
         }
+        self.not_kept_by_another(component, &existing.metadata)?;
+        // The controller taking over a component the CLI made marks its inventory too.
+        let kept = existing
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONTROLLED_BY_ANNOTATION));
+        if let Some(controller) = self.requests.controller()
+            && kept.map(String::as_str) != Some(controller)
+        {
+            let patch =
+                json!({"metadata": {"annotations": {CONTROLLED_BY_ANNOTATION: controller}}});
+            self.requests
+                .merge(&Self::config_map_resource(), &name, &patch)
+                .await
+                .map_err(ClusterError::api(format!("cannot update ConfigMap {name}")))?;
+        }
         let before = kinds_of(&existing);
         let union: BTreeSet<GroupKind> = before.union(kinds).cloned().collect();
         if union != before {
@@ -171,13 +188,16 @@ impl Cluster {
             (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
             (COMPONENT_LABEL.to_owned(), component.to_owned()),
         ]);
-        let annotations = BTreeMap::from([
+        let mut annotations = BTreeMap::from([
             (
                 TOOLING_ANNOTATION.to_owned(),
                 format!("berth/{}", env!("CARGO_PKG_VERSION")),
             ),
             (GROUP_KINDS_ANNOTATION.to_owned(), join(kinds)),
         ]);
+        if let Some(controller) = self.requests.controller() {
+            annotations.insert(CONTROLLED_BY_ANNOTATION.to_owned(), controller.to_owned());
+        }
         let mut parent = ConfigMap::default();
         parent.metadata.name = Some(parent_name(component));
         parent.metadata.labels = Some(labels);

@@ -17,6 +17,7 @@ mod list;
 mod owned;
 mod owners;
 mod plan;
+mod release;
 mod removal;
 mod request;
 mod resources;
@@ -28,6 +29,7 @@ mod undo;
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -51,7 +53,7 @@ pub use undeploy::UndeployReport;
 pub use undo::UndoReport;
 
 use request::FIELD_MANAGER;
-pub use request::{COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+pub use request::{COMPONENT_LABEL, CONTROLLED_BY_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL};
 /// Annotation with the hash of the object as the rules built it, to tell "unchanged".
 pub const RENDERED_HASH_ANNOTATION: &str = "berth.dev/rendered-hash";
 /// Annotation with the SHA-256 of the rules component that built the object
@@ -132,6 +134,27 @@ impl Cluster {
     pub fn dry_run(&self) -> Self {
         Self {
             requests: self.requests.dry_run(),
+        }
+    }
+
+    /// This connection as the controller keeping Component `name`: what it applies is
+    /// marked as kept by that Component, which it alone may change.
+    pub(crate) fn for_component(&self, name: &str) -> Self {
+        Self {
+            requests: self.requests.for_component(name),
+        }
+    }
+
+    /// Refuse to change `component` when another (a Component) keeps it: `meta` is one of
+    /// its objects as read.
+    fn not_kept_by_another(&self, component: &str, meta: &ObjectMeta) -> Result<(), ClusterError> {
+        match self.requests.kept_by_another(meta) {
+            None => Ok(()),
+            Some(controller) => Err(ClusterError::Controlled {
+                component: component.to_owned(),
+                controller,
+                namespace: self.namespace().to_owned(),
+            }),
         }
     }
 

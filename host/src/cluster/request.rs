@@ -25,6 +25,9 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "berth";
 /// Label carrying the component name on every object berth creates.
 pub const COMPONENT_LABEL: &str = "berth.dev/component";
+/// Annotation on every object of a component the controller keeps: `Component/<name>`.
+/// Any other writer (the CLI) refuses to change such a component.
+pub const CONTROLLED_BY_ANNOTATION: &str = "berth.dev/controlled-by";
 /// Annotation the deployment controller keeps the revision in.
 pub(super) const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
@@ -34,6 +37,8 @@ pub(super) struct Requests {
     client: Client,
     namespace: String,
     dry_run: bool,
+    /// The Component these requests keep (the controller's), if any.
+    controller: Option<String>,
 }
 
 /// The field manager a write is made as.
@@ -62,7 +67,28 @@ impl Requests {
             client,
             namespace,
             dry_run: false,
+            controller: None,
         }
+    }
+
+    /// These requests as the controller keeping Component `name`.
+    pub fn for_component(&self, name: &str) -> Self {
+        Self {
+            controller: Some(format!("Component/{name}")),
+            ..self.clone()
+        }
+    }
+
+    /// `Component/<name>` when these are the controller's requests for that Component.
+    pub fn controller(&self) -> Option<&str> {
+        self.controller.as_deref()
+    }
+
+    /// The Component that keeps the object `meta` describes, when that is not who these
+    /// requests are for: then they must not change it.
+    pub fn kept_by_another(&self, meta: &ObjectMeta) -> Option<String> {
+        let keeper = meta.annotations.as_ref()?.get(CONTROLLED_BY_ANNOTATION)?;
+        (self.controller.as_ref() != Some(keeper)).then(|| keeper.clone())
     }
 
     /// These requests with every write a server-side dry run (`dryRun=All`).

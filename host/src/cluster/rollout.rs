@@ -224,6 +224,7 @@ impl Cluster {
     /// [`Cluster::undo_scale`].
     pub async fn scale(&self, component: &str, replicas: i32) -> Result<Scaled, ClusterError> {
         let d = self.find_deployment(component).await?;
+        self.not_kept_by_another(component, &d.metadata)?;
         let name = name_of(&d.metadata);
         // autoscaling/v1 is served by every cluster and names the target like the others.
         let autoscalers: Api<HorizontalPodAutoscaler> = self.requests.typed();
@@ -277,6 +278,7 @@ impl Cluster {
         index: usize,
     ) -> Result<Upgraded, ClusterError> {
         let d = self.find_deployment(component).await?;
+        self.not_kept_by_another(component, &d.metadata)?;
         let name = name_of(&d.metadata);
         let count = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
         let count = count.map_or(0, |p| p.containers.len());

@@ -80,30 +80,15 @@ impl Cluster {
         component: &str,
         deadline: Option<Instant>,
     ) -> Result<UndeployReport, ClusterError> {
-        let parent = self.read_parent(component).await?;
-        let kinds: BTreeSet<GroupKind> = match &parent {
-            Some((_, kinds)) => kinds.clone(),
-            None => DEFAULT_KINDS
-                .iter()
-                .map(|(group, kind)| GroupKind::new(group, kind))
-                .collect(),
-        };
-        let kinds = kinds.into_iter().chain(always_looked_for()).collect();
-        let mut found = Resources::default();
-        let mut objects = Vec::new();
-        for group_kind in kinds_by_rank(kinds).into_iter().rev() {
-            let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
-                continue;
-            };
-            for object in self.owned(&resource, component).await? {
-                objects.push((resource.clone(), object));
-            }
-        }
+        let (parent, objects) = self.objects_of(component).await?;
         if objects.is_empty() && parent.is_none() {
             return Err(ClusterError::NotFound {
                 component: component.to_owned(),
                 namespace: self.namespace().to_owned(),
             });
+        }
+        for (_, object) in &objects {
+            self.not_kept_by_another(component, &object.metadata)?;
         }
         let stopped = self.stop_deployments(component, &objects).await?;
         // A dry run changed nothing for the controllers to see.
@@ -141,6 +126,42 @@ impl Cluster {
             report.deleted.push(parent);
         }
         Ok(report)
+    }
+
+    /// The inventory's parent of `component` with the kinds it names, and every object of
+    /// the component of those kinds (the kinds a workload commonly owns when the parent is
+    /// gone), dependents first.
+    #[allow(clippy::type_complexity)]
+    pub(super) async fn objects_of(
+        &self,
+        component: &str,
+    ) -> Result<
+        (
+            Option<(ObjectRef, BTreeSet<GroupKind>)>,
+            Vec<(ApiResource, DynamicObject)>,
+        ),
+        ClusterError,
+    > {
+        let parent = self.read_parent(component).await?;
+        let kinds: BTreeSet<GroupKind> = match &parent {
+            Some((_, kinds)) => kinds.clone(),
+            None => DEFAULT_KINDS
+                .iter()
+                .map(|(group, kind)| GroupKind::new(group, kind))
+                .collect(),
+        };
+        let kinds = kinds.into_iter().chain(always_looked_for()).collect();
+        let mut found = Resources::default();
+        let mut objects = Vec::new();
+        for group_kind in kinds_by_rank(kinds).into_iter().rev() {
+            let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
+                continue;
+            };
+            for object in self.owned(&resource, component).await? {
+                objects.push((resource.clone(), object));
+            }
+        }
+        Ok((parent, objects))
     }
 
     /// Stop each Deployment among `objects`; one gone or replaced meanwhile is skipped.

@@ -49,7 +49,7 @@ pub async fn reconcile(
     let namespace = component.namespace().unwrap_or_default();
     let name = component.name_any();
     let api: Api<Component> = Api::namespaced(context.client.clone(), &namespace);
-    let cluster = Cluster::new(context.client.clone(), namespace);
+    let cluster = Cluster::new(context.client.clone(), namespace).for_component(&name);
     if component.metadata.deletion_timestamp.is_some() {
         return remove(&api, &cluster, &component).await;
     }
@@ -235,14 +235,19 @@ async fn remove(
         .annotations()
         .get(DELETION_POLICY)
         .is_some_and(|p| p == "orphan");
-    if !orphan {
-        match cluster
-            .undeploy_and_wait(&component.name_any(), REMOVAL_TIMEOUT)
+    let name = component.name_any();
+    let done = if orphan {
+        // Handed back to the CLI: the controller's mark goes, the objects stay.
+        cluster.release(&name).await
+    } else {
+        cluster
+            .undeploy_and_wait(&name, REMOVAL_TIMEOUT)
             .await
-        {
-            Ok(_) | Err(ClusterError::NotFound { .. }) => {}
-            Err(error) => return Err(ControllerError::Cluster(error)),
-        }
+            .map(drop)
+    };
+    match done {
+        Ok(()) | Err(ClusterError::NotFound { .. }) => {}
+        Err(error) => return Err(ControllerError::Cluster(error)),
     }
     let finalizers = component
         .finalizers()

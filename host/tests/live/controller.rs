@@ -427,10 +427,11 @@ async fn at_steady_state_the_controller_looks_and_writes_nothing() {
     berth_e2e::faults::drop_namespace(&client, &ns).await;
 }
 
-/// Item 7: a component the CLI deployed, then declared as a Component with the same spec,
-/// is adopted: the same objects (uids), no pod restarted.
+/// Items 7, 11 and 6: a component the CLI deployed, then declared as a Component with the
+/// same spec, is adopted (the same objects, no pod restarted); the CLI then refuses to change
+/// it; deleted with the orphan policy, it is the CLI's again.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_component_the_cli_deployed_is_adopted_without_a_restart() {
+async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_back() {
     install_crd(&cluster().admin_kubeconfig);
     let (client, ns) = namespace("ctl-adopt").await;
     let dir = tempfile::tempdir().expect("dir");
@@ -474,16 +475,60 @@ async fn a_component_the_cli_deployed_is_adopted_without_a_restart() {
     assert_eq!(deployments.get("dep-web").await.unwrap().metadata.uid, uid);
     assert_eq!(pods().await, before, "a pod was restarted");
     let events = kubectl_ok(&["-n", &ns, "get", "events", "-o", "json"], None);
-    assert!(
-        events.contains("applied generation 1: nothing changed"),
-        "{events}"
-    );
+    assert!(events.contains("applied generation 1"), "{events}");
 
+    // 11. The CLI beside it: deploy, scale and undeploy refuse, naming the Component, and
+    // change nothing; status works.
+    let version = deployments
+        .get("dep-web")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    for args in [
+        vec!["deploy", "--spec", spec.as_str()],
+        vec!["scale", "web", "3"],
+        vec!["undeploy", "web"],
+    ] {
+        let err = failed(&berth(&ns, &args));
+        assert!(
+            err.contains("\"web\" is kept by Component/web")
+                && err.contains("change the Component"),
+            "{args:?}: {err}"
+        );
+    }
+    let now = deployments.get("dep-web").await.unwrap();
+    assert_eq!(now.metadata.resource_version, version, "the CLI changed it");
+    ok(&berth(&ns, &["status", "web"]));
+
+    // 6. Deleted with the orphan policy: the objects stay, handed back to the CLI.
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "annotate",
+            "component/web",
+            "berth.dev/deletion-policy=orphan",
+        ],
+        None,
+    );
     kubectl_ok(
         &["-n", &ns, "delete", "component", "web", "--timeout=90s"],
         None,
     );
-    all_gone(&client, &ns).await;
     drop(controller);
+    let now = deployments
+        .get("dep-web")
+        .await
+        .expect("the Deployment stays");
+    assert_eq!(now.metadata.uid, uid);
+    let marks = now.metadata.annotations.unwrap_or_default();
+    assert!(!marks.contains_key("berth.dev/controlled-by"), "{marks:?}");
+    assert_eq!(pods().await, before, "a pod was restarted");
+    ok(&berth(
+        &ns,
+        &["undeploy", "web", "--wait", "--timeout", "60s"],
+    ));
+    all_gone(&client, &ns).await;
     drop_namespace(&client, &ns).await;
 }

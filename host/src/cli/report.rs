@@ -121,7 +121,7 @@ pub fn list(components: &[ComponentSummary], output: Output) -> String {
     if output == Output::Json {
         return json(&components);
     }
-    let rows: Vec<[String; 7]> = components
+    let rows: Vec<[String; 8]> = components
         .iter()
         .map(|c| {
             [
@@ -134,6 +134,7 @@ pub fn list(components: &[ComponentSummary], output: Output) -> String {
                 c.rules_digest.as_deref().map_or("-".into(), |d| {
                     d.chars().take("sha256:".len() + 12).collect()
                 }),
+                c.managed_by.clone(),
                 c.age_seconds.map_or("-".into(), age),
             ]
         })
@@ -145,6 +146,7 @@ pub fn list(components: &[ComponentSummary], output: Output) -> String {
         "IMAGES",
         "REVISION",
         "RULES",
+        "MANAGED BY",
         "AGE",
     ]
     .map(String::from);
@@ -273,10 +275,11 @@ mod tests {
         c.revision = Some("3".into());
         c.rules_digest = Some(format!("sha256:{}", "ab".repeat(32)));
         c.age_seconds = Some(90);
+        c.managed_by = "Component/web".into();
         assert_eq!(
             list(&[c], Output::Text),
-            "NAMESPACE  NAME  READY  IMAGES      REVISION  RULES                AGE\n\
-             shop       web   1/2    nginx:1.27  3         sha256:abababababab  90s\n"
+            "NAMESPACE  NAME  READY  IMAGES      REVISION  RULES                MANAGED BY     AGE\n\
+             shop       web   1/2    nginx:1.27  3         sha256:abababababab  Component/web  90s\n"
         );
     }
 }

@@ -6,6 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
+use super::request::CONTROLLED_BY_ANNOTATION;
 use super::request::REVISION_ANNOTATION;
 use super::rollout::images_of;
 use super::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
@@ -41,6 +42,8 @@ pub struct ComponentSummary {
     /// `sha256:<hex>` of the rules component that built it, if deployed by a berth that
     /// records it.
     pub rules_digest: Option<String>,
+    /// Who keeps it: `cli` (whoever runs berth), or the controller's `Component/<name>`.
+    pub managed_by: String,
     /// When the Deployment was created (RFC 3339).
     pub created: Option<String>,
     /// Seconds since then.
@@ -104,6 +107,7 @@ fn summary(d: &Deployment, now: Timestamp) -> ComponentSummary {
         images: images_of(d),
         revision: annotation(REVISION_ANNOTATION),
         rules_digest: annotation(RULES_DIGEST_ANNOTATION),
+        managed_by: annotation(CONTROLLED_BY_ANNOTATION).unwrap_or_else(|| "cli".to_owned()),
         created: created.map(|t| t.to_string()),
         age_seconds: created.map(|t| now.as_second() - t.as_second()),
     }

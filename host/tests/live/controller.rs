@@ -500,6 +500,11 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
     let now = deployments.get("dep-web").await.unwrap();
     assert_eq!(now.metadata.resource_version, version, "the CLI changed it");
     ok(&berth(&ns, &["status", "web"]));
+    let listed = ok(&berth(&ns, &["list"]));
+    assert!(
+        listed.contains("MANAGED BY") && listed.contains(" Component/web "),
+        "{listed}"
+    );
 
     // 6. Deleted with the orphan policy: the objects stay, handed back to the CLI.
     kubectl_ok(
@@ -525,6 +530,8 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
     let marks = now.metadata.annotations.unwrap_or_default();
     assert!(!marks.contains_key("berth.dev/controlled-by"), "{marks:?}");
     assert_eq!(pods().await, before, "a pod was restarted");
+    let listed = ok(&berth(&ns, &["list"]));
+    assert!(listed.contains(" cli "), "{listed}");
     ok(&berth(
         &ns,
         &["undeploy", "web", "--wait", "--timeout", "60s"],

@@ -62,6 +62,9 @@ pub enum Command {
 pub enum ControllerPrint {
     /// The CustomResourceDefinition of Component (JSON, for `kubectl apply -f -`).
     Crd,
+    /// The controller's ServiceAccount and the least it needs: a ClusterRole, or with
+    /// --namespace a Role and RoleBinding there (JSON, for `kubectl apply -f -`).
+    Rbac,
 }
 
 /// The commands that work on a cluster.

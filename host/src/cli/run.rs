@@ -63,6 +63,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             report::write_stdout(&format!("{crd}\n"))?;
             Ok(ExitStatus::Success)
         }
+        Command::Controller {
+            print: Some(ControllerPrint::Rbac),
+            ..
+        } => {
+            let namespaces: Vec<String> = connection.namespace.iter().cloned().collect();
+            let rbac = serde_json::to_string_pretty(&berth::rbac(&namespaces)).unwrap_or_default();
+            report::write_stdout(&format!("{rbac}\n"))?;
+            Ok(ExitStatus::Success)
+        }
         Command::Controller { print: None, with } => {
             runtime()?.block_on(controller::run(&connection, &with))
         }

@@ -1,6 +1,7 @@
 //! The controller: `Component` resources reconciled on the cluster with the platform
 //! team's rules, through the same engine the CLI's verbs use.
 
+mod rbac;
 mod reconcile;
 mod resource;
 mod status;
@@ -15,6 +16,7 @@ use kube::runtime::reflector::ObjectRef as Key;
 use kube::runtime::{Controller as Runtime, watcher};
 use kube::{Client, ResourceExt};
 
+pub use rbac::{SERVICE_ACCOUNT, rbac};
 pub use reconcile::{DELETION_POLICY, FINALIZER};
 pub use resource::{Component, ComponentSpec, ComponentStatus, Condition, Inventory};
 

@@ -11,7 +11,11 @@ use berth_e2e::faults::{exclusive, fault_cluster};
 use berth_e2e::proxy::Proxy;
 use berth_e2e::{Check, cluster, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -68,6 +72,40 @@ fn install_crd(kubeconfig: &Path) {
         ],
         None,
     );
+}
+
+/// A kubeconfig for the controller's ServiceAccount, with exactly the rules `berth
+/// controller rbac -n <ns>` prints (applied here): a TokenRequest token, the cluster's CA.
+async fn service_account_kubeconfig(
+    admin: &Path,
+    client: &kube::Client,
+    ns: &str,
+    dir: &tempfile::TempDir,
+) -> std::path::PathBuf {
+    let rbac = ok(&berth_as(admin, ns, &["controller", "rbac"]));
+    kubectl_ok_at(admin, &["apply", "-f", "-"], Some(&rbac));
+    let (home, account) = berth::SERVICE_ACCOUNT;
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .expect("token request");
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), home)
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .expect("a token for the controller's ServiceAccount")
+        .status
+        .expect("token")
+        .token;
+    let mut config: Value = serde_json::from_str(&kubectl_ok_at(
+        admin,
+        &["config", "view", "--raw", "--minify", "-o", "json"],
+        None,
+    ))
+    .expect("the admin kubeconfig");
+    config["users"] = json!([{"name": account, "user": {"token": token}}]);
+    config["contexts"][0]["context"]["user"] = json!(account);
+    let path = dir.path().join("controller.kubeconfig");
+    std::fs::write(&path, config.to_string()).expect("write the kubeconfig");
+    path
 }
 
 fn components(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
@@ -128,11 +166,11 @@ fn image(deployment: &Deployment) -> Option<String> {
 async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_deleted() {
     install_crd(&cluster().admin_kubeconfig);
     let (client, ns) = namespace("controller").await;
-    let controller: Running = command::spawn(&mut berth_in(
-        &cluster().admin_kubeconfig,
-        &ns,
-        &["controller"],
-    ));
+    // As the ServiceAccount `berth controller rbac` makes, with exactly its rules.
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig =
+        service_account_kubeconfig(&cluster().admin_kubeconfig, &client, &ns, &dir).await;
+    let controller: Running = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
 
     // 1. Declared with kubectl: applied, rolled out, Ready; kubectl wait understands it.
     let declared = |image: &str, extra: Value| declared(&ns, image, extra);
@@ -461,11 +499,10 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
     let before = pods().await;
     assert_eq!(before.len(), 2, "{before:?}");
 
-    let controller = command::spawn(&mut berth_in(
-        &cluster().admin_kubeconfig,
-        &ns,
-        &["controller"],
-    ));
+    let account = tempfile::tempdir().expect("dir");
+    let kubeconfig =
+        service_account_kubeconfig(&cluster().admin_kubeconfig, &client, &ns, &account).await;
+    let controller = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
     kubectl_ok(
         &["apply", "-f", "-"],
         Some(&declared(&ns, "example/web:1", json!({}))),

@@ -543,6 +543,35 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
         "{listed}"
     );
 
+    // 9. New rules (the controller restarted with another component): re-rendered, the
+    // status and the objects name the new digest; no pod restarted.
+    drop(controller);
+    let rules = berth_e2e::components::component("berth-defaults-caller");
+    let digest = berth::hooks::sha256(&std::fs::read(&rules).expect("the rules component"));
+    let rules = rules.to_str().expect("utf-8 path").to_owned();
+    let controller = command::spawn(&mut berth_in(
+        &kubeconfig,
+        &ns,
+        &["controller", "--rules", &rules],
+    ));
+    let api = components(&client, &ns);
+    wait_for(
+        "the new rules' digest in the status",
+        Duration::from_secs(60),
+        || async {
+            let now = api.get("web").await.expect("Component");
+            match now.data["status"]["rulesDigest"].as_str() {
+                Some(d) if format!("sha256:{d}") == digest => Check::Done(()),
+                other => Check::Pending(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let now = deployments.get("dep-web").await.unwrap();
+    let marks = now.metadata.annotations.unwrap_or_default();
+    assert_eq!(marks.get("berth.dev/rules-digest"), Some(&digest));
+    assert_eq!(pods().await, before, "a pod was restarted");
+
     // 6. Deleted with the orphan policy: the objects stay, handed back to the CLI.
     kubectl_ok(
         &[

@@ -63,6 +63,11 @@ impl Running {
         self.child.id()
     }
 
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Wait for the process; if it is still running `limit` after it started, kill its
     /// process group and panic with everything it printed.
     pub fn finish(mut self, limit: Duration) -> Output {

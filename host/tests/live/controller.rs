@@ -605,3 +605,59 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
     all_gone(&client, &ns).await;
     drop_namespace(&client, &ns).await;
 }
+
+/// Item 8: the API server restarted while the controller reconciles: it resumes without a
+/// restart of its own, and every Component converges. (The controllers of kube-controller-
+/// manager 1.20 relist 30-60 s after a restart, so the rollouts get 180 s.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_rides_out_an_api_server_restart() {
+    let _one = exclusive().await;
+    let admin = &fault_cluster().admin_kubeconfig;
+    install_crd(admin);
+    let (client, ns) = berth_e2e::faults::namespace("ctl-restart").await;
+    let mut controller = command::spawn(&mut berth_in(admin, &ns, &["controller"]));
+    let names = ["one", "two", "three"];
+    for name in names {
+        let component = json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"component": {"component_name": name, "image": "example/web:1"}}});
+        kubectl_ok_at(admin, &["apply", "-f", "-"], Some(&component.to_string()));
+    }
+    // While the first reconciles run.
+    let outage =
+        tokio::task::spawn_blocking(|| fault_cluster().restart_apiserver(Duration::from_secs(3)))
+            .await
+            .expect("restart");
+    let api = components(&client, &ns);
+    let started = Instant::now();
+    for name in names {
+        wait_for(
+            &format!("{name} Ready"),
+            Duration::from_secs(180),
+            || async {
+                let Ok(now) = api.get(name).await else {
+                    return Check::Pending("the API server is not back".to_owned());
+                };
+                match condition(&now, "Ready").map(|c| c["status"].clone()) {
+                    Some(ready) if ready == json!("True") => Check::Done(()),
+                    other => Check::Pending(format!("{other:?}: {}", now.data["status"])),
+                }
+            },
+        )
+        .await;
+    }
+    eprintln!(
+        "API server away {outage:.1?}; every Component Ready {:.1?} after it was back",
+        started.elapsed()
+    );
+    assert!(controller.is_running(), "the controller exited");
+    for name in names {
+        kubectl_ok_at(
+            admin,
+            &["-n", &ns, "delete", "component", name, "--timeout=90s"],
+            None,
+        );
+    }
+    drop(controller);
+    berth_e2e::faults::drop_namespace(&client, &ns).await;
+}

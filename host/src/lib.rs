@@ -58,7 +58,8 @@ pub use cluster::{
 // The controller: Components declared in the cluster, kept as declared.
 pub use controller::{
     Component, ComponentSpec, ComponentStatus, Condition, Controller, ControllerError,
-    DELETION_POLICY, FINALIZER, Inventory, Reconciled, SERVICE_ACCOUNT, crd, rbac,
+    DELETION_POLICY, FINALIZER, Inventory, RECONCILE_REQUESTED_AT, Reconciled, Remediation,
+    SERVICE_ACCOUNT, crd, rbac,
 };
 
 // Rules components in OCI registries.

@@ -3,6 +3,7 @@
 
 mod rbac;
 mod reconcile;
+mod remedy;
 mod resource;
 mod status;
 
@@ -17,8 +18,8 @@ use kube::runtime::{Controller as Runtime, watcher};
 use kube::{Client, ResourceExt};
 
 pub use rbac::{SERVICE_ACCOUNT, rbac};
-pub use reconcile::{DELETION_POLICY, FINALIZER};
-pub use resource::{Component, ComponentSpec, ComponentStatus, Condition, Inventory};
+pub use reconcile::{DELETION_POLICY, FINALIZER, RECONCILE_REQUESTED_AT};
+pub use resource::{Component, ComponentSpec, ComponentStatus, Condition, Inventory, Remediation};
 
 use crate::cluster::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::{Rules, SiteConfig};

@@ -8,7 +8,7 @@ pub const SERVICE_ACCOUNT: (&str, &str) = ("berth-system", "berth-controller");
 
 /// What the controller sends, by resource: Components (finalizers, status), Events, and
 /// what a deploy, an undeploy and its wait do to a component's objects (the CLI's verbs
-/// minus exec and rollback).
+/// minus exec).
 fn rules() -> Value {
     let write = ["get", "list", "watch", "create", "patch", "delete"];
     json!([
@@ -16,7 +16,9 @@ fn rules() -> Value {
          "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": ["berth.dev"], "resources": ["components/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": write},
+        // update: a failed rollout's rollback replaces the pod template.
+        {"apiGroups": ["apps"], "resources": ["deployments"],
+         "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["configmaps", "services", "serviceaccounts"],

@@ -15,6 +15,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::ControllerError;
+use super::remedy::{Before, Judged, Memory, backoff, before, judge, parse_duration};
 use super::resource::{Component, Inventory};
 use super::status::{Applied, Found, status};
 use crate::cluster::{Action as Done, Cluster, ClusterError, DeployReport, RolloutState};
@@ -29,6 +30,12 @@ pub const DELETION_POLICY: &str = "berth.dev/deletion-policy";
 const REMOVAL_TIMEOUT: Duration = Duration::from_secs(120);
 /// The periodic look at a Component whose objects nobody changed.
 const INTERVAL: Duration = Duration::from_secs(600);
+/// How long a rollout may take unless the Component says.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Attempts of a rollout unless the Component says.
+const DEFAULT_RETRIES: u32 = 3;
+/// An annotation whose new value resets a Stalled Component's attempts.
+pub const RECONCILE_REQUESTED_AT: &str = "berth.dev/reconcile-requested-at";
 
 /// What every reconcile shares.
 pub struct Context {
@@ -64,51 +71,119 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
     let generation = component.metadata.generation.unwrap_or_default();
-    let (found, applied, revision) = observe(&cluster, &component, &context).await?;
+    let seen = observe(&cluster, &component, &context).await?;
     let now = Timestamp::now().to_string();
     let previous = component.status.as_ref();
-    let next = status(
+    let mut next = status(
         previous,
         generation,
-        &found,
-        applied.as_ref(),
-        revision,
+        &seen.found,
+        seen.applied.as_ref(),
+        seen.revision,
         &now,
     );
+    let time = |t: Option<Timestamp>| t.map(|t| t.to_string());
+    next.failures = seen.memory.failures;
+    next.last_good_revision = seen.memory.last_good_revision;
+    next.last_applied_time = time(seen.memory.applied_at);
+    next.last_failure_time = time(seen.memory.failed_at);
+    next.last_handled_reconcile_at = seen.handled;
     if previous != Some(&next) {
         let patch = json!({"status": next});
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(ControllerError::Write)?;
     }
-    match found {
-        Found::ApplyFailed(message) => Err(ControllerError::Apply(message)),
-        // The Deployment's watch wakes it as the rollout moves.
-        Found::Progressing(_) => Ok(Action::await_change()),
+    match (seen.found, seen.wake) {
+        (Found::ApplyFailed(message), _) => Err(ControllerError::Apply(message)),
+        // A rollout's timeout, a retry: due then, unless the Deployment's watch wakes it.
+        (_, Some(wake)) => Ok(Action::requeue(wake)),
         _ => Ok(Action::requeue(INTERVAL)),
     }
 }
 
-/// What the cluster holds of `component` once applied as rendered, if it was not.
+/// What one reconcile found and did.
+struct Seen {
+    found: Found,
+    /// What it applied, if it did.
+    applied: Option<Applied>,
+    /// The Deployment's revision.
+    revision: Option<i64>,
+    /// The remediation's state after it.
+    memory: Memory,
+    /// The reset annotation's value acted on.
+    handled: Option<String>,
+    /// When to look again at the latest.
+    wake: Option<Duration>,
+}
+
+impl Seen {
+    fn refused(found: Found, component: &Component) -> Self {
+        let status = component.status.clone().unwrap_or_default();
+        Seen {
+            found,
+            applied: None,
+            revision: None,
+            memory: memory(&status),
+            handled: status.last_handled_reconcile_at,
+            wake: None,
+        }
+    }
+}
+
+/// The remediation's state, as the status keeps it.
+fn memory(status: &super::resource::ComponentStatus) -> Memory {
+    let time = |t: &Option<String>| t.as_deref().and_then(|t| t.parse().ok());
+    Memory {
+        failures: status.failures,
+        last_good_revision: status.last_good_revision,
+        applied_at: time(&status.last_applied_time),
+        failed_at: time(&status.last_failure_time),
+    }
+}
+
+/// Render `component`, apply it when due, judge its rollout and remedy a failed one.
 async fn observe(
     cluster: &Cluster,
     component: &Component,
     context: &Context,
-) -> Result<(Found, Option<Applied>, Option<i64>), ControllerError> {
+) -> Result<Seen, ControllerError> {
     let name = component.name_any();
     let generation = component.metadata.generation.unwrap_or_default();
     let origin = Origin::named("spec.component");
     let spec = match Spec::from_value(&origin, component.spec.component.clone()) {
         Ok(spec) => spec,
-        Err(error) => return Ok((Found::InvalidSpec(invalid(&error)), None, None)),
+        Err(error) => {
+            return Ok(Seen::refused(
+                Found::InvalidSpec(invalid(&error)),
+                component,
+            ));
+        }
     };
     if spec.component_name != name {
         let message = format!(
             "spec.component.component_name: {:?} is not the Component's name {name:?}",
             spec.component_name
         );
-        return Ok((Found::InvalidSpec(message), None, None));
+        return Ok(Seen::refused(Found::InvalidSpec(message), component));
     }
+    let timeout = match &component.spec.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(text) => match parse_duration(text) {
+            Some(timeout) => timeout,
+            None => {
+                let message =
+                    format!("spec.timeout: {text:?} is not a duration (500ms, 30s, 5m, 1h)");
+                return Ok(Seen::refused(Found::InvalidSpec(message), component));
+            }
+        },
+    };
+    let retries = component
+        .spec
+        .remediation
+        .as_ref()
+        .and_then(|r| r.retries)
+        .unwrap_or(DEFAULT_RETRIES);
     let rendered = match context.rules.render(
         &spec,
         &context.site,
@@ -118,47 +193,131 @@ async fn observe(
         Ok(rendered) => rendered,
         Err(error) => {
             let message = crate::one_line::one_line(&error);
-            return Ok((Found::RulesRefused(message), None, None));
+            return Ok(Seen::refused(Found::RulesRefused(message), component));
         }
     };
     let digest = rendered.rules_digest.clone();
     let status = component.status.clone().unwrap_or_default();
-    let same = status.last_applied_generation == Some(generation)
-        && status.rules_digest.as_deref() == Some(digest.as_str());
-    let applied = if same && cluster.is_current(&name, &rendered).await? {
-        None
-    } else {
-        match cluster.deploy(&name, rendered).await {
-            Ok(report) => {
-                let applied = Applied {
-                    generation,
-                    rules_digest: digest,
-                    inventory: inventory(&report),
-                };
-                let note = format!(
-                    "applied generation {generation}: {}",
-                    changes(&report).unwrap_or_else(|| "nothing changed".to_owned())
-                );
-                event(context, component, "Applied", note).await;
-                if let Some(taken) = drift(&report) {
-                    event(context, component, "DriftCorrected", taken).await;
-                }
-                Some(applied)
-            }
+    let mut memory = memory(&status);
+    let requested = component.annotations().get(RECONCILE_REQUESTED_AT).cloned();
+    let reset = requested.is_some() && requested != status.last_handled_reconcile_at;
+    let fresh = status.last_applied_generation != Some(generation)
+        || status.rules_digest.as_deref() != Some(digest.as_str());
+    if fresh || reset {
+        memory.failures = 0;
+    }
+    let now = Timestamp::now();
+    let mut wake = None;
+    let apply = match before(&memory, fresh || reset, retries, now) {
+        Before::Apply => true,
+        Before::IfNotCurrent => !cluster.is_current(&name, &rendered).await?,
+        Before::Later(left) => {
+            wake = Some(left);
+            false
+        }
+        Before::GaveUp => false,
+    };
+    let mut applied = None;
+    if apply {
+        let report = match cluster.deploy(&name, rendered).await {
+            Ok(report) => report,
             Err(error) => {
                 let message = crate::one_line::one_line(&error);
-                return Ok((Found::ApplyFailed(message), None, None));
+                let mut seen = Seen::refused(Found::ApplyFailed(message), component);
+                seen.handled = requested;
+                return Ok(seen);
+            }
+        };
+        let note = format!(
+            "applied generation {generation}: {}",
+            changes(&report).unwrap_or_else(|| "nothing changed".to_owned())
+        );
+        event(context, component, "Applied", note).await;
+        if let Some(taken) = drift(&report) {
+            event(context, component, "DriftCorrected", taken).await;
+        }
+        memory.applied_at = Some(now);
+        applied = Some(Applied {
+            generation,
+            rules_digest: digest,
+            inventory: inventory(&report),
+        });
+    }
+    let state = cluster.status(&name).await?;
+    let revision = state.revision.as_deref().and_then(|r| r.parse().ok());
+    let gave_up = |memory: &Memory, last: &str| {
+        Found::RolloutFailed(format!(
+            "{} failed rollouts, the last: {last}; no more attempts until the spec, the rules \
+             or the annotation {RECONCILE_REQUESTED_AT} change",
+            memory.failures
+        ))
+    };
+    let judged = judge(&memory, &state.rollout, timeout, now);
+    if matches!(judged, Judged::RolledBack(_)) && matches!(state.rollout, RolloutState::Done(_)) {
+        // The rollback made the good template the newest revision: its number now.
+        memory.last_good_revision = revision;
+    }
+    let found = match judged {
+        Judged::Succeeded(message) => {
+            memory.failures = 0;
+            memory.last_good_revision = revision;
+            Found::Succeeded(message)
+        }
+        Judged::Progressing(message, left) => {
+            wake = Some(left);
+            Found::Progressing(message)
+        }
+        // Given up: the message that said why stays (the rollback's own rollout is not news).
+        Judged::RolledBack(message) if memory.failures >= retries => status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Stalled" && c.reason == "RolloutFailed")
+            .map_or_else(
+                || gave_up(&memory, &message),
+                |c| Found::RolloutFailed(c.message.clone()),
+            ),
+        Judged::RolledBack(message) => {
+            wake = wake.or(Some(backoff(memory.failures)));
+            Found::RolledBack(format!(
+                "attempt {} of {retries} failed and was rolled back ({message}); next attempt in {:?}",
+                memory.failures,
+                wake.unwrap_or_default()
+            ))
+        }
+        Judged::Failed(why) => {
+            memory.failures += 1;
+            memory.failed_at = Some(now);
+            let back = match memory.last_good_revision {
+                Some(good) if Some(good) != revision => {
+                    cluster.rollback(&name, good).await?;
+                    let note =
+                        format!("revision {revision:?} {why}; rolled back to revision {good}");
+                    event(context, component, "RolledBack", note).await;
+                    format!("rolled back to revision {good}")
+                }
+                _ => "no earlier revision to roll back to".to_owned(),
+            };
+            if memory.failures >= retries {
+                event(context, component, "Stalled", why.clone()).await;
+                gave_up(&memory, &format!("{why} ({back})"))
+            } else {
+                wake = Some(backoff(memory.failures));
+                Found::RolledBack(format!(
+                    "attempt {} of {retries}: {why}; {back}; next attempt in {:?}",
+                    memory.failures,
+                    backoff(memory.failures)
+                ))
             }
         }
     };
-    let now = cluster.status(&name).await?;
-    let revision = now.revision.as_deref().and_then(|r| r.parse().ok());
-    let found = match now.rollout {
-        RolloutState::Done(message) => Found::Succeeded(message),
-        RolloutState::Progressing(message) => Found::Progressing(message),
-        RolloutState::Failed(message) => Found::RolloutFailed(message),
-    };
-    Ok((found, applied, revision))
+    Ok(Seen {
+        found,
+        applied,
+        revision,
+        memory,
+        handled: requested,
+        wake,
+    })
 }
 
 /// A refused spec's message, naming the field under `spec.component`.
@@ -312,21 +471,9 @@ pub fn error_policy(
     Action::requeue(backoff(*count))
 }
 
-/// The wait before attempt `failures` + 1.
-fn backoff(failures: u32) -> Duration {
-    let seconds = 1u64 << failures.saturating_sub(1).min(9);
-    Duration::from_secs(seconds.min(300))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_back_off_doubles_from_a_second_to_five_minutes() {
-        let waits: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-    }
 
     #[test]
     fn a_refused_spec_names_the_path_under_spec_component() {

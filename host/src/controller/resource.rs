@@ -32,6 +32,23 @@ pub struct ComponentSpec {
     /// Leave the component as it is: no apply, no drift correction.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+    /// How long a rollout may take before it counts as failed: `30s`, `5m` (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// What is done when a rollout fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<Remediation>,
+}
+
+/// A failed rollout is rolled back to the last good revision and tried again, `retries`
+/// times in all (default 3); then the Component is Stalled until its spec, the rules or its
+/// `berth.dev/reconcile-requested-at` annotation change.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Remediation {
+    /// Attempts of one generation's rollout before giving up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
 }
 
 /// What the controller saw and did, for people, `kubectl wait` and GitOps tools.
@@ -59,6 +76,25 @@ pub struct ComponentStatus {
     /// The objects applied: their kinds (`Kind.group`) and how many there are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Inventory>,
+    /// Failed rollouts of what is applied, in a row.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    /// The last revision that rolled out: where a failed rollout goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good_revision: Option<i64>,
+    /// When the controller last applied (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_time: Option<String>,
+    /// When a rollout last failed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<String>,
+    /// The `berth.dev/reconcile-requested-at` value last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What the component consists of on the cluster.

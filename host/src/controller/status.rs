@@ -18,6 +18,8 @@ pub enum Found {
     Succeeded(String),
     /// The rollout cannot finish.
     RolloutFailed(String),
+    /// A rollout failed and was rolled back; it is tried again.
+    RolledBack(String),
 }
 
 impl Found {
@@ -29,6 +31,7 @@ impl Found {
             Found::Progressing(_) => "Progressing",
             Found::Succeeded(_) => "Succeeded",
             Found::RolloutFailed(_) => "RolloutFailed",
+            Found::RolledBack(_) => "RolledBack",
         }
     }
 
@@ -39,7 +42,8 @@ impl Found {
             | Found::ApplyFailed(m)
             | Found::Progressing(m)
             | Found::Succeeded(m)
-            | Found::RolloutFailed(m) => m,
+            | Found::RolloutFailed(m)
+            | Found::RolledBack(m) => m,
         }
     }
 }
@@ -85,7 +89,7 @@ pub fn status(
     let ready = matches!(found, Found::Succeeded(_));
     let mut conditions = vec![condition("Ready", if ready { "True" } else { "False" })];
     match found {
-        Found::Progressing(_) | Found::ApplyFailed(_) => {
+        Found::Progressing(_) | Found::ApplyFailed(_) | Found::RolledBack(_) => {
             conditions.push(condition("Reconciling", "True"));
         }
         Found::InvalidSpec(_) | Found::RulesRefused(_) | Found::RolloutFailed(_) => {

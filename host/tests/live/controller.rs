@@ -661,3 +661,127 @@ async fn the_controller_rides_out_an_api_server_restart() {
     drop(controller);
     berth_e2e::faults::drop_namespace(&client, &ns).await;
 }
+
+/// Item 5: a never-ready image is rolled back to the last good revision (its pods serving
+/// all along), tried again, then Stalled; nothing is written after that until the reset
+/// annotation asks for another attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_that_never_finishes_is_rolled_back_retried_then_stalled() {
+    install_crd(&cluster().admin_kubeconfig);
+    let (client, ns) = namespace("ctl-remedy").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig =
+        service_account_kubeconfig(&cluster().admin_kubeconfig, &client, &ns, &dir).await;
+    let controller = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
+    let declare = |image: &str| {
+        json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
+               "metadata": {"name": "web", "namespace": ns},
+               "spec": {"component": {"component_name": "web", "image": image, "replicas": 2},
+                        "timeout": "5s", "remediation": {"retries": 2}}})
+        .to_string()
+    };
+    kubectl_ok(&["apply", "-f", "-"], Some(&declare("example/web:1")));
+    let web = until_ready(&client, &ns, 1, "True").await;
+    assert_eq!(web.data["status"]["lastGoodRevision"], 1);
+
+    let started = Instant::now();
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declare("example/never-ready:2")),
+    );
+    let api = components(&client, &ns);
+    let stalled = wait_for("Stalled", Duration::from_secs(90), || async {
+        let now = api.get("web").await.expect("Component");
+        match condition(&now, "Stalled") {
+            Some(c) if c["status"] == "True" => Check::Done(now),
+            _ => Check::Pending(format!("{}", now.data["status"])),
+        }
+    })
+    .await;
+    eprintln!(
+        "Stalled {:.1?} after the never-ready image",
+        started.elapsed()
+    );
+    let status = &stalled.data["status"];
+    assert_eq!(status["failures"], 2, "{status}");
+    let stalled_by = condition(&stalled, "Stalled").unwrap();
+    assert_eq!(stalled_by["reason"], "RolloutFailed", "{stalled_by}");
+    assert!(
+        stalled_by["message"]
+            .as_str()
+            .unwrap()
+            .contains("not rolled out within 5s"),
+        "{stalled_by}"
+    );
+    // Rolled back to revision 1's template, its pods serving.
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    wait_for(
+        "the rollback's rollout",
+        Duration::from_secs(60),
+        || async {
+            let d = deployments.get("dep-web").await.expect("Deployment");
+            let available = d.status.as_ref().and_then(|s| s.available_replicas);
+            match (image(&d).as_deref(), available) {
+                (Some("example/web:1"), Some(2)) => Check::Done(()),
+                other => Check::Pending(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let events = kubectl_ok(&["-n", &ns, "get", "events", "-o", "json"], None);
+    assert!(
+        events.contains("\"RolledBack\"") && events.contains("\"Stalled\""),
+        "{events}"
+    );
+
+    // No more writes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = (
+        deployments
+            .get("dep-web")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        api.get("web").await.unwrap().metadata.resource_version,
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = (
+        deployments
+            .get("dep-web")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        api.get("web").await.unwrap().metadata.resource_version,
+    );
+    assert_eq!(before, after, "written after it gave up");
+
+    // The reset annotation: another attempt.
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "annotate",
+            "component/web",
+            "berth.dev/reconcile-requested-at=1",
+        ],
+        None,
+    );
+    wait_for("another attempt", Duration::from_secs(30), || async {
+        let d = deployments.get("dep-web").await.expect("Deployment");
+        match image(&d).as_deref() {
+            Some("example/never-ready:2") => Check::Done(()),
+            other => Check::Pending(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    kubectl_ok(
+        &["-n", &ns, "delete", "component", "web", "--timeout=90s"],
+        None,
+    );
+    all_gone(&client, &ns).await;
+    drop(controller);
+    drop_namespace(&client, &ns).await;
+}

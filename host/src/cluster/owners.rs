@@ -100,7 +100,7 @@ pub(super) fn drifted(
             continue;
         };
         let mut found = BTreeSet::new();
-        walk_in(&fields.0, rendered, String::new(), &mut found);
+        walk(&fields.0, Some(rendered), String::new(), &mut found);
         found.retain(|p| !berth.contains(p));
         if !found.is_empty() {
             let manager = entry.manager.clone().unwrap_or_default();
@@ -116,8 +116,9 @@ pub(super) fn drifted(
         .collect()
 }
 
-/// As [`walk`], only where `value` (the rendered object) has the field too.
-fn walk_in(node: &Value, value: &Value, path: String, out: &mut BTreeSet<String>) {
+/// The leaf paths under `node` (a `fieldsV1` set) into `out`; with a `value` (the rendered
+/// object), only where it has the field too.
+fn walk(node: &Value, value: Option<&Value>, path: String, out: &mut BTreeSet<String>) {
     let children = node.as_object().filter(|m| !m.is_empty());
     let Some(children) = children else {
         if !path.is_empty() {
@@ -127,39 +128,54 @@ fn walk_in(node: &Value, value: &Value, path: String, out: &mut BTreeSet<String>
     };
     for (key, child) in children {
         if key == "." {
+            out.insert(path.clone());
             continue;
         }
         let (step, below) = match key.split_at(key.find(':').map_or(0, |i| i + 1)) {
-            ("f:", name) if path.is_empty() => (name.to_owned(), value.get(name)),
-            ("f:", name) => (format!(".{name}"), value.get(name)),
+            ("f:", name) => {
+                let step = if path.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!(".{name}")
+                };
+                (step, value.map(|v| v.get(name)))
+            }
             ("k:", keys) => {
                 let wanted: serde_json::Map<String, Value> =
                     serde_json::from_str(keys).unwrap_or_default();
-                let item = value.as_array().and_then(|items| {
-                    items
-                        .iter()
-                        .find(|i| wanted.iter().all(|(k, v)| i.get(k) == Some(v)))
+                let item = value.map(|v| {
+                    v.as_array().and_then(|items| {
+                        items
+                            .iter()
+                            .find(|i| wanted.iter().all(|(k, v)| i.get(k) == Some(v)))
+                    })
                 });
                 (format!("[{}]", key_fields(keys)), item)
             }
             ("v:", set) => {
                 let wanted: Option<Value> = serde_json::from_str(set).ok();
-                let item = value
-                    .as_array()
-                    .and_then(|items| items.iter().find(|i| Some(*i) == wanted.as_ref()));
+                let item = value.map(|v| {
+                    v.as_array()
+                        .and_then(|items| items.iter().find(|i| Some(*i) == wanted.as_ref()))
+                });
                 (format!("[={set}]"), item)
             }
             ("i:", index) => {
-                let item = index
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| value.as_array()?.get(i));
+                let item = value.map(|v| {
+                    index
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| v.as_array()?.get(i))
+                });
                 (format!("[{index}]"), item)
             }
-            _ => (format!(".{key}"), None),
+            _ => (format!(".{key}"), value.map(|_| None)),
         };
-        if let Some(below) = below {
-            walk_in(child, below, format!("{path}{step}"), out);
+        match below {
+            // Everything, or only what `value` has.
+            None => walk(child, None, format!("{path}{step}"), out),
+            Some(Some(below)) => walk(child, Some(below), format!("{path}{step}"), out),
+            Some(None) => {}
         }
     }
 }
@@ -182,33 +198,8 @@ fn fields_of(
 /// `[name=web]`, `v:"x"` → `[="x"]`, `i:0` → `[0]`; a `.` key marks its node as a field.
 fn paths(fields: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    walk(fields, String::new(), &mut out);
+    walk(fields, None, String::new(), &mut out);
     out
-}
-
-fn walk(node: &Value, path: String, out: &mut BTreeSet<String>) {
-    let children = node.as_object().filter(|m| !m.is_empty());
-    let Some(children) = children else {
-        if !path.is_empty() {
-            out.insert(path);
-        }
-        return;
-    };
-    for (key, child) in children {
-        if key == "." {
-            out.insert(path.clone());
-            continue;
-        }
-        let step = match key.split_at(key.find(':').map_or(0, |i| i + 1)) {
-            ("f:", name) if path.is_empty() => name.to_owned(),
-            ("f:", name) => format!(".{name}"),
-            ("k:", keys) => format!("[{}]", key_fields(keys)),
-            ("v:", value) => format!("[={value}]"),
-            ("i:", index) => format!("[{index}]"),
-            _ => format!(".{key}"),
-        };
-        walk(child, format!("{path}{step}"), out);
-    }
 }
 
 /// `{"containerPort":80,"protocol":"TCP"}` as `containerPort=80,protocol=TCP`.

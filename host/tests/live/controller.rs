@@ -162,6 +162,18 @@ fn image(deployment: &Deployment) -> Option<String> {
     containers.first()?.image.clone()
 }
 
+/// Until `dep-web`'s first container runs `want`, at most `within`.
+async fn until_image(deployments: &Api<Deployment>, what: &str, want: &str, within: Duration) {
+    wait_for(what, within, || async {
+        let now = deployments.get("dep-web").await.expect("Deployment");
+        match image(&now).as_deref() {
+            Some(is) if is == want => Check::Done(()),
+            other => Check::Pending(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_deleted() {
     install_crd(&cluster().admin_kubeconfig);
@@ -294,13 +306,13 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         ],
         None,
     );
-    wait_for("the image put back", Duration::from_secs(10), || async {
-        let now = deployments.get("dep-web").await.expect("Deployment");
-        match image(&now).as_deref() {
-            Some("example/web:2") => Check::Done(()),
-            other => Check::Pending(format!("{other:?}")),
-        }
-    })
+    let put_back = Duration::from_secs(10);
+    until_image(
+        &deployments,
+        "the image put back",
+        "example/web:2",
+        put_back,
+    )
     .await;
     eprintln!("foreign edit put back {:.1?} after it", edited.elapsed());
     let deployment = deployments.get("dep-web").await.expect("Deployment");
@@ -768,13 +780,13 @@ async fn a_rollout_that_never_finishes_is_rolled_back_retried_then_stalled() {
         ],
         None,
     );
-    wait_for("another attempt", Duration::from_secs(30), || async {
-        let d = deployments.get("dep-web").await.expect("Deployment");
-        match image(&d).as_deref() {
-            Some("example/never-ready:2") => Check::Done(()),
-            other => Check::Pending(format!("{other:?}")),
-        }
-    })
+    let again = Duration::from_secs(30);
+    until_image(
+        &deployments,
+        "another attempt",
+        "example/never-ready:2",
+        again,
+    )
     .await;
 
     kubectl_ok(

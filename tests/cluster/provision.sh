@@ -17,7 +17,7 @@ set -euo pipefail
 log() { printf 'provision: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-APT_PACKAGES=(golang-go etcd-server rsync golang-github-modern-go-reflect2-dev openssl curl dpkg-dev make ca-certificates kubernetes-client)
+APT_PACKAGES=(golang-go etcd-server rsync golang-github-modern-go-reflect2-dev openssl curl dpkg-dev make ca-certificates)
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 
 pick_cache_root() {
@@ -47,8 +47,7 @@ set_key() {
 }
 
 runtime_ready() {
-    # kubectl: the controller's tests drive it as a platform team does (Debian's
-    # kubernetes-client is the control plane's own version).
+    # kubectl: the controller's tests drive it as a platform team does.
     command -v etcd >/dev/null && command -v openssl >/dev/null && command -v curl >/dev/null &&
         command -v kubectl >/dev/null
 }
@@ -111,9 +110,12 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# kubectl only when there is none: Debian's kubernetes-client (the control plane's own
+# version) would collide with a kubectl another package installed (Google Cloud SDK's).
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "apt-get install ${missing[*]}"
-    apt-get install "${APT_PACKAGES[@]}" "${APT_OPTS[@]}" --no-install-recommends >&2
+    apt-get install "${missing[@]}" "${APT_OPTS[@]}" --no-install-recommends >&2
 fi
 runtime_ready || die "etcd/openssl/curl/kubectl still missing after apt-get install"
 

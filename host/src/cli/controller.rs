@@ -6,7 +6,7 @@ use berth::{Cluster, Connection, Controller};
 use super::args::{RulesArgs, RulesLocation};
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
-use super::run::site_and_rules;
+use super::setup::site_and_rules;
 
 /// Run until SIGINT or SIGTERM.
 pub async fn run(connection: &Connection, with: &RulesArgs) -> Result<ExitStatus, CliError> {

@@ -9,6 +9,7 @@ mod fleet;
 mod report;
 mod rules_command;
 mod run;
+mod setup;
 mod units;
 
 pub use args::Cli;

@@ -3,14 +3,14 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use berth::Rules;
 use berth::Secrets;
 use berth::{Capabilities, SiteConfig};
 use berth::{Change, Cluster, ClusterError, Connection, ExecLine, Scope, Status, UndoReport};
-use berth::{Rules, RulesOptions};
 
 use super::args::{
     BuildArgs, Cli, ClusterCommand, Command, ControllerPrint, DryRun, Output, RenderFormat,
-    RulesArgs, RulesLocation, WaitArgs,
+    RulesLocation, WaitArgs,
 };
 use super::controller;
 use super::error::CliError;
@@ -18,6 +18,7 @@ use super::exit_codes::ExitStatus;
 use super::fleet;
 use super::report;
 use super::rules_command;
+use super::setup::{rules_options, site, site_and_rules};
 
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
@@ -113,31 +114,6 @@ fn render_command(
     };
     report::write_stdout(&berth::format_rendered(&rendered, output.into(), secrets)?)?;
     Ok(ExitStatus::Success)
-}
-
-/// The site config and the rules component `args` name, pulled if in a registry.
-pub(super) async fn site_and_rules(args: &RulesArgs) -> Result<(SiteConfig, Rules), CliError> {
-    let site = site(args)?;
-    let rules = match &args.rules {
-        Some(location) => rules_command::load(location, &rules_options(args)).await?,
-        None => Rules::default_rules(&rules_options(args))?,
-    };
-    Ok((site, rules))
-}
-
-fn site(args: &RulesArgs) -> Result<SiteConfig, CliError> {
-    let mut site = match &args.config {
-        Some(path) => berth::load_site(path)?,
-        None => SiteConfig::default(),
-    };
-    site.allowed_kinds.extend(args.allow_kind.iter().cloned());
-    Ok(site)
-}
-
-fn rules_options(args: &RulesArgs) -> RulesOptions {
-    RulesOptions::default()
-        .deadline(args.rules_deadline)
-        .memory(args.rules_memory)
 }
 
 async fn operate(connection: &Connection, command: ClusterCommand) -> Result<ExitStatus, CliError> {

@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{ApiResource, DynamicObject};
 
-use super::apply::{Member, by_rank};
+use super::apply::{Member, by_rank, kinds_by_rank};
 use super::inventory::ID_LABEL;
 use super::plan::{Live, looks_for_owned};
 use super::request::GroupKind;
 use super::resources::Resources;
 use super::{Cluster, ClusterError, owned_by};
+use crate::kinds::DEFAULT_KINDS;
+use crate::objects::ObjectRef;
 
 impl Cluster {
     /// What the cluster holds of `component` that a deploy of `members` plans from, its
@@ -124,4 +126,42 @@ fn is_parent(object: &DynamicObject) -> bool {
         .labels
         .as_ref()
         .is_some_and(|l| l.contains_key(ID_LABEL))
+}
+
+impl Cluster {
+    /// The inventory's parent of `component` with the kinds it names, and every object of
+    /// the component of those kinds (the kinds a workload commonly owns when the parent is
+    /// gone), dependents first.
+    #[allow(clippy::type_complexity)]
+    pub(super) async fn objects_of(
+        &self,
+        component: &str,
+    ) -> Result<
+        (
+            Option<(ObjectRef, BTreeSet<GroupKind>)>,
+            Vec<(ApiResource, DynamicObject)>,
+        ),
+        ClusterError,
+    > {
+        let parent = self.read_parent(component).await?;
+        let kinds: BTreeSet<GroupKind> = match &parent {
+            Some((_, kinds)) => kinds.clone(),
+            None => DEFAULT_KINDS
+                .iter()
+                .map(|(group, kind)| GroupKind::new(group, kind))
+                .collect(),
+        };
+        let kinds = kinds.into_iter().chain(always_looked_for()).collect();
+        let mut found = Resources::default();
+        let mut objects = Vec::new();
+        for group_kind in kinds_by_rank(kinds).into_iter().rev() {
+            let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
+                continue;
+            };
+            for object in self.owned(&resource, component).await? {
+                objects.push((resource.clone(), object));
+            }
+        }
+        Ok((parent, objects))
+    }
 }

@@ -1,7 +1,6 @@
 //! undeploy: stop a component's Deployments, then delete every object of it, dependents
 //! first; waiting, until the controllers have stopped them and everything is gone.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,14 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::apply::kinds_by_rank;
 use super::deploy::UNDO_AFTER_FAILURE;
-use super::owned::always_looked_for;
 use super::plan::{Inverse, Patched, Step, Undo, stop};
-use super::request::GroupKind;
-use super::resources::Resources;
 use super::{Cluster, ClusterError};
-use crate::kinds::DEFAULT_KINDS;
 use crate::objects::ObjectRef;
 use crate::selector::Selector;
 
@@ -126,42 +120,6 @@ impl Cluster {
             report.deleted.push(parent);
         }
         Ok(report)
-    }
-
-    /// The inventory's parent of `component` with the kinds it names, and every object of
-    /// the component of those kinds (the kinds a workload commonly owns when the parent is
-    /// gone), dependents first.
-    #[allow(clippy::type_complexity)]
-    pub(super) async fn objects_of(
-        &self,
-        component: &str,
-    ) -> Result<
-        (
-            Option<(ObjectRef, BTreeSet<GroupKind>)>,
-            Vec<(ApiResource, DynamicObject)>,
-        ),
-        ClusterError,
-    > {
-        let parent = self.read_parent(component).await?;
-        let kinds: BTreeSet<GroupKind> = match &parent {
-            Some((_, kinds)) => kinds.clone(),
-            None => DEFAULT_KINDS
-                .iter()
-                .map(|(group, kind)| GroupKind::new(group, kind))
-                .collect(),
-        };
-        let kinds = kinds.into_iter().chain(always_looked_for()).collect();
-        let mut found = Resources::default();
-        let mut objects = Vec::new();
-        for group_kind in kinds_by_rank(kinds).into_iter().rev() {
-            let Some(resource) = self.resource_of_group_kind(&group_kind, &mut found).await? else {
-                continue;
-            };
-            for object in self.owned(&resource, component).await? {
-                objects.push((resource.clone(), object));
-            }
-        }
-        Ok((parent, objects))
     }
 
     /// Stop each Deployment among `objects`; one gone or replaced meanwhile is skipped.

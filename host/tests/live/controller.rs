@@ -324,7 +324,7 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
     let events = kubectl_ok(&["-n", &ns, "get", "events", "-o", "json"], None);
     assert!(
         events.contains("\"DriftCorrected\"")
-            && events.contains("spec.template.spec.containers[name=web].image from kubectl-set"),
+            && events.contains("spec.template.spec.containers[name=web].image from kubectl"),
         "{events}"
     );
     let web = until_ready(&client, &ns, 2, "True").await;

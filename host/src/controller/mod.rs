@@ -31,6 +31,9 @@ pub enum ControllerError {
     /// A cluster operation of the engine failed.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// Reading the Component afresh failed.
+    #[error("cannot read the Component")]
+    Read(#[source] kube::Error),
     /// Writing the Component (its status or finalizer) failed.
     #[error("cannot write the Component")]
     Write(#[source] kube::Error),

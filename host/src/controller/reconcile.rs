@@ -17,7 +17,7 @@ use serde_json::json;
 use super::ControllerError;
 use super::remedy::{Before, Judged, Memory, backoff, before, judge, parse_duration};
 use super::resource::{Component, Inventory};
-use super::status::{Applied, Found, status};
+use super::status::{Applied, Found, patch as status_patch, status};
 use crate::cluster::{Action as Done, Cluster, ClusterError, DeployReport, RolloutState};
 use crate::spec::{InputError, Origin, SiteConfig, Spec};
 use crate::{Capabilities, Rules};
@@ -70,6 +70,11 @@ pub async fn reconcile(
     if component.spec.suspend {
         return Ok(Action::await_change());
     }
+    // Read afresh: the status is where the last reconcile left what it did (an attempt, a
+    // rollback), and the watch's copy may not have it yet.
+    let Some(component) = api.get_opt(&name).await.map_err(ControllerError::Read)? else {
+        return Ok(Action::await_change());
+    };
     let generation = component.metadata.generation.unwrap_or_default();
     let seen = observe(&cluster, &component, &context).await?;
     let now = Timestamp::now().to_string();
@@ -89,7 +94,9 @@ pub async fn reconcile(
     next.last_failure_time = time(seen.memory.failed_at);
     next.last_handled_reconcile_at = seen.handled;
     if previous != Some(&next) {
-        let patch = json!({"status": next});
+        // Conditional on the version read: a status written meanwhile is not overwritten.
+        let mut patch = status_patch(previous, &next);
+        patch["metadata"] = json!({"resourceVersion": component.resource_version()});
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(ControllerError::Write)?;

@@ -112,6 +112,21 @@ pub fn status(
     next
 }
 
+/// The JSON merge patch that makes the status `previous` into `next`: a field `next` no
+/// longer has is set to null (left out, the API server would keep it).
+pub fn patch(previous: Option<&ComponentStatus>, next: &ComponentStatus) -> serde_json::Value {
+    let mut next = serde_json::to_value(next).unwrap_or_default();
+    let before = previous.map(serde_json::to_value).and_then(Result::ok);
+    if let (Some(serde_json::Value::Object(before)), serde_json::Value::Object(next)) =
+        (before, &mut next)
+    {
+        for key in before.keys() {
+            next.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    serde_json::json!({ "status": next })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +249,28 @@ mod tests {
         assert_eq!(refused.last_applied_generation, Some(2));
         assert_eq!(refused.revision, Some(4));
         assert_eq!(refused.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn a_field_the_status_no_longer_has_is_removed_not_left_as_it_was() {
+        let before = ComponentStatus {
+            failures: 2,
+            last_handled_reconcile_at: Some("1".into()),
+            revision: Some(3),
+            ..ComponentStatus::default()
+        };
+        let after = ComponentStatus {
+            revision: Some(4),
+            ..ComponentStatus::default()
+        };
+        assert_eq!(
+            patch(Some(&before), &after),
+            serde_json::json!({"status": {"revision": 4, "failures": null,
+                                          "lastHandledReconcileAt": null}})
+        );
+        assert_eq!(
+            patch(None, &after),
+            serde_json::json!({"status": {"revision": 4}})
+        );
     }
 }

@@ -788,6 +788,16 @@ async fn a_rollout_that_never_finishes_is_rolled_back_retried_then_stalled() {
         again,
     )
     .await;
+    // The count starts again: 0, then 1 when this attempt fails too — never 2 or more (a
+    // field left out of a merge patch stays 2, and this attempt's failure makes it 3).
+    wait_for("the failures reset", Duration::from_secs(5), || async {
+        let now = api.get("web").await.expect("Component");
+        match now.data["status"]["failures"].as_i64() {
+            Some(n) if n >= 2 => Check::Pending(format!("{}", now.data["status"])),
+            _ => Check::Done(()),
+        }
+    })
+    .await;
 
     kubectl_ok(
         &["-n", &ns, "delete", "component", "web", "--timeout=90s"],

@@ -121,14 +121,22 @@ impl Cluster {
         component: &str,
         rendered: &Rendered,
     ) -> Result<Vec<ObjectDiff>, ClusterError> {
+        // A component the controller keeps is compared as the controller applies it (its
+        // mark included): the diff shows what the Component's next apply would change.
+        let this = match self.kept_by(component).await? {
+            Some(keeper) => Cluster {
+                requests: self.requests.as_keeper(keeper),
+            },
+            None => self.clone(),
+        };
         let mut found = Resources::default();
-        let members = self.members(component, rendered, &mut found).await?;
-        let inventory = self.read_parent(component).await?.map(|(_, kinds)| kinds);
-        let live = self
+        let members = this.members(component, rendered, &mut found).await?;
+        let inventory = this.read_parent(component).await?.map(|(_, kinds)| kinds);
+        let live = this
             .live(component, &members, inventory, &mut found)
             .await?;
         let plan = plan(component, &members, &live)?;
-        let dry = self.dry_run();
+        let dry = this.dry_run();
         let mut diffs = Vec::new();
         for step in &plan.steps {
             let done = dry.consistent_step(component, step).await?;

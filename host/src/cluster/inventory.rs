@@ -167,6 +167,25 @@ impl Cluster {
         Ok(Some((object, kinds_of(&existing))))
     }
 
+    /// The Component that keeps `component`, as its inventory's parent says (`None`: the
+    /// CLI's, or no parent).
+    pub(super) async fn kept_by(&self, component: &str) -> Result<Option<String>, ClusterError> {
+        let name = parent_name(component);
+        let existing = self
+            .config_maps()
+            .get_opt(&name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read ConfigMap {name}")))?;
+        Ok(existing
+            .filter(|e| is_owned(&e.metadata, component))
+            .and_then(|e| {
+                e.metadata
+                    .annotations?
+                    .get(CONTROLLED_BY_ANNOTATION)
+                    .cloned()
+            }))
+    }
+
     /// Delete the parent `parent` (that object, by uid).
     pub(super) async fn delete_parent(&self, parent: &ObjectRef) -> Result<(), ClusterError> {
         self.requests

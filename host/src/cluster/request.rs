@@ -73,8 +73,13 @@ impl Requests {
 
     /// These requests as the controller keeping Component `name`.
     pub fn for_component(&self, name: &str) -> Self {
+        self.as_keeper(format!("Component/{name}"))
+    }
+
+    /// These requests as `keeper` (`Component/<name>`, as objects it keeps are marked).
+    pub fn as_keeper(&self, keeper: String) -> Self {
         Self {
-            controller: Some(format!("Component/{name}")),
+            controller: Some(keeper),
             ..self.clone()
         }
     }

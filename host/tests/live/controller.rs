@@ -549,6 +549,9 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
     let now = deployments.get("dep-web").await.unwrap();
     assert_eq!(now.metadata.resource_version, version, "the CLI changed it");
     ok(&berth(&ns, &["status", "web"]));
+    // diff compares as the controller applies: nothing to change (exit 0).
+    let diff = ok(&berth(&ns, &["diff", "--spec", &spec]));
+    assert!(!diff.contains("controlled-by"), "{diff}");
     let listed = ok(&berth(&ns, &["list"]));
     assert!(
         listed.contains("MANAGED BY") && listed.contains(" Component/web "),

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::apply::comparable;
 use super::execute::Done;
+use super::inventory::{keeper_of, kinds_of};
 use super::plan::{Step, plan, step as plan_step};
 use super::resources::Resources;
 use super::{Cluster, ClusterError, RENDERED_HASH_ANNOTATION};
@@ -123,7 +124,8 @@ impl Cluster {
     ) -> Result<Vec<ObjectDiff>, ClusterError> {
         // A component the controller keeps is compared as the controller applies it (its
         // mark included): the diff shows what the Component's next apply would change.
-        let this = match self.kept_by(component).await? {
+        let parent = self.owned_parent(component).await?;
+        let this = match parent.as_ref().and_then(keeper_of) {
             Some(keeper) => Cluster {
                 requests: self.requests.as_keeper(keeper),
             },
@@ -131,7 +133,7 @@ impl Cluster {
         };
         let mut found = Resources::default();
         let members = this.members(component, rendered, &mut found).await?;
-        let inventory = this.read_parent(component).await?.map(|(_, kinds)| kinds);
+        let inventory = parent.as_ref().map(kinds_of);
         let live = this
             .live(component, &members, inventory, &mut found)
             .await?;

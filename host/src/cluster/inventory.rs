@@ -100,13 +100,8 @@ impl Cluster {
         }
         self.not_kept_by_another(component, &existing.metadata)?;
         // The controller taking over a component the CLI made marks its inventory too.
-        let kept = existing
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(CONTROLLED_BY_ANNOTATION));
         if let Some(controller) = self.requests.controller()
-            && kept.map(String::as_str) != Some(controller)
+            && keeper_of(&existing).as_deref() != Some(controller)
         {
             let patch =
                 json!({"metadata": {"annotations": {CONTROLLED_BY_ANNOTATION: controller}}});
@@ -151,39 +146,22 @@ impl Cluster {
         &self,
         component: &str,
     ) -> Result<Option<(ObjectRef, BTreeSet<GroupKind>)>, ClusterError> {
-        let name = parent_name(component);
-        let existing = self
-            .config_maps()
-            .get_opt(&name)
-            .await
-            .map_err(ClusterError::api(format!("cannot read ConfigMap {name}")))?;
-        let Some(existing) = existing else {
-            return Ok(None);
-        };
-        if !is_owned(&existing.metadata, component) {
-            return Ok(None);
-        }
-        let object = ObjectRef::of("v1", "ConfigMap", &existing.metadata);
-        Ok(Some((object, kinds_of(&existing))))
+        let parent = self.owned_parent(component).await?;
+        Ok(parent.map(|p| (ObjectRef::of("v1", "ConfigMap", &p.metadata), kinds_of(&p))))
     }
 
-    /// The Component that keeps `component`, as its inventory's parent says (`None`: the
-    /// CLI's, or no parent).
-    pub(super) async fn kept_by(&self, component: &str) -> Result<Option<String>, ClusterError> {
+    /// `component`'s parent, if there is one and it is berth's.
+    pub(super) async fn owned_parent(
+        &self,
+        component: &str,
+    ) -> Result<Option<ConfigMap>, ClusterError> {
         let name = parent_name(component);
         let existing = self
             .config_maps()
             .get_opt(&name)
             .await
             .map_err(ClusterError::api(format!("cannot read ConfigMap {name}")))?;
-        Ok(existing
-            .filter(|e| is_owned(&e.metadata, component))
-            .and_then(|e| {
-                e.metadata
-                    .annotations?
-                    .get(CONTROLLED_BY_ANNOTATION)
-                    .cloned()
-            }))
+        Ok(existing.filter(|e| is_owned(&e.metadata, component)))
     }
 
     /// Delete the parent `parent` (that object, by uid).
@@ -225,7 +203,18 @@ impl Cluster {
     }
 }
 
-fn kinds_of(parent: &ConfigMap) -> BTreeSet<GroupKind> {
+/// The Component that keeps the component `parent` inventories (`None`: the CLI's).
+pub(super) fn keeper_of(parent: &ConfigMap) -> Option<String> {
+    parent
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(CONTROLLED_BY_ANNOTATION)
+        .cloned()
+}
+
+/// The group-kinds `parent` names.
+pub(super) fn kinds_of(parent: &ConfigMap) -> BTreeSet<GroupKind> {
     parent
         .metadata
         .annotations

@@ -367,15 +367,9 @@ async fn scale(
         Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
         other => return other,
     };
-    let back = tokio::time::timeout(wait.undo_timeout, cluster.undo_scale(&scaled));
-    match back.await {
-        Ok(Ok(_)) => eprintln!("undone: scaled {name} back to {previous} replicas"),
-        Ok(Err(e)) => eprintln!("could not scale {name} back to {previous}: {e}"),
-        Err(_) => eprintln!(
-            "could not scale {name} back to {previous}: undo timed out after {:?}",
-            wait.undo_timeout
-        ),
-    }
+    let done = format!("scaled {name} back to {previous} replicas");
+    let not = format!("could not scale {name} back to {previous}");
+    put_back(cluster.undo_scale(&scaled), &wait, &done, &not).await;
     Err(CliError::NotRolledOut(failed))
 }
 
@@ -396,17 +390,11 @@ async fn upgrade(
         Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
         other => return other,
     };
-    let back = cluster.undo_upgrade(&upgraded);
-    match tokio::time::timeout(wait.undo_timeout, back).await {
-        Ok(Ok(_)) => eprintln!(
-            "undone: container {container_index} of {name} back to {old} (a new revision in its history)"
-        ),
-        Ok(Err(e)) => eprintln!("could not put {old} back in {name}: {e}"),
-        Err(_) => eprintln!(
-            "could not put {old} back in {name}: undo timed out after {:?}",
-            wait.undo_timeout
-        ),
-    }
+    let done = format!(
+        "container {container_index} of {name} back to {old} (a new revision in its history)"
+    );
+    let not = format!("could not put {old} back in {name}");
+    put_back(cluster.undo_upgrade(&upgraded), &wait, &done, &not).await;
     Err(CliError::NotRolledOut(failed))
 }
 
@@ -431,18 +419,27 @@ async fn rollback(
         Err(CliError::NotRolledOut(error)) if !wait.keep_on_failure => error,
         other => return other,
     };
-    let back = cluster.undo_rollback(&rolled);
-    match tokio::time::timeout(wait.undo_timeout, back).await {
-        Ok(Ok(_)) => eprintln!(
-            "undone: {name}'s pod template put back as it was before the rollback (a new revision in its history)"
-        ),
-        Ok(Err(e)) => eprintln!("could not undo the rollback of {name}: {e}"),
-        Err(_) => eprintln!(
-            "could not undo the rollback of {name}: undo timed out after {:?}",
-            wait.undo_timeout
-        ),
-    }
+    let done = format!(
+        "{name}'s pod template put back as it was before the rollback (a new revision in its history)"
+    );
+    let not = format!("could not undo the rollback of {name}");
+    put_back(cluster.undo_rollback(&rolled), &wait, &done, &not).await;
     Err(CliError::NotRolledOut(failed))
+}
+
+/// Put back what a command changed once its rollout failed, within `--undo-timeout`,
+/// saying on stderr how it went: `undone: <done>`, or `<not>: <why>`.
+async fn put_back(
+    back: impl std::future::Future<Output = Result<(), ClusterError>>,
+    wait: &WaitArgs,
+    done: &str,
+    not: &str,
+) {
+    match tokio::time::timeout(wait.undo_timeout, back).await {
+        Ok(Ok(())) => eprintln!("undone: {done}"),
+        Ok(Err(e)) => eprintln!("{not}: {e}"),
+        Err(_) => eprintln!("{not}: undo timed out after {:?}", wait.undo_timeout),
+    }
 }
 
 /// `list`: berth's components in the namespace or all.

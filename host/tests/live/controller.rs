@@ -59,9 +59,24 @@ fn kubectl_ok_at(kubeconfig: &Path, args: &[&str], input: Option<&str>) -> Strin
 }
 
 /// The CRD as `berth controller crd` prints it, applied with kubectl and established.
+/// Tests apply it at once on a cluster that has none yet: kubectl's apply is a read then a
+/// create, so one of two creates meets AlreadyExists. One apply at a time in this process,
+/// and one that met another process's create applies again (it is an update then).
 fn install_crd(kubeconfig: &Path) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let crd = ok(&berth_as(kubeconfig, "default", &["controller", "crd"]));
-    kubectl_ok_at(kubeconfig, &["apply", "-f", "-"], Some(&crd));
+    let first = kubectl_at(kubeconfig, &["apply", "-f", "-"], Some(&crd));
+    if !first.status.success() {
+        let why = String::from_utf8_lossy(&first.stderr);
+        assert!(
+            why.contains("AlreadyExists"),
+            "kubectl apply of the CRD failed: {why}"
+        );
+        kubectl_ok_at(kubeconfig, &["apply", "-f", "-"], Some(&crd));
+    }
     kubectl_ok_at(
         kubeconfig,
         &[

@@ -27,6 +27,8 @@ pub struct Running {
     line: String,
     stdout: mpsc::Receiver<Vec<u8>>,
     stderr: mpsc::Receiver<Vec<u8>>,
+    /// What [`Running::stderr_so_far`] has taken from `stderr` already.
+    stderr_seen: std::cell::RefCell<Vec<u8>>,
     started: Instant,
 }
 
@@ -48,6 +50,7 @@ pub fn spawn(command: &mut Command) -> Running {
         line,
         stdout,
         stderr,
+        stderr_seen: std::cell::RefCell::default(),
         started: Instant::now(),
     }
 }
@@ -61,6 +64,22 @@ impl Running {
     /// The process id (also its process group's).
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the process has written to stderr so far, without waiting.
+    pub fn stderr_so_far(&self) -> String {
+        let mut seen = self.stderr_seen.borrow_mut();
+        while let Ok(chunk) = self.stderr.try_recv() {
+            seen.extend_from_slice(&chunk);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    /// Everything written to stderr, once the process ended.
+    fn all_stderr(&mut self) -> Vec<u8> {
+        let mut all = self.stderr_seen.take();
+        all.extend(drained(&self.stderr));
+        all
     }
 
     /// Whether the process has not exited yet.
@@ -82,7 +101,7 @@ impl Running {
         };
         let Some(status) = status else {
             kill_group(&mut self.child);
-            let (stdout, stderr) = (drained(&self.stdout), drained(&self.stderr));
+            let (stdout, stderr) = (drained(&self.stdout), self.all_stderr());
             panic!(
                 "{} was still running {limit:?} after it started: killed. It printed:\n\
                  --- stdout\n{}\n--- stderr\n{}",
@@ -94,7 +113,7 @@ impl Running {
         Output {
             status,
             stdout: drained(&self.stdout),
-            stderr: drained(&self.stderr),
+            stderr: self.all_stderr(),
         }
     }
 
@@ -105,7 +124,7 @@ impl Running {
         Output {
             status: self.child.wait().expect("reap a killed process"),
             stdout: drained(&self.stdout),
-            stderr: drained(&self.stderr),
+            stderr: self.all_stderr(),
         }
     }
 }

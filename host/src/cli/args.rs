@@ -18,9 +18,10 @@ pub struct Cli {
     /// Kubeconfig context (default: the current context).
     #[arg(long, global = true)]
     pub context: Option<String>,
-    /// Namespace (default: the context's namespace, else `default`).
+    /// Namespace (default: the context's namespace, else `default`); `controller` takes
+    /// it more than once.
     #[arg(short, long, global = true)]
-    pub namespace: Option<String>,
+    pub namespace: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,7 +46,7 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Keep Component resources as declared, with these rules and site config (which no
     /// Component can replace); `controller crd` prints the resource's definition. Watches
-    /// --namespace only when given, else every namespace.
+    /// the namespaces --namespace names (repeatable), else every namespace.
     Controller {
         #[command(subcommand)]
         print: Option<ControllerPrint>,
@@ -63,7 +64,7 @@ pub enum ControllerPrint {
     /// The CustomResourceDefinition of Component (JSON, for `kubectl apply -f -`).
     Crd,
     /// The controller's ServiceAccount and the least it needs: a ClusterRole, or with
-    /// --namespace a Role and RoleBinding there (JSON, for `kubectl apply -f -`).
+    /// --namespace a Role and RoleBinding in each (JSON, for `kubectl apply -f -`).
     Rbac,
 }
 

@@ -8,8 +8,12 @@ use super::error::CliError;
 use super::exit_codes::ExitStatus;
 use super::setup::site_and_rules;
 
-/// Run until SIGINT or SIGTERM.
-pub async fn run(connection: &Connection, with: &RulesArgs) -> Result<ExitStatus, CliError> {
+/// Run until SIGINT or SIGTERM, watching `namespaces` (none: every namespace).
+pub async fn run(
+    connection: &Connection,
+    namespaces: Vec<String>,
+    with: &RulesArgs,
+) -> Result<ExitStatus, CliError> {
     // A controller must not change its rules behind anyone's back: a tag can move.
     if let Some(RulesLocation::Oci(reference)) = &with.rules
         && reference.digest.is_none()
@@ -18,16 +22,21 @@ pub async fn run(connection: &Connection, with: &RulesArgs) -> Result<ExitStatus
     }
     let (site, rules) = site_and_rules(with).await?;
     let cluster = Cluster::connect(connection).await?;
-    let namespaces = connection.namespace.iter().cloned().collect();
+    let watching = if namespaces.is_empty() {
+        "every namespace".to_owned()
+    } else {
+        namespaces.join(", ")
+    };
     eprintln!(
-        "berth controller: rules sha256:{}, watching {}",
-        rules.digest(),
-        connection.namespace.as_deref().unwrap_or("every namespace")
+        "berth controller: rules sha256:{}, watching {watching}",
+        rules.digest()
     );
     Controller::new(&cluster, rules, site)
         .namespaces(namespaces)
         .run(|reconciled| match reconciled.outcome {
             Ok(()) => eprintln!("reconciled {}", reconciled.component),
+            // No Component: a watch failed (tried again after a back-off).
+            Err(error) if reconciled.component.is_empty() => eprintln!("watch failed: {error}"),
             Err(error) => eprintln!("reconcile of {} failed: {error}", reconciled.component),
         })
         .await?;

@@ -22,10 +22,15 @@ use super::setup::{rules_options, site, site_and_rules};
 
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    // Only the controller watches several namespaces; any other command works in one.
+    let namespaces = cli.namespace;
+    if namespaces.len() > 1 && !matches!(cli.command, Command::Controller { .. }) {
+        return Err(CliError::Namespaces(namespaces));
+    }
     let connection = Connection {
         kubeconfig: cli.kubeconfig,
         context: cli.context,
-        namespace: cli.namespace,
+        namespace: namespaces.first().cloned(),
     };
     match cli.command {
         // Rendering needs no cluster and no async runtime.
@@ -68,13 +73,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             print: Some(ControllerPrint::Rbac),
             ..
         } => {
-            let namespaces: Vec<String> = connection.namespace.iter().cloned().collect();
             let rbac = serde_json::to_string_pretty(&berth::rbac(&namespaces)).unwrap_or_default();
             report::write_stdout(&format!("{rbac}\n"))?;
             Ok(ExitStatus::Success)
         }
         Command::Controller { print: None, with } => {
-            runtime()?.block_on(controller::run(&connection, &with))
+            runtime()?.block_on(controller::run(&connection, namespaces, &with))
         }
         Command::Cluster(command) => {
             // diff's errors, whichever step fails, are above 1: 1 means "changes".

@@ -25,18 +25,16 @@ use crate::cluster::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED
 use crate::{Rules, SiteConfig};
 use reconcile::{Context, error_policy, reconcile};
 
+/// Reconciles at work at once, over every namespace watched; a rollout holds none.
+const CONCURRENCY: usize = 4;
+
 /// Why a reconcile, or the controller, failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    /// A cluster operation of the engine failed.
+    /// A request failed: the engine's, or reading or writing the Component itself (its
+    /// status, its finalizer), the API server's words in the message.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-    /// Reading the Component afresh failed.
-    #[error("cannot read the Component")]
-    Read(#[source] kube::Error),
-    /// Writing the Component (its status or finalizer) failed.
-    #[error("cannot write the Component")]
-    Write(#[source] kube::Error),
     /// Applying the component's objects failed (its status says why; retried).
     #[error("{0}")]
     Apply(String),
@@ -46,7 +44,7 @@ pub enum ControllerError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Reconciled {
-    /// `namespace/name`.
+    /// `namespace/name`; empty when a watch failed rather than a reconcile.
     pub component: String,
     /// `Ok`: done; `Err`: why it failed (tried again after a back-off).
     pub outcome: Result<(), String>,
@@ -104,6 +102,7 @@ impl Controller {
             site: self.site,
             capabilities,
             failures: std::sync::Mutex::default(),
+            turns: tokio::sync::Semaphore::new(CONCURRENCY),
         });
         let scopes: Vec<Option<String>> = if self.namespaces.is_empty() {
             vec![None]

@@ -28,8 +28,8 @@ pub const FINALIZER: &str = "berth.dev/cleanup";
 pub const DELETION_POLICY: &str = "berth.dev/deletion-policy";
 /// How long removing a deleted Component's objects may take before it is tried again.
 const REMOVAL_TIMEOUT: Duration = Duration::from_secs(120);
-/// The periodic look at a Component whose objects nobody changed.
-const INTERVAL: Duration = Duration::from_secs(600);
+/// The periodic look at a Component whose objects nobody changed, unless it says.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
 /// How long a rollout may take unless the Component says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Attempts of a rollout unless the Component says.
@@ -46,6 +46,8 @@ pub struct Context {
     pub(super) recorder: Recorder,
     /// Failures in a row, per Component, for the back-off.
     pub(super) failures: Mutex<HashMap<Key<Component>, u32>>,
+    /// Reconciles at work at once, over every namespace watched.
+    pub(super) turns: tokio::sync::Semaphore,
 }
 
 /// Reconcile `component`.
@@ -57,6 +59,7 @@ pub async fn reconcile(
     let name = component.name_any();
     let api: Api<Component> = Api::namespaced(context.client.clone(), &namespace);
     let cluster = Cluster::new(context.client.clone(), namespace).for_component(&name);
+    let _turn = context.turns.acquire().await;
     if component.metadata.deletion_timestamp.is_some() {
         return remove(&api, &cluster, &component).await;
     }
@@ -68,11 +71,28 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
     if component.spec.suspend {
+        // Acknowledged once, in the status: from then on nothing of it is written.
+        let generation = component.metadata.generation;
+        let observed = component
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation);
+        if observed != generation {
+            let patch = json!({"status": {"observedGeneration": generation}});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(ClusterError::api(format!(
+                    "cannot write the status of Component {name}"
+                )))?;
+        }
         return Ok(Action::await_change());
     }
     // Read afresh: the status is where the last reconcile left what it did (an attempt, a
     // rollback), and the watch's copy may not have it yet.
-    let Some(component) = api.get_opt(&name).await.map_err(ControllerError::Read)? else {
+    let read = api.get_opt(&name).await;
+    let Some(component) =
+        read.map_err(ClusterError::api(format!("cannot read Component {name}")))?
+    else {
         return Ok(Action::await_change());
     };
     let generation = component.metadata.generation.unwrap_or_default();
@@ -99,13 +119,25 @@ pub async fn reconcile(
         patch["metadata"] = json!({"resourceVersion": component.resource_version()});
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(ControllerError::Write)?;
+            .map_err(ClusterError::api(format!(
+                "cannot write the status of Component {name}"
+            )))?;
+    }
+    if let Found::InvalidSpec(why) | Found::RulesRefused(why) = &seen.found {
+        // Once per refusal: the next reconcile of the same spec finds it in the status.
+        let told = previous
+            .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| &c.message == why && c.observed_generation == generation);
+        if !told {
+            let note = format!("generation {generation} refused: {why}");
+            event(&context, &component, EventType::Warning, "Refused", note).await;
+        }
     }
     match (seen.found, seen.wake) {
         (Found::ApplyFailed(message), _) => Err(ControllerError::Apply(message)),
         // A rollout's timeout, a retry: due then, unless the Deployment's watch wakes it.
         (_, Some(wake)) => Ok(Action::requeue(wake)),
-        _ => Ok(Action::requeue(INTERVAL)),
+        _ => Ok(Action::requeue(seen.interval)),
     }
 }
 
@@ -122,6 +154,8 @@ struct Seen {
     handled: Option<String>,
     /// When to look again at the latest.
     wake: Option<Duration>,
+    /// When to look again if nothing is due.
+    interval: Duration,
 }
 
 impl Seen {
@@ -134,6 +168,7 @@ impl Seen {
             memory: memory(&status),
             handled: status.last_handled_reconcile_at,
             wake: None,
+            interval: DEFAULT_INTERVAL,
         }
     }
 }
@@ -174,16 +209,23 @@ async fn observe(
         );
         return Ok(Seen::refused(Found::InvalidSpec(message), component));
     }
-    let timeout = match &component.spec.timeout {
-        None => DEFAULT_TIMEOUT,
-        Some(text) => match parse_duration(text) {
-            Some(timeout) => timeout,
-            None => {
-                let message =
-                    format!("spec.timeout: {text:?} is not a duration (500ms, 30s, 5m, 1h)");
-                return Ok(Seen::refused(Found::InvalidSpec(message), component));
-            }
-        },
+    let durations = (
+        duration(
+            "spec.timeout",
+            component.spec.timeout.as_deref(),
+            DEFAULT_TIMEOUT,
+        ),
+        duration(
+            "spec.interval",
+            component.spec.interval.as_deref(),
+            DEFAULT_INTERVAL,
+        ),
+    );
+    let (timeout, interval) = match durations {
+        (Ok(timeout), Ok(interval)) => (timeout, interval),
+        (Err(message), _) | (_, Err(message)) => {
+            return Ok(Seen::refused(Found::InvalidSpec(message), component));
+        }
     };
     let retries = component
         .spec
@@ -239,9 +281,16 @@ async fn observe(
             "applied generation {generation}: {}",
             changes(&report).unwrap_or_else(|| "nothing changed".to_owned())
         );
-        event(context, component, "Applied", note).await;
+        event(context, component, EventType::Normal, "Applied", note).await;
         if let Some(taken) = drift(&report) {
-            event(context, component, "DriftCorrected", taken).await;
+            event(
+                context,
+                component,
+                EventType::Normal,
+                "DriftCorrected",
+                taken,
+            )
+            .await;
         }
         memory.applied_at = Some(now);
         applied = Some(Applied {
@@ -299,13 +348,20 @@ async fn observe(
                     cluster.rollback(&name, good).await?;
                     let note =
                         format!("revision {revision:?} {why}; rolled back to revision {good}");
-                    event(context, component, "RolledBack", note).await;
+                    event(context, component, EventType::Warning, "RolledBack", note).await;
                     format!("rolled back to revision {good}")
                 }
                 _ => "no earlier revision to roll back to".to_owned(),
             };
             if memory.failures >= retries {
-                event(context, component, "Stalled", why.clone()).await;
+                event(
+                    context,
+                    component,
+                    EventType::Warning,
+                    "Stalled",
+                    why.clone(),
+                )
+                .await;
                 gave_up(&memory, &format!("{why} ({back})"))
             } else {
                 wake = Some(backoff(memory.failures));
@@ -324,7 +380,19 @@ async fn observe(
         memory,
         handled: requested,
         wake,
+        interval,
     })
+}
+
+/// The duration a field of the Component's spec gives (`default` when absent), or why it
+/// is not one.
+fn duration(field: &str, text: Option<&str>, default: Duration) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{field}: {text:?} is not a duration (500ms, 30s, 5m, 1h)"))
 }
 
 /// A refused spec's message, naming the field under `spec.component`.
@@ -443,14 +511,24 @@ async fn write_finalizers(
     )
     .await
     .map(drop)
-    .map_err(ControllerError::Write)
+    .map_err(ClusterError::api(format!(
+        "cannot write the finalizers of Component {}",
+        component.name_any()
+    )))
+    .map_err(ControllerError::Cluster)
 }
 
 /// Publish an Event about `component`; one that cannot be written is not a failure of the
 /// reconcile.
-async fn event(context: &Context, component: &Component, reason: &str, note: String) {
+async fn event(
+    context: &Context,
+    component: &Component,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
-        type_: EventType::Normal,
+        type_,
         reason: reason.to_owned(),
         note: Some(note.chars().take(1024).collect()),
         action: reason.to_owned(),

@@ -32,6 +32,10 @@ pub struct ComponentSpec {
     /// Leave the component as it is: no apply, no drift correction.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+    /// How often the objects are checked when nothing woke the controller: `10m`, `1h`
+    /// (default 10m). A change to them wakes it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
     /// How long a rollout may take before it counts as failed: `30s`, `5m` (default 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,

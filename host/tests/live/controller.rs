@@ -99,28 +99,39 @@ async fn service_account_kubeconfig(
 ) -> std::path::PathBuf {
     let rbac = ok(&berth_as(admin, ns, &["controller", "rbac"]));
     kubectl_ok_at(admin, &["apply", "-f", "-"], Some(&rbac));
-    let (home, account) = berth::SERVICE_ACCOUNT;
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
-            .expect("token request");
-    let token = Api::<ServiceAccount>::namespaced(client.clone(), home)
-        .create_token_request(account, &PostParams::default(), &request)
-        .await
-        .expect("a token for the controller's ServiceAccount")
-        .status
-        .expect("token")
-        .token;
-    let mut config: Value = serde_json::from_str(&kubectl_ok_at(
-        admin,
-        &["config", "view", "--raw", "--minify", "-o", "json"],
-        None,
-    ))
-    .expect("the admin kubeconfig");
+    let token = service_account_token(client).await;
+    let mut config = admin_config(admin);
+    let account = berth::SERVICE_ACCOUNT.1;
     config["users"] = json!([{"name": account, "user": {"token": token}}]);
     config["contexts"][0]["context"]["user"] = json!(account);
     let path = dir.path().join("controller.kubeconfig");
     std::fs::write(&path, config.to_string()).expect("write the kubeconfig");
     path
+}
+
+/// A TokenRequest token of the controller's ServiceAccount, an hour long.
+async fn service_account_token(client: &kube::Client) -> String {
+    let (home, account) = berth::SERVICE_ACCOUNT;
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .expect("token request");
+    Api::<ServiceAccount>::namespaced(client.clone(), home)
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .expect("a token for the controller's ServiceAccount")
+        .status
+        .expect("token")
+        .token
+}
+
+/// The admin kubeconfig of the current context, its certificates inline (JSON).
+fn admin_config(admin: &Path) -> Value {
+    serde_json::from_str(&kubectl_ok_at(
+        admin,
+        &["config", "view", "--raw", "--minify", "-o", "json"],
+        None,
+    ))
+    .expect("the admin kubeconfig")
 }
 
 fn components(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
@@ -197,6 +208,12 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
     let dir = tempfile::tempdir().expect("dir");
     let kubeconfig =
         service_account_kubeconfig(&cluster().admin_kubeconfig, &client, &ns, &dir).await;
+    // 12. A Component in a namespace the controller does not watch, declared first.
+    let (_, elsewhere) = namespace("controller-b").await;
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declared(&elsewhere, "example/web:1", json!({}))),
+    );
     let controller: Running = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
 
     // 1. Declared with kubectl: applied, rolled out, Ready; kubectl wait understands it.
@@ -253,6 +270,17 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         events.contains("\"Applied\"") && events.contains("applied generation 1"),
         "{events}"
     );
+    // 12. Left alone: no finalizer, no status, nothing made there.
+    let other = components(&client, &elsewhere)
+        .get("web")
+        .await
+        .expect("Component");
+    assert!(
+        other.metadata.finalizers.is_none() && other.data.get("status").is_none(),
+        "the controller touched {elsewhere}/web: {:?}",
+        other.data
+    );
+    all_gone(&client, &elsewhere).await;
 
     // 2. A spec change: a new revision rolls out; the status follows.
     kubectl_ok(
@@ -342,7 +370,53 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
             && events.contains("spec.template.spec.containers[name=web].image from kubectl"),
         "{events}"
     );
-    let web = until_ready(&client, &ns, 2, "True").await;
+    until_ready(&client, &ns, 2, "True").await;
+
+    // 11. Suspended: acknowledged (the status observes the generation), then a foreign
+    // edit stays; resumed, it is put back.
+    let suspend = |on: bool| {
+        let patch = json!({"spec": {"suspend": on}}).to_string();
+        kubectl_ok(
+            &[
+                "-n",
+                &ns,
+                "patch",
+                "component/web",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        );
+    };
+    suspend(true);
+    let api = components(&client, &ns);
+    wait_for("the suspension seen", Duration::from_secs(30), || async {
+        let now = api.get("web").await.expect("Component");
+        match now.data["status"]["observedGeneration"].as_i64() {
+            Some(3) => Check::Done(()),
+            other => Check::Pending(format!("observedGeneration {other:?}")),
+        }
+    })
+    .await;
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "set",
+            "image",
+            "deployment/dep-web",
+            "*=example/web:mine",
+        ],
+        None,
+    );
+    // Put back within about a second when not suspended (above): 5 s shows it stays.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let deployment = deployments.get("dep-web").await.expect("Deployment");
+    assert_eq!(image(&deployment).as_deref(), Some("example/web:mine"));
+    suspend(false);
+    until_image(&deployments, "resumed: put back", "example/web:2", put_back).await;
+    let web = until_ready(&client, &ns, 4, "True").await;
     let after = (
         deployments
             .get("dep-web")
@@ -359,7 +433,7 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         &["apply", "-f", "-"],
         Some(&declared("example/web:3", json!({"imagee": "x"}))),
     );
-    let web = until_ready(&client, &ns, 3, "False").await;
+    let web = until_ready(&client, &ns, 5, "False").await;
     let ready = condition(&web, "Ready").unwrap();
     assert_eq!(ready["reason"], "InvalidSpec", "{ready}");
     let message = ready["message"].as_str().unwrap();
@@ -368,7 +442,12 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         "{message}"
     );
     assert_eq!(condition(&web, "Stalled").unwrap()["reason"], "InvalidSpec");
-    assert_eq!(web.data["status"]["lastAppliedGeneration"], 2);
+    assert_eq!(web.data["status"]["lastAppliedGeneration"], 4);
+    let events = kubectl_ok(&["-n", &ns, "get", "events", "-o", "json"], None);
+    assert!(
+        events.contains("\"Refused\"") && events.contains("generation 5 refused: spec.component"),
+        "{events}"
+    );
     let deployment = deployments.get("dep-web").await.expect("Deployment");
     assert_eq!(
         deployment.metadata.resource_version, after.0,
@@ -381,7 +460,7 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         &["apply", "-f", "-"],
         Some(&declared("example/web:3", json!({"ports": ["65536:0"]}))),
     );
-    let web = until_ready(&client, &ns, 4, "False").await;
+    let web = until_ready(&client, &ns, 6, "False").await;
     let ready = condition(&web, "Ready").unwrap();
     assert_eq!(ready["reason"], "RulesRefused", "{ready}");
     assert!(
@@ -394,18 +473,41 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         "the Deployment was written"
     );
 
-    // 6. Deleted: everything it made goes before the Component does.
-    let started = Instant::now();
-    kubectl_ok(
-        &["-n", &ns, "delete", "component", "web", "--timeout=90s"],
-        None,
-    );
-    eprintln!("deleted {:.1?} after kubectl delete", started.elapsed());
-    all_gone(&client, &ns).await;
+    // 6. Deleted while the controller is stopped: the Component waits, its objects stay;
+    // the controller, started again, removes everything it made, then the Component.
     let shown = controller.kill();
     let log = String::from_utf8_lossy(&shown.stderr);
     assert!(log.contains(&format!("reconciled {ns}/web")), "{log}");
+    kubectl_ok(
+        &["-n", &ns, "delete", "component", "web", "--wait=false"],
+        None,
+    );
+    let waiting = api.get("web").await.expect("the Component waits");
+    assert!(waiting.metadata.deletion_timestamp.is_some());
+    deployments
+        .get("dep-web")
+        .await
+        .expect("the Deployment stays");
+    let started = Instant::now();
+    let _controller = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "wait",
+            "--for=delete",
+            "component/web",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    eprintln!(
+        "deleted {:.1?} after the controller started",
+        started.elapsed()
+    );
+    all_gone(&client, &ns).await;
     drop_namespace(&client, &ns).await;
+    drop_namespace(&client, &elsewhere).await;
 }
 
 /// Item 10 of the controller's issue: once a Component is as declared, the controller looks
@@ -824,4 +926,290 @@ async fn a_rollout_that_never_finishes_is_rolled_back_retried_then_stalled() {
     all_gone(&client, &ns).await;
     drop(controller);
     drop_namespace(&client, &ns).await;
+}
+
+/// The controller as in a pod: the in-cluster configuration (the ServiceAccount's token,
+/// the cluster's CA and namespace at `/var/run/secrets/kubernetes.io/serviceaccount`, bind-
+/// mounted in a mount namespace of its own; `KUBERNETES_SERVICE_HOST`/`_PORT`), no
+/// kubeconfig. `server` is the API server's URL; `args` follow `berth`.
+fn in_cluster(secrets: &Path, server: &str, args: &[&str]) -> Command {
+    let authority = server.trim_start_matches("https://");
+    let (host, port) = authority.rsplit_once(':').expect("host:port");
+    let script = "mount -t tmpfs berth-test /run \
+        && mkdir -p /run/secrets/kubernetes.io/serviceaccount \
+        && mount --bind \"$1\" /run/secrets/kubernetes.io/serviceaccount \
+        && shift && exec \"$@\"";
+    // Root here; elsewhere a user namespace grants the mounts.
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut command = Command::new("unshare");
+    command.arg("--mount");
+    if !is_root {
+        command.arg("--map-root-user");
+    }
+    command
+        .args(["sh", "-c", script, "sh"])
+        .arg(secrets)
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("KUBECONFIG")
+        .env("HOME", secrets)
+        .env("KUBERNETES_SERVICE_HOST", host)
+        .env("KUBERNETES_SERVICE_PORT", port)
+        .env(
+            "BERTH_CACHE_DIR",
+            std::env::temp_dir().join("berth-test-cache"),
+        );
+    command
+}
+
+/// Item 12: one controller, in-cluster, watching the namespaces `-n` names (several), with
+/// the namespaced RBAC `berth controller rbac -n …` prints for them: enough for a component
+/// of every kind the rules grant (a Service, a PodDisruptionBudget, an autoscaler, a
+/// NetworkPolicy) to roll out and be removed. And each rule is needed: in each of the other
+/// namespaces one rule is taken out of the Role, and there the request that needs it is
+/// refused (403 naming the rule's resource, in the controller's log), or, for Events,
+/// nothing is published.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_controller_in_cluster_needs_each_rule_of_its_namespaced_rbac() {
+    let admin = &cluster().admin_kubeconfig;
+    install_crd(admin);
+    let (client, base) = namespace("ctl-rbac").await;
+    let rules = berth::rbac(&["any".to_owned()])["items"][2]["rules"]
+        .as_array()
+        .expect("rules")
+        .clone();
+    let mut minus = Vec::new();
+    for i in 0..rules.len() {
+        minus.push(namespace(&format!("ctl-minus-{i}")).await.1);
+    }
+    // Every -n after the command: clap takes a global flag's values from the subcommand
+    // when both have some.
+    let mut args = vec!["controller", "rbac"];
+    for ns in std::iter::once(&base).chain(&minus) {
+        args.extend(["-n", ns.as_str()]);
+    }
+    let mut printed: Value = serde_json::from_str(&ok(&berth_as(admin, &base, &args))).unwrap();
+    let mut taken = Vec::new();
+    for item in printed["items"].as_array_mut().expect("items") {
+        let Some(i) = minus
+            .iter()
+            .position(|ns| item["metadata"]["namespace"] == json!(ns))
+        else {
+            continue;
+        };
+        if item["kind"] == "Role" {
+            let rule = item["rules"].as_array_mut().expect("rules").remove(i);
+            let resources: Vec<String> = serde_json::from_value(rule["resources"].clone()).unwrap();
+            taken.push((minus[i].clone(), resources));
+        }
+    }
+    assert_eq!(taken.len(), rules.len(), "a Role per namespace");
+    kubectl_ok(&["apply", "-f", "-"], Some(&printed.to_string()));
+    // The Roles in force (the authorizer learns of them through its own watch).
+    let (home, account) = berth::SERVICE_ACCOUNT;
+    let user = format!("system:serviceaccount:{home}:{account}");
+    for (ns, resources) in &taken {
+        let (group, resource) = if resources[0] == "components" {
+            ("apps", "deployments")
+        } else {
+            ("berth.dev", "components")
+        };
+        wait_for("the Role in force", WAIT, || async {
+            if allowed(&client, &user, ns, group, resource, "list").await {
+                Check::Done(())
+            } else {
+                Check::Pending("not yet allowed".into())
+            }
+        })
+        .await;
+    }
+
+    // A component of every kind the rules grant, in every namespace.
+    let object = |api_version: &str, kind: &str, spec: Value| {
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "extra"},
+               "spec": spec})
+    };
+    let component = |ns: &str, image: &str| {
+        json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"timeout": "60s", "component": {
+            "component_name": "web", "image": image, "ports": ["8080:0"],
+            "extensions": {"objects": [
+                object("policy/v1beta1", "PodDisruptionBudget",
+                       json!({"minAvailable": 1,
+                              "selector": {"matchLabels": {"app": "web"}}})),
+                object("autoscaling/v1", "HorizontalPodAutoscaler",
+                       json!({"scaleTargetRef": {"apiVersion": "apps/v1",
+                              "kind": "Deployment", "name": "dep-web"},
+                              "maxReplicas": 2})),
+                object("networking.k8s.io/v1", "NetworkPolicy",
+                       json!({"podSelector": {}})),
+            ]}}}})
+        .to_string()
+    };
+    for ns in std::iter::once(&base).chain(&minus) {
+        kubectl_ok(&["apply", "-f", "-"], Some(&component(ns, "example/web:1")));
+    }
+    let secrets = tempfile::tempdir().expect("dir");
+    let config = admin_config(admin);
+    let ca = config["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .expect("the cluster's CA");
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca)
+        .expect("base64");
+    std::fs::write(secrets.path().join("ca.crt"), ca).expect("ca.crt");
+    std::fs::write(
+        secrets.path().join("token"),
+        service_account_token(&client).await,
+    )
+    .expect("token");
+    std::fs::write(secrets.path().join("namespace"), &base).expect("namespace");
+    let caller = berth_e2e::components::component("berth-defaults-caller");
+    let mut args = vec!["-n", base.as_str()];
+    for ns in &minus {
+        args.extend(["-n", ns.as_str()]);
+    }
+    args.extend([
+        "controller",
+        "--rules",
+        caller.to_str().expect("utf-8 path"),
+    ]);
+    let server = config["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .expect("the API server's URL");
+    let controller = command::spawn(&mut in_cluster(secrets.path(), server, &args));
+
+    // What shows each rule needed, and when: most at the first apply; the others once
+    // the Component is Ready — ReplicaSets when a failed rollout is rolled back, pods
+    // when it is deleted, Events by their absence.
+    let refused = |log: &str, ns: &str, resources: &[String]| {
+        log.lines().any(|line| {
+            line.contains("forbidden")
+                && line.contains(&format!("\"{ns}\""))
+                && resources
+                    .iter()
+                    .any(|r| line.contains(&format!("resource \"{r}\"")))
+        })
+    };
+    let later = |resources: &[String]| {
+        resources == ["replicasets"] || resources == ["pods"] || resources == ["events"]
+    };
+    let api = |ns: &str| components(&client, ns);
+    let ready = |ns: String| async move {
+        let now = api(&ns).get("web").await.expect("Component");
+        condition(&now, "Ready").is_some_and(|c| c["status"] == "True")
+    };
+    let started = Instant::now();
+    wait_for(
+        "Ready, or refused for the rule taken out",
+        Duration::from_secs(120),
+        || async {
+            let log = controller.stderr_so_far();
+            let mut pending = Vec::new();
+            if !ready(base.clone()).await {
+                pending.push(format!("{base}: not Ready"));
+            }
+            for (ns, resources) in &taken {
+                let done = if later(resources) {
+                    ready(ns.clone()).await
+                } else {
+                    refused(&log, ns, resources)
+                };
+                if !done {
+                    pending.push(format!("without {resources:?}: nothing yet"));
+                }
+            }
+            if pending.is_empty() {
+                Check::Done(())
+            } else {
+                Check::Pending(format!("{}\n{log}", pending.join("; ")))
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "applied or refused {:.1?} after the start",
+        started.elapsed()
+    );
+    for (ns, resources) in std::iter::once(&(base.clone(), vec![])).chain(&taken) {
+        if resources == &["replicasets"] {
+            let mut never = component(ns, "example/never-ready:2");
+            never = never.replace("\"60s\"", "\"2s\"");
+            kubectl_ok(&["apply", "-f", "-"], Some(&never));
+        } else {
+            kubectl_ok(
+                &["-n", ns, "delete", "component", "web", "--wait=false"],
+                None,
+            );
+        }
+    }
+    kubectl_ok(
+        &[
+            "-n",
+            &base,
+            "wait",
+            "--for=delete",
+            "component/web",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    all_gone(&client, &base).await;
+    wait_for(
+        "refused at a rollback or removal for the rule taken out",
+        Duration::from_secs(90),
+        || async {
+            let log = controller.stderr_so_far();
+            let left: Vec<_> = taken
+                .iter()
+                .filter(|(ns, r)| later(r) && r != &["events"] && !refused(&log, ns, r))
+                .map(|(_, r)| r)
+                .collect();
+            if left.is_empty() {
+                Check::Done(())
+            } else {
+                Check::Pending(format!("without {left:?}: nothing yet\n{log}"))
+            }
+        },
+    )
+    .await;
+    // Events: published where the rule is, none where it is not.
+    let published = |ns: &str| {
+        kubectl_ok(&["-n", ns, "get", "events", "-o", "json"], None).contains("berth-controller")
+    };
+    assert!(published(&base), "no Event in {base}");
+    for (ns, resources) in &taken {
+        if resources == &["events"] {
+            assert!(!published(ns), "an Event in {ns} without the rule");
+        }
+    }
+    let log = controller.kill();
+    let log = String::from_utf8_lossy(&log.stderr);
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("forbidden") && l.contains(&format!("\"{base}\""))),
+        "refused with every rule:\n{log}"
+    );
+    // What the controller could not finish: its finalizers go by hand.
+    for ns in &minus {
+        let _ = api(ns)
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+            )
+            .await;
+        drop_namespace(&client, ns).await;
+    }
+    drop_namespace(&client, &base).await;
+    eprintln!(
+        "each rule needed: {:?}",
+        taken.iter().map(|(_, r)| r.join(",")).collect::<Vec<_>>()
+    );
 }

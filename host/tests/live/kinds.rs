@@ -681,30 +681,6 @@ fn impersonating(dir: &tempfile::TempDir, user: &str) -> std::path::PathBuf {
     path
 }
 
-/// Whether RBAC already lets `user` `verb` `resource` in `ns` (the authorizer learns of a
-/// new Role and binding through its own watch).
-async fn allowed(
-    client: &kube::Client,
-    user: &str,
-    ns: &str,
-    group: &str,
-    resource: &str,
-    verb: &str,
-) -> bool {
-    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-    let review: SubjectAccessReview = serde_json::from_value(json!({
-        "spec": {"user": user, "resourceAttributes": {
-            "namespace": ns, "group": group, "resource": resource, "verb": verb}}
-    }))
-    .expect("review");
-    Api::<SubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("a SubjectAccessReview")
-        .status
-        .is_some_and(|s| s.allowed)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn each_rule_of_the_documented_role_is_needed() {
     // The other test shows the Role suffices; this one that it holds nothing berth does

@@ -292,6 +292,41 @@ fn bad_arguments_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn only_the_controller_takes_several_namespaces() {
+    let out = berth(
+        &[
+            "-n",
+            "a",
+            "-n",
+            "b",
+            "render",
+            "--spec",
+            "examples/minimal.yaml",
+        ],
+        shared_cache(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--namespace given 2 times (a, b): only `berth controller` watches"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    let out = berth(
+        &["-n", "a", "-n", "b", "controller", "rbac"],
+        shared_cache(),
+    );
+    let rbac: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let all = items(&rbac);
+    let roles: Vec<&str> = all
+        .iter()
+        .filter(|i| i["kind"] == "Role")
+        .filter_map(|i| i["metadata"]["namespace"].as_str())
+        .collect();
+    assert_eq!(roles, ["a", "b"]);
+}
+
 /// A directory of spec files, one of them holding two YAML documents.
 fn spec_set() -> tempfile::TempDir {
     let dir = scratch();

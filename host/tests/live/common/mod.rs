@@ -391,3 +391,27 @@ async fn served(client: &kube::Client, kind: &ApiResource) -> bool {
         Err(e) => panic!("discovery of {}: {e}", kind.api_version),
     }
 }
+
+/// Whether RBAC already lets `user` `verb` `resource` in `ns` (the authorizer learns of a
+/// new Role and binding through its own watch).
+pub async fn allowed(
+    client: &kube::Client,
+    user: &str,
+    ns: &str,
+    group: &str,
+    resource: &str,
+    verb: &str,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"user": user, "resourceAttributes": {
+            "namespace": ns, "group": group, "resource": resource, "verb": verb}}
+    }))
+    .expect("review");
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
+}

@@ -49,7 +49,7 @@ pub use selector::SelectorError;
 // Operating components on a cluster.
 pub use cluster::{
     Action, COMPONENT_LABEL, CONTROLLED_BY_ANNOTATION, Change, Cluster, ClusterError,
-    ComponentSummary, Connection, DeployReport, ExecLine, ExecOutcome, MANAGED_BY,
+    ComponentSummary, Connection, DeployReport, ExecLine, ExecOutcome, Gate, MANAGED_BY,
     MANAGED_BY_LABEL, ObjectDiff, RENDERED_HASH_ANNOTATION, RULES_DIGEST_ANNOTATION, Revision,
     Rollback, RolloutState, Scaled, Scope, Status, Stream, TakenOver, UndeployReport, UndoReport,
     Upgraded,
@@ -58,8 +58,8 @@ pub use cluster::{
 // The controller: Components declared in the cluster, kept as declared.
 pub use controller::{
     Component, ComponentSpec, ComponentStatus, Condition, Controller, ControllerError,
-    DELETION_POLICY, FINALIZER, Inventory, RECONCILE_REQUESTED_AT, Reconciled, Remediation,
-    SERVICE_ACCOUNT, crd, rbac,
+    DEFAULT_LEASE_DURATION, DELETION_POLICY, FINALIZER, Happening, Inventory, LeaseConfig,
+    RECONCILE_REQUESTED_AT, Remediation, SERVICE_ACCOUNT, crd, rbac,
 };
 
 // Rules components in OCI registries.

@@ -117,6 +117,27 @@ impl Running {
         }
     }
 
+    /// Send the process SIGTERM and wait for it to end, at most `limit` (then it is killed
+    /// and the test fails, showing what it printed).
+    pub fn terminate(self, limit: Duration) -> Output {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        let mut this = self;
+        this.started = started;
+        this.finish(limit)
+    }
+
+    /// Send the process `signal` (`STOP`, `CONT`, `KILL`, …).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
     /// Kill the process group now and return what it printed (for a test that ends a
     /// command itself).
     pub fn kill(mut self) -> Output {

@@ -52,6 +52,8 @@ pub enum Command {
         print: Option<ControllerPrint>,
         #[command(flatten)]
         with: RulesArgs,
+        #[command(flatten)]
+        election: ElectionArgs,
     },
     /// Publish, describe and precompile rules components.
     #[command(subcommand)]
@@ -255,6 +257,21 @@ pub struct BuildArgs {
     pub spec: PathBuf,
     #[command(flatten)]
     pub with: RulesArgs,
+}
+
+/// How the controller's replicas choose the one that reconciles.
+#[derive(Debug, Args)]
+pub struct ElectionArgs {
+    /// The Lease (in berth-system) the replicas share: the one holding it reconciles.
+    #[arg(long, value_name = "NAME", default_value = "berth-controller")]
+    pub lease: String,
+    /// How long the Lease lasts without a renewal: the longest a killed leader goes
+    /// unreplaced. A leader stops writing after two thirds of it without a renewal.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = units::duration)]
+    pub lease_duration: Duration,
+    /// One replica, no Lease: reconcile at once (never run two so).
+    #[arg(long, conflicts_with_all = ["lease", "lease_duration"])]
+    pub no_leader_election: bool,
 }
 
 /// Which site config and rules to build with.

@@ -1,9 +1,10 @@
 //! `berth controller`: run the controller with the platform team's rules and site config,
-//! a line on stderr for each reconcile.
+//! one of several replicas (a Lease elects the one that reconciles), a line on stderr for
+//! each reconcile.
 
-use berth::{Cluster, Connection, Controller};
+use berth::{Cluster, Connection, Controller, Happening, LeaseConfig, SERVICE_ACCOUNT};
 
-use super::args::{RulesArgs, RulesLocation};
+use super::args::{ElectionArgs, RulesArgs, RulesLocation};
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
 use super::setup::site_and_rules;
@@ -13,6 +14,7 @@ pub async fn run(
     connection: &Connection,
     namespaces: Vec<String>,
     with: &RulesArgs,
+    election: &ElectionArgs,
 ) -> Result<ExitStatus, CliError> {
     // A controller must not change its rules behind anyone's back: a tag can move.
     if let Some(RulesLocation::Oci(reference)) = &with.rules
@@ -31,13 +33,31 @@ pub async fn run(
         "berth controller: rules sha256:{}, watching {watching}",
         rules.digest()
     );
-    Controller::new(&cluster, rules, site)
-        .namespaces(namespaces)
-        .run(|reconciled| match reconciled.outcome {
-            Ok(()) => eprintln!("reconciled {}", reconciled.component),
-            // No Component: a watch failed (tried again after a back-off).
-            Err(error) if reconciled.component.is_empty() => eprintln!("watch failed: {error}"),
-            Err(error) => eprintln!("reconcile of {} failed: {error}", reconciled.component),
+    let mut controller = Controller::new(&cluster, rules, site).namespaces(namespaces);
+    if !election.no_leader_election {
+        let lease =
+            LeaseConfig::new(SERVICE_ACCOUNT.0, &election.lease).duration(election.lease_duration);
+        eprintln!(
+            "berth controller: waiting to lead (Lease {}/{})",
+            SERVICE_ACCOUNT.0, election.lease
+        );
+        controller = controller.leader_election(lease);
+    }
+    controller
+        .run(|happening| match happening {
+            Happening::Reconciled {
+                component,
+                outcome: Ok(()),
+            } => eprintln!("reconciled {component}"),
+            Happening::Reconciled {
+                component,
+                outcome: Err(error),
+            } => eprintln!("reconcile of {component} failed: {error}"),
+            Happening::WatchFailed(error) => eprintln!("watch failed: {error}"),
+            Happening::Leading(true) => eprintln!("leading: reconciling"),
+            Happening::Leading(false) => eprintln!("no longer leading: stopped reconciling"),
+            Happening::LeaseFailed(why) => eprintln!("cannot lead: {why}"),
+            _ => {}
         })
         .await?;
     Ok(ExitStatus::Success)

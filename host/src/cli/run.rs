@@ -77,9 +77,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             report::write_stdout(&format!("{rbac}\n"))?;
             Ok(ExitStatus::Success)
         }
-        Command::Controller { print: None, with } => {
-            runtime()?.block_on(controller::run(&connection, namespaces, &with))
-        }
+        Command::Controller {
+            print: None,
+            with,
+            election,
+        } => runtime()?.block_on(controller::run(&connection, namespaces, &with, &election)),
         Command::Cluster(command) => {
             // diff's errors, whichever step fails, are above 1: 1 means "changes".
             let is_diff = matches!(command, ClusterCommand::Diff { .. });

@@ -128,6 +128,7 @@ impl Cluster {
         let this = match parent.as_ref().and_then(keeper_of) {
             Some(keeper) => Cluster {
                 requests: self.requests.as_keeper(keeper),
+                gate: self.gate.clone(),
             },
             None => self.clone(),
         };

@@ -10,6 +10,7 @@ mod discovery;
 mod error;
 mod exec;
 mod execute;
+mod gate;
 mod gone;
 mod history;
 mod inventory;
@@ -44,6 +45,7 @@ pub use deploy::DeployReport;
 pub use diff::{Change, ObjectDiff};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
+pub use gate::Gate;
 pub use history::{Revision, Rollback};
 pub use inventory::applyset_id;
 pub use list::{ComponentSummary, Scope};
@@ -75,6 +77,8 @@ pub struct Connection {
 #[derive(Clone)]
 pub struct Cluster {
     requests: Requests,
+    /// The gate every write of the connection passes, when berth made the connection.
+    gate: Option<Gate>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -113,20 +117,32 @@ impl Cluster {
         // kube's own retries would also repeat a write after a gateway timeout, and wait up
         // to minutes; berth's are bounded and leave writes that may have happened alone.
         config.default_retry = false;
+        let gate = Gate::default();
         let client = ClientBuilder::try_from(config)
             .map_err(ClusterError::Client)?
+            // Under the retries: each attempt passes it.
+            .with_layer(&gate::GateLayer(gate.clone()))
             // The retry layer sends a request again, so the service under it is shared.
             .with_layer(&BufferLayer::new(1024))
             .with_layer(&RetryLayer::new(retry::Transient::new()))
             .build();
-        Ok(Self::new(client, namespace))
+        let mut cluster = Self::new(client, namespace);
+        cluster.gate = Some(gate);
+        Ok(cluster)
     }
 
-    /// Use an existing client in `namespace`.
+    /// Use an existing client in `namespace` (its writes pass no gate of berth's).
     pub fn new(client: Client, namespace: impl Into<String>) -> Self {
         Self {
             requests: Requests::new(client, namespace.into()),
+            gate: None,
         }
+    }
+
+    /// The gate every write of this connection passes: open unless a controller that
+    /// does not lead closed it. `None` for a connection made with [`Cluster::new`].
+    pub fn gate(&self) -> Option<&Gate> {
+        self.gate.as_ref()
     }
 
     /// This connection with every write a server-side dry run (`dryRun=All`): the API
@@ -134,6 +150,7 @@ impl Cluster {
     pub fn dry_run(&self) -> Self {
         Self {
             requests: self.requests.dry_run(),
+            gate: self.gate.clone(),
         }
     }
 
@@ -142,6 +159,7 @@ impl Cluster {
     pub(crate) fn for_component(&self, name: &str) -> Self {
         Self {
             requests: self.requests.for_component(name),
+            gate: self.gate.clone(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The controller: `Component` resources reconciled on the cluster with the platform
 //! team's rules, through the same engine the CLI's verbs use.
 
+mod lease;
 mod rbac;
 mod reconcile;
 mod remedy;
@@ -17,12 +18,14 @@ use kube::runtime::reflector::ObjectRef as Key;
 use kube::runtime::{Controller as Runtime, watcher};
 use kube::{Client, ResourceExt};
 
+pub use lease::{DEFAULT_LEASE_DURATION, LeaseConfig};
 pub use rbac::{SERVICE_ACCOUNT, rbac};
 pub use reconcile::{DELETION_POLICY, FINALIZER, RECONCILE_REQUESTED_AT};
 pub use resource::{Component, ComponentSpec, ComponentStatus, Condition, Inventory, Remediation};
 
-use crate::cluster::{COMPONENT_LABEL, Cluster, ClusterError, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::cluster::{COMPONENT_LABEL, Cluster, ClusterError, Gate, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::{Rules, SiteConfig};
+use lease::Elector;
 use reconcile::{Context, error_policy, reconcile};
 
 /// Reconciles at work at once, over every namespace watched; a rollout holds none.
@@ -35,29 +38,45 @@ pub enum ControllerError {
     /// status, its finalizer), the API server's words in the message.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// Leader election asked of a connection berth did not make: nothing could keep a
+    /// replica that does not lead from writing.
+    #[error("leader election needs a connection made by Cluster::connect (its writes gated)")]
+    Ungated,
     /// Applying the component's objects failed (its status says why; retried).
     #[error("{0}")]
     Apply(String),
 }
 
-/// One reconcile done: which Component, and how it ended.
+/// What the controller did or saw, for its log.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Reconciled {
-    /// `namespace/name`; empty when a watch failed rather than a reconcile.
-    pub component: String,
-    /// `Ok`: done; `Err`: why it failed (tried again after a back-off).
-    pub outcome: Result<(), String>,
+pub enum Happening {
+    /// One reconcile of the Component `namespace/name`: `Ok`, or why it failed (tried
+    /// again after a back-off).
+    Reconciled {
+        /// `namespace/name`.
+        component: String,
+        /// How it ended.
+        outcome: Result<(), String>,
+    },
+    /// A watch failed (it starts again after a back-off).
+    WatchFailed(String),
+    /// This replica now leads (`true`: it reconciles) or no longer does.
+    Leading(bool),
+    /// The Lease could not be read or written: why (tried again).
+    LeaseFailed(String),
 }
 
 /// The controller of `Component` resources. Defaults, as policy: every namespace; the
 /// rules and site config given, which no Component can replace; at most 4 reconciles at
-/// once, never two of one Component.
+/// once, never two of one Component; no leader election (one replica).
 pub struct Controller {
     client: Client,
+    gate: Option<Gate>,
     rules: Rules,
     site: SiteConfig,
     namespaces: Vec<String>,
+    lease: Option<LeaseConfig>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -74,10 +93,19 @@ impl Controller {
     pub fn new(cluster: &Cluster, rules: Rules, site: SiteConfig) -> Self {
         Self {
             client: cluster.client().clone(),
+            gate: cluster.gate().cloned(),
             rules,
             site,
             namespaces: Vec::new(),
+            lease: None,
         }
+    }
+
+    /// Run as one of several replicas: only the one holding `lease` reconciles, and a
+    /// replica writes nothing unless it does (see [`LeaseConfig`]).
+    pub fn leader_election(mut self, lease: LeaseConfig) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Watch only these namespaces (none: all).
@@ -86,8 +114,9 @@ impl Controller {
         self
     }
 
-    /// Reconcile until SIGINT or SIGTERM, calling `seen` after each reconcile.
-    pub async fn run(self, mut seen: impl FnMut(Reconciled)) -> Result<(), ControllerError> {
+    /// Reconcile until SIGINT or SIGTERM, telling `seen` what happens. With leader
+    /// election, only while this replica leads; a signal then hands the Lease over.
+    pub async fn run(self, mut seen: impl FnMut(Happening)) -> Result<(), ControllerError> {
         let capabilities = Cluster::new(self.client.clone(), "default")
             .capabilities()
             .await?;
@@ -109,64 +138,139 @@ impl Controller {
         } else {
             self.namespaces.into_iter().map(Some).collect()
         };
-        let runs = scopes.into_iter().map(|namespace| {
-            let (components, deployments) = match &namespace {
-                Some(ns) => (
-                    Api::<Component>::namespaced(self.client.clone(), ns),
-                    Api::<Deployment>::namespaced(self.client.clone(), ns),
-                ),
-                None => (
-                    Api::<Component>::all(self.client.clone()),
-                    Api::<Deployment>::all(self.client.clone()),
-                ),
-            };
-            let berths =
-                watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-            let context = context.clone();
-            Runtime::new(components, watcher::Config::default())
-                .watches(deployments, berths, |d: Deployment| {
-                    // The Component of the same name as the component the labels name.
-                    let component = d.labels().get(COMPONENT_LABEL)?.clone();
-                    Some(Key::new(&component).within(&d.namespace()?))
-                })
-                .shutdown_on_signal()
-                .run(
-                    |component, context: Arc<Context>| async move {
-                        let key = Key::from_obj(&*component);
-                        let result = reconcile(component, context.clone()).await;
-                        if result.is_ok() {
-                            let mut failures = context
-                                .failures
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner);
-                            failures.remove(&key);
-                        }
-                        result
-                    },
-                    error_policy,
-                    context,
-                )
-                .boxed()
-        });
-        let mut all = futures::stream::select_all(runs);
-        while let Some(result) = all.next().await {
-            let reconciled = match result {
-                Ok((key, _)) => Reconciled {
-                    component: name(key.namespace.as_deref(), &key.name),
-                    outcome: Ok(()),
-                },
-                Err(kube::runtime::controller::Error::ReconcilerFailed(error, key)) => Reconciled {
-                    component: name(key.namespace.as_deref(), &key.name),
-                    outcome: Err(crate::one_line::one_line(&error)),
-                },
-                Err(other) => Reconciled {
-                    component: String::new(),
-                    outcome: Err(crate::one_line::one_line(&other)),
-                },
-            };
-            seen(reconciled);
+        let Some(lease) = self.lease else {
+            let mut all = reconcilers(&self.client, &scopes, &context, true);
+            while let Some(result) = all.next().await {
+                seen(happening(result));
+            }
+            return Ok(());
+        };
+        let gate = self.gate.ok_or(ControllerError::Ungated)?;
+        let (elector, mut leading, mut failures) = Elector::new(self.client.clone(), lease, gate);
+        let work = async {
+            loop {
+                // Until it leads, saying why it cannot when the Lease fails.
+                loop {
+                    tokio::select! {
+                        led = leading.wait_for(|l| *l) => match led {
+                            Ok(_) => break,
+                            Err(_) => return,
+                        },
+                        Some(why) = failures.recv() => seen(Happening::LeaseFailed(why)),
+                    }
+                }
+                seen(Happening::Leading(true));
+                // Fresh watches each term: what was cached before may be old.
+                let mut all = reconcilers(&self.client, &scopes, &context, false);
+                loop {
+                    tokio::select! {
+                        result = all.next() => match result {
+                            Some(result) => seen(happening(result)),
+                            None => break,
+                        },
+                        Some(why) = failures.recv() => seen(Happening::LeaseFailed(why)),
+                        _ = leading.wait_for(|l| !*l) => break,
+                    }
+                }
+                seen(Happening::Leading(false));
+            }
+        };
+        tokio::select! {
+            () = elector.run(signalled()) => {}
+            () = work => {}
         }
         Ok(())
+    }
+}
+
+/// What kube's controller runtime says of each reconcile, or of a watch that failed.
+type Outcome = Result<
+    (Key<Component>, kube::runtime::controller::Action),
+    kube::runtime::controller::Error<ControllerError, watcher::Error>,
+>;
+
+/// The reconcilers of every scope, as one stream; `on_signal`: each ends gracefully on
+/// SIGINT or SIGTERM (else it ends when dropped).
+fn reconcilers(
+    client: &Client,
+    scopes: &[Option<String>],
+    context: &Arc<Context>,
+    on_signal: bool,
+) -> futures::stream::BoxStream<'static, Outcome> {
+    let runs = scopes.iter().map(|namespace| {
+        let (components, deployments) = match namespace {
+            Some(ns) => (
+                Api::<Component>::namespaced(client.clone(), ns),
+                Api::<Deployment>::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::<Component>::all(client.clone()),
+                Api::<Deployment>::all(client.clone()),
+            ),
+        };
+        let berths = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        let runtime = Runtime::new(components, watcher::Config::default()).watches(
+            deployments,
+            berths,
+            |d: Deployment| {
+                // The Component of the same name as the component the labels name.
+                let component = d.labels().get(COMPONENT_LABEL)?.clone();
+                Some(Key::new(&component).within(&d.namespace()?))
+            },
+        );
+        let runtime = if on_signal {
+            runtime.shutdown_on_signal()
+        } else {
+            runtime
+        };
+        runtime
+            .run(
+                |component, context: Arc<Context>| async move {
+                    let key = Key::from_obj(&*component);
+                    let result = reconcile(component, context.clone()).await;
+                    if result.is_ok() {
+                        let mut failures = context
+                            .failures
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        failures.remove(&key);
+                    }
+                    result
+                },
+                error_policy,
+                context.clone(),
+            )
+            .boxed()
+    });
+    futures::stream::select_all(runs).boxed()
+}
+
+/// What a reconciler's result says happened.
+fn happening(result: Outcome) -> Happening {
+    match result {
+        Ok((key, _)) => Happening::Reconciled {
+            component: name(key.namespace.as_deref(), &key.name),
+            outcome: Ok(()),
+        },
+        Err(kube::runtime::controller::Error::ReconcilerFailed(error, key)) => {
+            Happening::Reconciled {
+                component: name(key.namespace.as_deref(), &key.name),
+                outcome: Err(crate::one_line::one_line(&error)),
+            }
+        }
+        Err(other) => Happening::WatchFailed(crate::one_line::one_line(&other)),
+    }
+}
+
+/// Done at the first SIGINT or SIGTERM.
+async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
 }
 

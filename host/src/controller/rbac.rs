@@ -32,7 +32,8 @@ fn rules() -> Value {
 
 /// The objects that let the controller run as its ServiceAccount: over every namespace
 /// (`namespaces` empty: a ClusterRole and its binding), or over those only (a Role and a
-/// RoleBinding in each, no ClusterRole). A `List`, as `kubectl apply -f` takes it.
+/// RoleBinding in each, no ClusterRole); and the Lease of its leader election, in its own
+/// namespace. A `List`, as `kubectl apply -f` takes it.
 pub fn rbac(namespaces: &[String]) -> Value {
     let (home, account) = SERVICE_ACCOUNT;
     let labels = json!({"app.kubernetes.io/name": "berth-controller"});
@@ -55,6 +56,21 @@ pub fn rbac(namespaces: &[String]) -> Value {
                                       "kind": "ClusterRole", "name": account},
                           "subjects": subject}));
     }
+    // The Lease the replicas elect a leader with, in the controller's own namespace.
+    let lease = format!("{account}-lease");
+    items.push(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                      "metadata": {"name": lease, "namespace": home, "labels": labels},
+                      "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                 "verbs": ["get", "list", "watch", "create", "update"]}]}),
+    );
+    items.push(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                      "metadata": {"name": lease, "namespace": home, "labels": labels},
+                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "Role", "name": lease},
+                      "subjects": subject}),
+    );
     for namespace in namespaces {
         items.push(
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -98,7 +114,9 @@ mod tests {
                 "Namespace/-",
                 "ServiceAccount/berth-system",
                 "ClusterRole/-",
-                "ClusterRoleBinding/-"
+                "ClusterRoleBinding/-",
+                "Role/berth-system",
+                "RoleBinding/berth-system"
             ]
         );
         let some = rbac(&["a".into(), "b".into()]);
@@ -107,12 +125,14 @@ mod tests {
             [
                 "Namespace/-",
                 "ServiceAccount/berth-system",
+                "Role/berth-system",
+                "RoleBinding/berth-system",
                 "Role/a",
                 "RoleBinding/a",
                 "Role/b",
                 "RoleBinding/b"
             ]
         );
-        assert_eq!(some["items"][2]["rules"], rules());
+        assert_eq!(some["items"][4]["rules"], rules());
     }
 }

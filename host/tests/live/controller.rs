@@ -2,7 +2,7 @@
 //! rolled out and Ready; a spec change follows; a refused spec changes nothing; nothing is
 //! written while nothing changes; deleting it removes what it made.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,25 +58,27 @@ fn kubectl_ok_at(kubeconfig: &Path, args: &[&str], input: Option<&str>) -> Strin
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The CRD as `berth controller crd` prints it, applied with kubectl and established.
-/// Tests apply it at once on a cluster that has none yet: kubectl's apply is a read then a
-/// create, so one of two creates meets AlreadyExists. One apply at a time in this process,
-/// and one that met another process's create applies again (it is an update then).
-fn install_crd(kubeconfig: &Path) {
+/// `kubectl apply` of objects several tests apply (the CRD, the controller's namespace and
+/// ServiceAccount): kubectl's apply is a read then a create, so of two at once on a cluster
+/// without them one meets AlreadyExists. One at a time in this process, and one that met
+/// another process's create applies again (an update then).
+fn apply_shared(kubeconfig: &Path, objects: &str) {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let crd = ok(&berth_as(kubeconfig, "default", &["controller", "crd"]));
-    let first = kubectl_at(kubeconfig, &["apply", "-f", "-"], Some(&crd));
+    let first = kubectl_at(kubeconfig, &["apply", "-f", "-"], Some(objects));
     if !first.status.success() {
         let why = String::from_utf8_lossy(&first.stderr);
-        assert!(
-            why.contains("AlreadyExists"),
-            "kubectl apply of the CRD failed: {why}"
-        );
-        kubectl_ok_at(kubeconfig, &["apply", "-f", "-"], Some(&crd));
+        assert!(why.contains("AlreadyExists"), "kubectl apply failed: {why}");
+        kubectl_ok_at(kubeconfig, &["apply", "-f", "-"], Some(objects));
     }
+}
+
+/// The CRD as `berth controller crd` prints it, applied with kubectl and established.
+fn install_crd(kubeconfig: &Path) {
+    let crd = ok(&berth_as(kubeconfig, "default", &["controller", "crd"]));
+    apply_shared(kubeconfig, &crd);
     kubectl_ok_at(
         kubeconfig,
         &[
@@ -89,6 +91,13 @@ fn install_crd(kubeconfig: &Path) {
     );
 }
 
+/// The controller's namespace, where its Lease lives (on a cluster no test applied `berth
+/// controller rbac` to yet).
+fn lease_home(kubeconfig: &Path) {
+    let rbac = ok(&berth_as(kubeconfig, "default", &["controller", "rbac"]));
+    apply_shared(kubeconfig, &rbac);
+}
+
 /// A kubeconfig for the controller's ServiceAccount, with exactly the rules `berth
 /// controller rbac -n <ns>` prints (applied here): a TokenRequest token, the cluster's CA.
 async fn service_account_kubeconfig(
@@ -98,7 +107,7 @@ async fn service_account_kubeconfig(
     dir: &tempfile::TempDir,
 ) -> std::path::PathBuf {
     let rbac = ok(&berth_as(admin, ns, &["controller", "rbac"]));
-    kubectl_ok_at(admin, &["apply", "-f", "-"], Some(&rbac));
+    apply_shared(admin, &rbac);
     let token = service_account_token(client).await;
     let mut config = admin_config(admin);
     let account = berth::SERVICE_ACCOUNT.1;
@@ -214,7 +223,11 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         &["apply", "-f", "-"],
         Some(&declared(&elsewhere, "example/web:1", json!({}))),
     );
-    let controller: Running = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
+    let controller: Running = command::spawn(&mut berth_in(
+        &kubeconfig,
+        &ns,
+        &["controller", "--lease", &ns],
+    ));
 
     // 1. Declared with kubectl: applied, rolled out, Ready; kubectl wait understands it.
     let declared = |image: &str, extra: Value| declared(&ns, image, extra);
@@ -475,9 +488,11 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
 
     // 6. Deleted while the controller is stopped: the Component waits, its objects stay;
     // the controller, started again, removes everything it made, then the Component.
-    let shown = controller.kill();
+    // Stopped as Kubernetes stops a pod: SIGTERM, the Lease handed back at once.
+    let shown = controller.terminate(Duration::from_secs(10));
     let log = String::from_utf8_lossy(&shown.stderr);
     assert!(log.contains(&format!("reconciled {ns}/web")), "{log}");
+    assert_eq!(shown.status.code(), Some(0), "{log}");
     kubectl_ok(
         &["-n", &ns, "delete", "component", "web", "--wait=false"],
         None,
@@ -489,7 +504,11 @@ async fn a_component_declared_with_kubectl_is_kept_as_declared_and_removed_when_
         .await
         .expect("the Deployment stays");
     let started = Instant::now();
-    let _controller = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
+    let _controller = command::spawn(&mut berth_in(
+        &kubeconfig,
+        &ns,
+        &["controller", "--lease", &ns],
+    ));
     kubectl_ok(
         &[
             "-n",
@@ -521,8 +540,13 @@ async fn at_steady_state_the_controller_looks_and_writes_nothing() {
     let admin = &fault_cluster().admin_kubeconfig;
     install_crd(admin);
     let (client, ns) = berth_e2e::faults::namespace("ctl-steady").await;
+    lease_home(admin);
     let proxy = Proxy::start(fault_cluster());
-    let controller = command::spawn(&mut berth_in(proxy.kubeconfig(), &ns, &["controller"]));
+    let controller = command::spawn(&mut berth_in(
+        proxy.kubeconfig(),
+        &ns,
+        &["controller", "--lease", &ns],
+    ));
     let mut web: Value = serde_json::from_str(&declared(&ns, "example/web:1", json!({}))).unwrap();
     web["spec"]["interval"] = json!("2s");
     kubectl_ok_at(admin, &["apply", "-f", "-"], Some(&web.to_string()));
@@ -563,9 +587,11 @@ async fn at_steady_state_the_controller_looks_and_writes_nothing() {
     }
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(quiet.elapsed())).await;
     let seen = proxy.log();
+    // Nothing but the Lease's renewals: a PUT every 15/7 s (about 28 in 60 s).
+    let renewal = |s: &&berth_e2e::proxy::Seen| s.method == "PUT" && s.key().contains("/leases/");
     let writes: Vec<String> = seen
         .iter()
-        .filter(|s| s.method != "GET")
+        .filter(|s| s.method != "GET" && !renewal(s))
         .map(ToString::to_string)
         .collect();
     assert!(
@@ -573,6 +599,8 @@ async fn at_steady_state_the_controller_looks_and_writes_nothing() {
         "the controller wrote:\n{}",
         writes.join("\n")
     );
+    let renewals = seen.iter().filter(renewal).count();
+    assert!((20..=40).contains(&renewals), "{renewals} renewals in 60 s");
     // It did look: the Deployment read once per reconcile, every 2 s and at the changes
     // (about 30 in 60 s), never in a loop (at most one a second).
     let looks = seen
@@ -584,7 +612,7 @@ async fn at_steady_state_the_controller_looks_and_writes_nothing() {
         "{looks} looks in 60 s:\n{}",
         proxy.log_text()
     );
-    eprintln!("{looks} looks and no write in 60 s");
+    eprintln!("{looks} looks, {renewals} Lease renewals and no other write in 60 s");
     let deployment = deployments.get("dep-web").await.expect("Deployment");
     let labels = deployment.metadata.labels.unwrap_or_default();
     assert_eq!(
@@ -637,7 +665,11 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
     let account = tempfile::tempdir().expect("dir");
     let kubeconfig =
         service_account_kubeconfig(&cluster().admin_kubeconfig, &client, &ns, &account).await;
-    let controller = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
+    let controller = command::spawn(&mut berth_in(
+        &kubeconfig,
+        &ns,
+        &["controller", "--lease", &ns],
+    ));
     kubectl_ok(
         &["apply", "-f", "-"],
         Some(&declared(&ns, "example/web:1", json!({}))),
@@ -683,14 +715,14 @@ async fn a_component_the_cli_deployed_is_adopted_kept_from_the_cli_and_handed_ba
 
     // 9. New rules (the controller restarted with another component): re-rendered, the
     // status and the objects name the new digest; no pod restarted.
-    drop(controller);
+    controller.terminate(Duration::from_secs(10));
     let rules = berth_e2e::components::component("berth-defaults-caller");
     let digest = berth::hooks::sha256(&std::fs::read(&rules).expect("the rules component"));
     let rules = rules.to_str().expect("utf-8 path").to_owned();
     let controller = command::spawn(&mut berth_in(
         &kubeconfig,
         &ns,
-        &["controller", "--rules", &rules],
+        &["controller", "--lease", &ns, "--rules", &rules],
     ));
     let api = components(&client, &ns);
     wait_for(
@@ -753,7 +785,8 @@ async fn the_controller_rides_out_an_api_server_restart() {
     let admin = &fault_cluster().admin_kubeconfig;
     install_crd(admin);
     let (client, ns) = berth_e2e::faults::namespace("ctl-restart").await;
-    let mut controller = command::spawn(&mut berth_in(admin, &ns, &["controller"]));
+    lease_home(admin);
+    let mut controller = command::spawn(&mut berth_in(admin, &ns, &["controller", "--lease", &ns]));
     let names = ["one", "two", "three"];
     for name in names {
         let component = json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
@@ -810,7 +843,11 @@ async fn a_rollout_that_never_finishes_is_rolled_back_retried_then_stalled() {
     let dir = tempfile::tempdir().expect("dir");
     let kubeconfig =
         service_account_kubeconfig(&cluster().admin_kubeconfig, &client, &ns, &dir).await;
-    let controller = command::spawn(&mut berth_in(&kubeconfig, &ns, &["controller"]));
+    let controller = command::spawn(&mut berth_in(
+        &kubeconfig,
+        &ns,
+        &["controller", "--lease", &ns],
+    ));
     let declare = |image: &str| {
         json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
                "metadata": {"name": "web", "namespace": ns},
@@ -984,7 +1021,13 @@ async fn one_controller_in_cluster_needs_each_rule_of_its_namespaced_rbac() {
     let admin = &cluster().admin_kubeconfig;
     install_crd(admin);
     let (client, base) = namespace("ctl-rbac").await;
-    let rules = berth::rbac(&["any".to_owned()])["items"][2]["rules"]
+    let printed = berth::rbac(&["any".to_owned()]);
+    let rules = printed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["metadata"]["namespace"] == "any")
+        .expect("the Role in `any`")["rules"]
         .as_array()
         .expect("rules")
         .clone();
@@ -1014,7 +1057,7 @@ async fn one_controller_in_cluster_needs_each_rule_of_its_namespaced_rbac() {
         }
     }
     assert_eq!(taken.len(), rules.len(), "a Role per namespace");
-    kubectl_ok(&["apply", "-f", "-"], Some(&printed.to_string()));
+    apply_shared(admin, &printed.to_string());
     // The Roles in force (the authorizer learns of them through its own watch).
     let (home, account) = berth::SERVICE_ACCOUNT;
     let user = format!("system:serviceaccount:{home}:{account}");
@@ -1083,6 +1126,8 @@ async fn one_controller_in_cluster_needs_each_rule_of_its_namespaced_rbac() {
     }
     args.extend([
         "controller",
+        "--lease",
+        &base,
         "--rules",
         caller.to_str().expect("utf-8 path"),
     ]);
@@ -1218,4 +1263,183 @@ async fn one_controller_in_cluster_needs_each_rule_of_its_namespaced_rbac() {
         "each rule needed: {:?}",
         taken.iter().map(|(_, r)| r.join(",")).collect::<Vec<_>>()
     );
+}
+
+/// A copy of `kubeconfig` that talks to the API server through `proxy` (the same
+/// credentials: the proxy forwards the bearer token).
+fn through(proxy: &Proxy, kubeconfig: &Path, dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(kubeconfig).expect("kubeconfig"))
+            .expect("kubeconfig JSON");
+    config["clusters"][0]["cluster"]["server"] = json!(format!("https://{}", proxy.address()));
+    let path = dir.path().join(format!("{name}.kubeconfig"));
+    std::fs::write(&path, config.to_string()).expect("write the kubeconfig");
+    path
+}
+
+/// How long until `running` has printed `line`, at most `within` (else the test fails).
+fn until_logged(running: &Running, line: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if running.stderr_so_far().contains(line) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "not {line:?} within {within:?}:\n{}",
+            running.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Until Component `name` in `ns` is Ready, at most `within`.
+async fn until_component_ready(client: &kube::Client, ns: &str, name: &str, within: Duration) {
+    let api = components(client, ns);
+    wait_for(&format!("{name} Ready"), within, || async {
+        let now = api.get(name).await.expect("Component");
+        match condition(&now, "Ready") {
+            Some(c) if c["status"] == "True" => Check::Done(()),
+            _ => Check::Pending(format!("{}", now.data["status"])),
+        }
+    })
+    .await;
+}
+
+/// Issue 23, item 1: replicas of the controller, one Lease. Exactly one leads and writes;
+/// a leader paused (SIGSTOP) until another leads writes nothing when it resumes (each
+/// replica talks through a proxy of its own that counts its requests); SIGTERM hands the
+/// Lease over within 2 s; a leader killed (SIGKILL) is replaced, and a new Component
+/// reconciled, within 20 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_elect_one_leader_that_alone_writes_and_hand_over_when_it_goes() {
+    install_crd(&cluster().admin_kubeconfig);
+    let (client, ns) = namespace("ctl-ha").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let account = service_account_kubeconfig(&cluster().admin_kubeconfig, &client, &ns, &dir).await;
+    let replica = |name: &str| {
+        let proxy = Proxy::start(cluster());
+        let kubeconfig = through(&proxy, &account, &dir, name);
+        let running = command::spawn(&mut berth_in(
+            &kubeconfig,
+            &ns,
+            &["controller", "--lease", &ns],
+        ));
+        (proxy, running)
+    };
+    let declare = |name: &str| {
+        let component = json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"component": {"component_name": name, "image": "example/web:1"}}});
+        kubectl_ok(&["apply", "-f", "-"], Some(&component.to_string()));
+    };
+    let writes = |proxy: &Proxy| -> Vec<String> {
+        proxy
+            .log()
+            .iter()
+            .filter(|s| s.method != "GET")
+            .map(ToString::to_string)
+            .collect()
+    };
+    const LEADS: &str = "leading: reconciling";
+
+    // One leads; the other waits and writes nothing at all.
+    let (proxy_a, a) = replica("a");
+    until_logged(&a, LEADS, Duration::from_secs(30));
+    let (proxy_b, b) = replica("b");
+    until_logged(&b, "waiting to lead", Duration::from_secs(30));
+    declare("one");
+    until_component_ready(&client, &ns, "one", Duration::from_secs(60)).await;
+    assert!(!b.stderr_so_far().contains(LEADS), "{}", b.stderr_so_far());
+    assert_eq!(writes(&proxy_b), Vec::<String>::new(), "a follower wrote");
+    assert!(
+        writes(&proxy_a)
+            .iter()
+            .any(|w| w.contains("/components/one")),
+        "{}",
+        proxy_a.log_text()
+    );
+
+    // The leader paused until the other leads (its Lease lapses: 15 s by b's clock), then
+    // resumed: it finds it no longer leads and writes nothing.
+    a.signal("STOP");
+    let paused = Instant::now();
+    let took = until_logged(&b, LEADS, Duration::from_secs(25));
+    eprintln!("b leads {took:.1?} after a was paused");
+    declare("two");
+    until_component_ready(&client, &ns, "two", Duration::from_secs(60)).await;
+    // Something for a to do the moment it resumes: a foreign edit its watch tells it of
+    // (b puts it back).
+    kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "set",
+            "image",
+            "deployment/dep-one",
+            "*=example/web:edited",
+        ],
+        None,
+    );
+    proxy_a.reset();
+    a.signal("CONT");
+    until_logged(&a, "no longer leading", Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        writes(&proxy_a),
+        Vec::<String>::new(),
+        "a wrote after it resumed ({:.1?} paused)",
+        paused.elapsed()
+    );
+    assert!(
+        writes(&proxy_b)
+            .iter()
+            .any(|w| w.contains("/components/two")),
+        "{}",
+        proxy_b.log_text()
+    );
+
+    // SIGTERM: b hands the Lease back; a leads within 2 s.
+    let before = a.stderr_so_far().matches(LEADS).count();
+    let stopped = Instant::now();
+    let ended = b.terminate(Duration::from_secs(10));
+    assert_eq!(ended.status.code(), Some(0));
+    loop {
+        if a.stderr_so_far().matches(LEADS).count() > before {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(2),
+            "a does not lead 2 s after b's SIGTERM:\n{}",
+            a.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("a leads {:.2?} after b's SIGTERM", stopped.elapsed());
+
+    // SIGKILL: c, waiting, leads and reconciles a new Component within 20 s.
+    let (_proxy_c, c) = replica("c");
+    until_logged(&c, "waiting to lead", Duration::from_secs(30));
+    let killed = Instant::now();
+    let _ = a.kill();
+    declare("three");
+    wait_for("three reconciled by c", Duration::from_secs(20), || async {
+        let now = components(&client, &ns).get("three").await.expect("three");
+        match condition(&now, "Ready") {
+            Some(ready) if ready["status"] == "True" => Check::Done(()),
+            _ => Check::Pending(c.stderr_so_far()),
+        }
+    })
+    .await;
+    eprintln!("three Ready {:.1?} after a was killed", killed.elapsed());
+
+    for name in ["one", "two", "three"] {
+        kubectl_ok(
+            &["-n", &ns, "delete", "component", name, "--timeout=90s"],
+            None,
+        );
+    }
+    all_gone(&client, &ns).await;
+    drop(c);
+    drop_namespace(&client, &ns).await;
 }

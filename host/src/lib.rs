@@ -58,7 +58,7 @@ pub use cluster::{
 // The controller: Components declared in the cluster, kept as declared.
 pub use controller::{
     Component, ComponentSpec, ComponentStatus, Condition, Controller, ControllerError,
-    DEFAULT_LEASE_DURATION, DELETION_POLICY, FINALIZER, Happening, Inventory, LeaseConfig,
+    DEFAULT_LEASE_DURATION, DELETION_POLICY, FINALIZER, Happening, Inventory, LeaseConfig, Metrics,
     RECONCILE_REQUESTED_AT, Remediation, SERVICE_ACCOUNT, crd, rbac,
 };
 

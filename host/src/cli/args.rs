@@ -54,6 +54,10 @@ pub enum Command {
         with: RulesArgs,
         #[command(flatten)]
         election: ElectionArgs,
+        /// Serve /metrics (Prometheus), /healthz and /readyz on this address:
+        /// 0.0.0.0:8080, 127.0.0.1:0 (a free port; the address is printed).
+        #[arg(long, value_name = "ADDRESS")]
+        http: Option<std::net::SocketAddr>,
     },
     /// Publish, describe and precompile rules components.
     #[command(subcommand)]

@@ -15,6 +15,7 @@ pub async fn run(
     namespaces: Vec<String>,
     with: &RulesArgs,
     election: &ElectionArgs,
+    http: Option<std::net::SocketAddr>,
 ) -> Result<ExitStatus, CliError> {
     // A controller must not change its rules behind anyone's back: a tag can move.
     if let Some(RulesLocation::Oci(reference)) = &with.rules
@@ -42,6 +43,16 @@ pub async fn run(
             SERVICE_ACCOUNT.0, election.lease
         );
         controller = controller.leader_election(lease);
+    }
+    if let Some(address) = http {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| CliError::Listen(address, e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| CliError::Listen(address, e))?;
+        eprintln!("berth controller: /metrics, /healthz, /readyz on http://{bound}");
+        tokio::spawn(super::probes::serve(listener, controller.metrics()));
     }
     controller
         .run(|happening| match happening {

@@ -34,6 +34,9 @@ pub enum CliError {
     /// A controller's rules named by a tag, which could change behind everyone's back.
     #[error("--rules {0}: a controller's rules are pinned by digest (oci://…@sha256:…), not a tag")]
     UnpinnedRules(String),
+    /// The controller's HTTP address could not be listened on.
+    #[error("--http {0}: cannot listen")]
+    Listen(std::net::SocketAddr, #[source] std::io::Error),
     /// `--namespace` given more than once to a command that works in one.
     #[error("--namespace given {} times ({}): only `berth controller` watches several", .0.len(), .0.join(", "))]
     Namespaces(Vec<String>),

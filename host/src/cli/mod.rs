@@ -6,6 +6,7 @@ mod controller;
 mod error;
 mod exit_codes;
 mod fleet;
+mod probes;
 mod report;
 mod rules_command;
 mod run;

@@ -81,7 +81,14 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             print: None,
             with,
             election,
-        } => runtime()?.block_on(controller::run(&connection, namespaces, &with, &election)),
+            http,
+        } => runtime()?.block_on(controller::run(
+            &connection,
+            namespaces,
+            &with,
+            &election,
+            http,
+        )),
         Command::Cluster(command) => {
             // diff's errors, whichever step fails, are above 1: 1 means "changes".
             let is_diff = matches!(command, ClusterCommand::Diff { .. });

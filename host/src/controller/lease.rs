@@ -13,6 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
+use super::metrics::Metrics;
 use crate::cluster::Gate;
 
 /// How long a Lease lasts unless the controller is told otherwise.
@@ -115,6 +116,7 @@ pub(super) struct Elector {
     /// Why the Lease could not be read or written (a conflict aside), once per new why.
     failed: tokio::sync::mpsc::UnboundedSender<String>,
     last_failure: Option<String>,
+    metrics: Metrics,
 }
 
 impl Elector {
@@ -123,6 +125,7 @@ impl Elector {
         client: Client,
         config: LeaseConfig,
         gate: Gate,
+        metrics: Metrics,
     ) -> (
         Self,
         watch::Receiver<bool>,
@@ -141,6 +144,7 @@ impl Elector {
             leading,
             failed,
             last_failure: None,
+            metrics,
         };
         (elector, receiver, failures)
     }
@@ -221,7 +225,10 @@ impl Elector {
             Next::Create | Next::Take => {
                 // What was seen may be old (a replica paused, say): read before writing.
                 match self.api.get_opt(&self.config.name).await {
-                    Ok(lease) => self.saw(lease),
+                    Ok(lease) => {
+                        self.metrics.lease_seen();
+                        self.saw(lease);
+                    }
                     Err(error) => {
                         self.failed(&error);
                         return retry;
@@ -288,6 +295,7 @@ impl Elector {
         };
         match written {
             Ok(lease) => {
+                self.metrics.lease_seen();
                 self.saw(Some(lease));
                 self.last_failure = None;
                 self.renewed = Some(sent);

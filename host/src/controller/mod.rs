@@ -2,6 +2,7 @@
 //! team's rules, through the same engine the CLI's verbs use.
 
 mod lease;
+mod metrics;
 mod rbac;
 mod reconcile;
 mod remedy;
@@ -10,7 +11,7 @@ mod status;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
@@ -19,6 +20,7 @@ use kube::runtime::{Controller as Runtime, watcher};
 use kube::{Client, ResourceExt};
 
 pub use lease::{DEFAULT_LEASE_DURATION, LeaseConfig};
+pub use metrics::Metrics;
 pub use rbac::{SERVICE_ACCOUNT, rbac};
 pub use reconcile::{DELETION_POLICY, FINALIZER, RECONCILE_REQUESTED_AT};
 pub use resource::{Component, ComponentSpec, ComponentStatus, Condition, Inventory, Remediation};
@@ -77,6 +79,7 @@ pub struct Controller {
     site: SiteConfig,
     namespaces: Vec<String>,
     lease: Option<LeaseConfig>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Controller {
@@ -98,7 +101,13 @@ impl Controller {
             site,
             namespaces: Vec::new(),
             lease: None,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Its metrics and readiness, to serve while it runs.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Run as one of several replicas: only the one holding `lease` reconciles, and a
@@ -132,21 +141,32 @@ impl Controller {
             capabilities,
             failures: std::sync::Mutex::default(),
             turns: tokio::sync::Semaphore::new(CONCURRENCY),
+            metrics: self.metrics.clone(),
         });
+        let metrics = self.metrics;
         let scopes: Vec<Option<String>> = if self.namespaces.is_empty() {
             vec![None]
         } else {
             self.namespaces.into_iter().map(Some).collect()
         };
         let Some(lease) = self.lease else {
-            let mut all = reconcilers(&self.client, &scopes, &context, true);
-            while let Some(result) = all.next().await {
-                seen(happening(result));
+            metrics.lease_seen();
+            let (mut all, synced) = reconcilers(&self.client, &scopes, &context, true);
+            let synced = synced.then(|()| async { metrics.synced() }).fuse();
+            tokio::pin!(synced);
+            loop {
+                tokio::select! {
+                    result = all.next() => match result {
+                        Some(result) => seen(happening(result)),
+                        None => return Ok(()),
+                    },
+                    () = &mut synced => {}
+                }
             }
-            return Ok(());
         };
         let gate = self.gate.ok_or(ControllerError::Ungated)?;
-        let (elector, mut leading, mut failures) = Elector::new(self.client.clone(), lease, gate);
+        let (elector, mut leading, mut failures) =
+            Elector::new(self.client.clone(), lease, gate, metrics.clone());
         let work = async {
             loop {
                 // Until it leads, saying why it cannot when the Lease fails.
@@ -160,18 +180,23 @@ impl Controller {
                     }
                 }
                 seen(Happening::Leading(true));
+                metrics.leading(true);
                 // Fresh watches each term: what was cached before may be old.
-                let mut all = reconcilers(&self.client, &scopes, &context, false);
+                let (mut all, synced) = reconcilers(&self.client, &scopes, &context, false);
+                let synced = synced.then(|()| async { metrics.synced() }).fuse();
+                tokio::pin!(synced);
                 loop {
                     tokio::select! {
                         result = all.next() => match result {
                             Some(result) => seen(happening(result)),
                             None => break,
                         },
+                        () = &mut synced => {}
                         Some(why) = failures.recv() => seen(Happening::LeaseFailed(why)),
                         _ = leading.wait_for(|l| !*l) => break,
                     }
                 }
+                metrics.leading(false);
                 seen(Happening::Leading(false));
             }
         };
@@ -189,60 +214,80 @@ type Outcome = Result<
     kube::runtime::controller::Error<ControllerError, watcher::Error>,
 >;
 
-/// The reconcilers of every scope, as one stream; `on_signal`: each ends gracefully on
-/// SIGINT or SIGTERM (else it ends when dropped).
+/// The reconcilers of every scope, as one stream, and a future done once each has its
+/// cache of Components; `on_signal`: each ends gracefully on SIGINT or SIGTERM (else it
+/// ends when dropped).
 fn reconcilers(
     client: &Client,
     scopes: &[Option<String>],
     context: &Arc<Context>,
     on_signal: bool,
-) -> futures::stream::BoxStream<'static, Outcome> {
-    let runs = scopes.iter().map(|namespace| {
-        let (components, deployments) = match namespace {
-            Some(ns) => (
-                Api::<Component>::namespaced(client.clone(), ns),
-                Api::<Deployment>::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::<Component>::all(client.clone()),
-                Api::<Deployment>::all(client.clone()),
-            ),
-        };
-        let berths = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        let runtime = Runtime::new(components, watcher::Config::default()).watches(
-            deployments,
-            berths,
-            |d: Deployment| {
-                // The Component of the same name as the component the labels name.
-                let component = d.labels().get(COMPONENT_LABEL)?.clone();
-                Some(Key::new(&component).within(&d.namespace()?))
-            },
-        );
-        let runtime = if on_signal {
-            runtime.shutdown_on_signal()
-        } else {
-            runtime
-        };
-        runtime
-            .run(
-                |component, context: Arc<Context>| async move {
-                    let key = Key::from_obj(&*component);
-                    let result = reconcile(component, context.clone()).await;
-                    if result.is_ok() {
-                        let mut failures = context
-                            .failures
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        failures.remove(&key);
-                    }
-                    result
+) -> (
+    futures::stream::BoxStream<'static, Outcome>,
+    futures::future::BoxFuture<'static, ()>,
+) {
+    let mut stores = Vec::new();
+    let runs: Vec<_> = scopes
+        .iter()
+        .map(|namespace| {
+            let (components, deployments) = match namespace {
+                Some(ns) => (
+                    Api::<Component>::namespaced(client.clone(), ns),
+                    Api::<Deployment>::namespaced(client.clone(), ns),
+                ),
+                None => (
+                    Api::<Component>::all(client.clone()),
+                    Api::<Deployment>::all(client.clone()),
+                ),
+            };
+            let berths =
+                watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+            let runtime = Runtime::new(components, watcher::Config::default()).watches(
+                deployments,
+                berths,
+                |d: Deployment| {
+                    // The Component of the same name as the component the labels name.
+                    let component = d.labels().get(COMPONENT_LABEL)?.clone();
+                    Some(Key::new(&component).within(&d.namespace()?))
                 },
-                error_policy,
-                context.clone(),
-            )
-            .boxed()
-    });
-    futures::stream::select_all(runs).boxed()
+            );
+            stores.push(runtime.store());
+            let runtime = if on_signal {
+                runtime.shutdown_on_signal()
+            } else {
+                runtime
+            };
+            runtime
+                .run(
+                    |component, context: Arc<Context>| async move {
+                        let key = Key::from_obj(&*component);
+                        let started = std::time::Instant::now();
+                        let result = reconcile(component, context.clone()).await;
+                        context
+                            .metrics
+                            .reconciled(result.is_ok(), started.elapsed());
+                        if result.is_ok() {
+                            let mut failures = context
+                                .failures
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            failures.remove(&key);
+                        }
+                        result
+                    },
+                    error_policy,
+                    context.clone(),
+                )
+                .boxed()
+        })
+        .collect();
+    let synced = async move {
+        for store in stores {
+            // Err: the store's writer is gone, and the reconciler with it.
+            let _ = store.wait_until_ready().await;
+        }
+    };
+    (futures::stream::select_all(runs).boxed(), synced.boxed())
 }
 
 /// What a reconciler's result says happened.

@@ -15,6 +15,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::ControllerError;
+use super::metrics::Metrics;
 use super::remedy::{Before, Judged, Memory, backoff, before, judge, parse_duration};
 use super::resource::{Component, Inventory};
 use super::status::{Applied, Found, patch as status_patch, status};
@@ -48,6 +49,7 @@ pub struct Context {
     pub(super) failures: Mutex<HashMap<Key<Component>, u32>>,
     /// Reconciles at work at once, over every namespace watched.
     pub(super) turns: tokio::sync::Semaphore,
+    pub(super) metrics: Metrics,
 }
 
 /// Reconcile `component`.
@@ -59,8 +61,12 @@ pub async fn reconcile(
     let name = component.name_any();
     let api: Api<Component> = Api::namespaced(context.client.clone(), &namespace);
     let cluster = Cluster::new(context.client.clone(), namespace).for_component(&name);
+    context.metrics.waiting(1);
     let _turn = context.turns.acquire().await;
+    context.metrics.waiting(-1);
+    let key = format!("{}/{name}", cluster.namespace());
     if component.metadata.deletion_timestamp.is_some() {
+        context.metrics.component(key, None);
         return remove(&api, &cluster, &component).await;
     }
     if !component.finalizers().iter().any(|f| f == FINALIZER) {
@@ -93,6 +99,7 @@ pub async fn reconcile(
     let Some(component) =
         read.map_err(ClusterError::api(format!("cannot read Component {name}")))?
     else {
+        context.metrics.component(key, None);
         return Ok(Action::await_change());
     };
     let generation = component.metadata.generation.unwrap_or_default();
@@ -113,6 +120,10 @@ pub async fn reconcile(
     next.last_applied_time = time(seen.memory.applied_at);
     next.last_failure_time = time(seen.memory.failed_at);
     next.last_handled_reconcile_at = seen.handled;
+    if let Some(ready) = next.conditions.iter().find(|c| c.type_ == "Ready") {
+        let ready = (ready.status.clone(), ready.reason.clone());
+        context.metrics.component(key, Some(ready));
+    }
     if previous != Some(&next) {
         // Conditional on the version read: a status written meanwhile is not overwritten.
         let mut patch = status_patch(previous, &next);
@@ -233,12 +244,15 @@ async fn observe(
         .as_ref()
         .and_then(|r| r.retries)
         .unwrap_or(DEFAULT_RETRIES);
-    let rendered = match context.rules.render(
+    let started = std::time::Instant::now();
+    let rendered = context.rules.render(
         &spec,
         &context.site,
         &context.capabilities,
         cluster.namespace(),
-    ) {
+    );
+    context.metrics.rendered(started.elapsed());
+    let rendered = match rendered {
         Ok(rendered) => rendered,
         Err(error) => {
             let message = crate::one_line::one_line(&error);

@@ -1443,3 +1443,142 @@ async fn replicas_elect_one_leader_that_alone_writes_and_hand_over_when_it_goes(
     drop(c);
     drop_namespace(&client, &ns).await;
 }
+
+/// `method path` to the controller's HTTP address: the status code and the body.
+fn http(address: &str, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("the controller listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: berth\r\n\r\n").expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("the reply");
+    let code = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (code, body.to_owned())
+}
+
+/// The value of the metric line `name{labels}` (0 when absent).
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue 23, item 2: `/metrics` counts what happened — Components by their Ready condition
+/// as they are created, broken and deleted, reconciles by result, their durations, the
+/// rules' — and `/healthz`, `/readyz` answer as the README says.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_serves_metrics_and_probes_that_match_what_happened() {
+    let admin = &cluster().admin_kubeconfig;
+    install_crd(admin);
+    lease_home(admin);
+    let (client, ns) = namespace("ctl-metrics").await;
+    let controller = command::spawn(&mut berth_in(
+        admin,
+        &ns,
+        &["controller", "--lease", &ns, "--http", "127.0.0.1:0"],
+    ));
+    until_logged(&controller, "/readyz on http://", Duration::from_secs(30));
+    let log = controller.stderr_so_far();
+    let address = log
+        .split("/readyz on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address")
+        .to_owned();
+    assert_eq!(http(&address, "GET", "/healthz"), (200, "ok\n".to_owned()));
+    wait_for("ready", Duration::from_secs(30), || async {
+        match http(&address, "GET", "/readyz") {
+            (200, _) => Check::Done(()),
+            other => Check::Pending(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(http(&address, "GET", "/nothing").0, 404);
+    assert_eq!(http(&address, "POST", "/metrics").0, 405);
+
+    let declare = |name: &str, extra: Value| {
+        let mut component = json!({"component_name": name, "image": "example/web:1"});
+        if let (Some(c), Value::Object(extra)) = (component.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        let object = json!({"apiVersion": "berth.dev/v1alpha1", "kind": "Component",
+            "metadata": {"name": name, "namespace": ns}, "spec": {"component": component}});
+        kubectl_ok(&["apply", "-f", "-"], Some(&object.to_string()));
+    };
+    let scrape = || http(&address, "GET", "/metrics").1;
+    let ready = |text: &str, status: &str, reason: &str| {
+        metric(
+            text,
+            &format!("berth_controller_components{{ready=\"{status}\",reason=\"{reason}\"}}"),
+        )
+    };
+    declare("good", json!({}));
+    declare("bad", json!({"imagee": "x"}));
+    until_component_ready(&client, &ns, "good", Duration::from_secs(60)).await;
+    wait_for(
+        "one Ready, one InvalidSpec",
+        Duration::from_secs(10),
+        || async {
+            let text = scrape();
+            if ready(&text, "True", "Succeeded") == 1 && ready(&text, "False", "InvalidSpec") == 1 {
+                Check::Done(())
+            } else {
+                Check::Pending(text)
+            }
+        },
+    )
+    .await;
+    let text = scrape();
+    let ok = metric(
+        &text,
+        "berth_controller_reconciles_total{result=\"success\"}",
+    );
+    let failed = metric(&text, "berth_controller_reconciles_total{result=\"error\"}");
+    assert!(ok >= 2, "{text}");
+    assert_eq!(failed, 0, "{text}");
+    assert_eq!(
+        metric(&text, "berth_controller_reconcile_duration_seconds_count"),
+        ok + failed,
+        "{text}"
+    );
+    assert!(metric(&text, "berth_controller_render_duration_seconds_count") >= 1);
+    assert_eq!(metric(&text, "berth_controller_leader"), 1, "{text}");
+
+    // Broken: both refused.
+    declare("good", json!({"imagee": "x"}));
+    wait_for("two InvalidSpec", Duration::from_secs(30), || async {
+        let text = scrape();
+        if ready(&text, "False", "InvalidSpec") == 2 && ready(&text, "True", "Succeeded") == 0 {
+            Check::Done(())
+        } else {
+            Check::Pending(text)
+        }
+    })
+    .await;
+    // Deleted: none left.
+    for name in ["good", "bad"] {
+        kubectl_ok(
+            &["-n", &ns, "delete", "component", name, "--timeout=90s"],
+            None,
+        );
+    }
+    wait_for("no Component counted", Duration::from_secs(30), || async {
+        let text = scrape();
+        if text.contains("berth_controller_components{") {
+            Check::Pending(text)
+        } else {
+            Check::Done(())
+        }
+    })
+    .await;
+    all_gone(&client, &ns).await;
+    drop(controller);
+    drop_namespace(&client, &ns).await;
+}

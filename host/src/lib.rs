@@ -58,8 +58,8 @@ pub use cluster::{
 // The controller: Components declared in the cluster, kept as declared.
 pub use controller::{
     Component, ComponentSpec, ComponentStatus, Condition, Controller, ControllerError,
-    DEFAULT_LEASE_DURATION, DELETION_POLICY, FINALIZER, Happening, Inventory, LeaseConfig, Metrics,
-    RECONCILE_REQUESTED_AT, Remediation, SERVICE_ACCOUNT, crd, rbac,
+    DEFAULT_LEASE_DURATION, DELETION_POLICY, FINALIZER, Happening, Install, Inventory, LeaseConfig,
+    Metrics, RECONCILE_REQUESTED_AT, Remediation, SERVICE_ACCOUNT, crd, rbac,
 };
 
 // Rules components in OCI registries.

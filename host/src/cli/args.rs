@@ -72,6 +72,22 @@ pub enum ControllerPrint {
     /// The controller's ServiceAccount and the least it needs: a ClusterRole, or with
     /// --namespace a Role and RoleBinding in each (JSON, for `kubectl apply -f -`).
     Rbac,
+    /// Everything to run the controller in the cluster: the CRD, the RBAC (as `rbac`), the
+    /// site config, a Deployment of replicas in berth-system (JSON, for `kubectl apply -f -`).
+    Manifests {
+        /// berth's image (built by `cargo xtask image`).
+        #[arg(long, value_name = "REF")]
+        image: String,
+        /// Replicas of the controller (one leads).
+        #[arg(long, default_value_t = 2)]
+        replicas: u32,
+        /// The rules the pods pull: oci://…@sha256:… (a file is not in the image).
+        #[arg(long, value_name = "oci://…@sha256:…", value_parser = rules_location)]
+        rules: Option<RulesLocation>,
+        /// Site config (YAML or JSON), put in a ConfigMap the pods mount.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The commands that work on a cluster.

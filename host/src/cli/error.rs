@@ -34,6 +34,12 @@ pub enum CliError {
     /// A controller's rules named by a tag, which could change behind everyone's back.
     #[error("--rules {0}: a controller's rules are pinned by digest (oci://…@sha256:…), not a tag")]
     UnpinnedRules(String),
+    /// Rules from a file for pods that only have their image.
+    #[error(
+        "--rules {}: a file is not in the controller's image: push it (berth rules push) and name it oci://…@sha256:…",
+        .0.display()
+    )]
+    NotInImage(std::path::PathBuf),
     /// The controller's HTTP address could not be listened on.
     #[error("--http {0}: cannot listen")]
     Listen(std::net::SocketAddr, #[source] std::io::Error),

@@ -78,6 +78,40 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Ok(ExitStatus::Success)
         }
         Command::Controller {
+            print:
+                Some(ControllerPrint::Manifests {
+                    image,
+                    replicas,
+                    rules,
+                    config,
+                }),
+            ..
+        } => {
+            let mut install = berth::Install::new(image)
+                .replicas(replicas)
+                .namespaces(namespaces);
+            match rules {
+                Some(RulesLocation::Oci(reference)) if reference.digest.is_some() => {
+                    install = install.rules(reference.to_string());
+                }
+                Some(RulesLocation::Oci(reference)) => {
+                    return Err(CliError::UnpinnedRules(reference.to_string()));
+                }
+                Some(RulesLocation::File(path)) => return Err(CliError::NotInImage(path)),
+                None => {}
+            }
+            if let Some(path) = config {
+                // Checked as the controller will read it.
+                berth::load_site(&path)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| berth::InputError::Read { path, source })?;
+                install = install.site_config(text);
+            }
+            let list = serde_json::to_string_pretty(&install.manifests()).unwrap_or_default();
+            report::write_stdout(&format!("{list}\n"))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Controller {
             print: None,
             with,
             election,

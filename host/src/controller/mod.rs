@@ -2,6 +2,7 @@
 //! team's rules, through the same engine the CLI's verbs use.
 
 mod lease;
+mod manifests;
 mod metrics;
 mod rbac;
 mod reconcile;
@@ -20,6 +21,7 @@ use kube::runtime::{Controller as Runtime, watcher};
 use kube::{Client, ResourceExt};
 
 pub use lease::{DEFAULT_LEASE_DURATION, LeaseConfig};
+pub use manifests::Install;
 pub use metrics::Metrics;
 pub use rbac::{SERVICE_ACCOUNT, rbac};
 pub use reconcile::{DELETION_POLICY, FINALIZER, RECONCILE_REQUESTED_AT};

@@ -1582,3 +1582,92 @@ async fn the_controller_serves_metrics_and_probes_that_match_what_happened() {
     drop(controller);
     drop_namespace(&client, &ns).await;
 }
+
+/// Issue 23, item 3: `berth controller manifests` applied with kubectl is accepted by the
+/// API server (the CRD, the RBAC for one namespace, the site config, a Deployment of 2
+/// replicas in berth-system); applying a newer berth's manifests over them keeps every
+/// Component and its status as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_manifests_install_and_a_newer_apply_keeps_components_and_status() {
+    let admin = &cluster().admin_kubeconfig;
+    install_crd(admin);
+    let (client, ns) = namespace("ctl-install").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let site = dir.path().join("site.yaml");
+    std::fs::write(&site, "image_pull_secrets: [pull]\n").expect("site config");
+    let site = site.to_str().expect("utf-8 path");
+    let manifests = |image: &str| {
+        ok(&berth_as(
+            admin,
+            &ns,
+            &[
+                "controller",
+                "manifests",
+                "--image",
+                image,
+                "--config",
+                site,
+            ],
+        ))
+    };
+    apply_shared(admin, &manifests("registry.example/berth:1"));
+    let (home, account) = berth::SERVICE_ACCOUNT;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), home);
+    let installed = deployments.get(account).await.expect("the Deployment");
+    assert_eq!(installed.spec.as_ref().and_then(|s| s.replicas), Some(2));
+    let config = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), home)
+        .get(account)
+        .await
+        .expect("the site config");
+    assert_eq!(
+        config
+            .data
+            .unwrap_or_default()
+            .get("site.yaml")
+            .map(String::as_str),
+        Some("image_pull_secrets: [pull]\n")
+    );
+
+    // A Component kept by a controller (here out of the cluster), then left as it is.
+    let controller = command::spawn(&mut berth_in(
+        admin,
+        &ns,
+        &["controller", "--lease", &ns, "--config", site],
+    ));
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&declared(&ns, "example/web:1", json!({}))),
+    );
+    let before = until_ready(&client, &ns, 1, "True").await;
+    controller.terminate(Duration::from_secs(10));
+
+    // A newer berth's manifests over them.
+    apply_shared(admin, &manifests("registry.example/berth:2"));
+    let upgraded = deployments.get(account).await.expect("the Deployment");
+    assert_eq!(
+        image(&upgraded).as_deref(),
+        Some("registry.example/berth:2")
+    );
+    let after = components(&client, &ns)
+        .get("web")
+        .await
+        .expect("the Component");
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(after.data["status"], before.data["status"]);
+
+    deployments
+        .delete(account, &Default::default())
+        .await
+        .expect("delete the Deployment");
+    let _ = components(&client, &ns)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+        )
+        .await;
+    drop_namespace(&client, &ns).await;
+}

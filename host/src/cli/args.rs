@@ -58,6 +58,9 @@ pub enum Command {
         /// 0.0.0.0:8080, 127.0.0.1:0 (a free port; the address is printed).
         #[arg(long, value_name = "ADDRESS")]
         http: Option<std::net::SocketAddr>,
+        /// The log on stderr: a line of text per event, or a JSON object per line.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
     },
     /// Publish, describe and precompile rules components.
     #[command(subcommand)]
@@ -277,6 +280,17 @@ pub struct BuildArgs {
     pub spec: PathBuf,
     #[command(flatten)]
     pub with: RulesArgs,
+}
+
+/// The controller's log lines.
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line: time, level, msg, and the event's fields (component,
+    /// generation, result, duration_ms, error).
+    Json,
 }
 
 /// How the controller's replicas choose the one that reconciles.

@@ -3,8 +3,9 @@
 //! each reconcile.
 
 use berth::{Cluster, Connection, Controller, Happening, LeaseConfig, SERVICE_ACCOUNT};
+use serde_json::json;
 
-use super::args::{ElectionArgs, RulesArgs, RulesLocation};
+use super::args::{ElectionArgs, LogFormat, RulesArgs, RulesLocation};
 use super::error::CliError;
 use super::exit_codes::ExitStatus;
 use super::setup::site_and_rules;
@@ -15,7 +16,7 @@ pub async fn run(
     namespaces: Vec<String>,
     with: &RulesArgs,
     election: &ElectionArgs,
-    http: Option<std::net::SocketAddr>,
+    (http, format): (Option<std::net::SocketAddr>, LogFormat),
 ) -> Result<ExitStatus, CliError> {
     // A controller must not change its rules behind anyone's back: a tag can move.
     if let Some(RulesLocation::Oci(reference)) = &with.rules
@@ -25,22 +26,27 @@ pub async fn run(
     }
     let (site, rules) = site_and_rules(with).await?;
     let cluster = Cluster::connect(connection).await?;
+    let log = Log(format);
     let watching = if namespaces.is_empty() {
         "every namespace".to_owned()
     } else {
         namespaces.join(", ")
     };
-    eprintln!(
-        "berth controller: rules sha256:{}, watching {watching}",
-        rules.digest()
+    let digest = format!("sha256:{}", rules.digest());
+    log.say(
+        "info",
+        &format!("berth controller: rules {digest}, watching {watching}"),
+        json!({"rules": digest, "namespaces": namespaces}),
     );
     let mut controller = Controller::new(&cluster, rules, site).namespaces(namespaces);
     if !election.no_leader_election {
         let lease =
             LeaseConfig::new(SERVICE_ACCOUNT.0, &election.lease).duration(election.lease_duration);
-        eprintln!(
-            "berth controller: waiting to lead (Lease {}/{})",
-            SERVICE_ACCOUNT.0, election.lease
+        let name = format!("{}/{}", SERVICE_ACCOUNT.0, election.lease);
+        log.say(
+            "info",
+            &format!("berth controller: waiting to lead (Lease {name})"),
+            json!({"lease": name}),
         );
         controller = controller.leader_election(lease);
     }
@@ -51,25 +57,98 @@ pub async fn run(
         let bound = listener
             .local_addr()
             .map_err(|e| CliError::Listen(address, e))?;
-        eprintln!("berth controller: /metrics, /healthz, /readyz on http://{bound}");
+        log.say(
+            "info",
+            &format!("berth controller: /metrics, /healthz, /readyz on http://{bound}"),
+            json!({"http": bound.to_string()}),
+        );
         tokio::spawn(super::probes::serve(listener, controller.metrics()));
     }
-    controller
-        .run(|happening| match happening {
-            Happening::Reconciled {
-                component,
-                outcome: Ok(()),
-            } => eprintln!("reconciled {component}"),
-            Happening::Reconciled {
-                component,
-                outcome: Err(error),
-            } => eprintln!("reconcile of {component} failed: {error}"),
-            Happening::WatchFailed(error) => eprintln!("watch failed: {error}"),
-            Happening::Leading(true) => eprintln!("leading: reconciling"),
-            Happening::Leading(false) => eprintln!("no longer leading: stopped reconciling"),
-            Happening::LeaseFailed(why) => eprintln!("cannot lead: {why}"),
-            _ => {}
-        })
-        .await?;
+    controller.run(|happening| log.happened(happening)).await?;
     Ok(ExitStatus::Success)
+}
+
+/// The controller's log on stderr: a line of text, or of JSON, per thing that happened.
+struct Log(LogFormat);
+
+impl Log {
+    /// `message` as text, or as a JSON object with `fields`, the time and the level.
+    fn say(&self, level: &str, message: &str, fields: serde_json::Value) {
+        match self.0 {
+            LogFormat::Text => eprintln!("{message}"),
+            LogFormat::Json => {
+                let mut line = json!({
+                    "time": k8s_openapi::jiff::Timestamp::now().to_string(),
+                    "level": level,
+                    "msg": message,
+                });
+                if let (Some(line), serde_json::Value::Object(fields)) =
+                    (line.as_object_mut(), fields)
+                {
+                    line.extend(fields);
+                }
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    fn happened(&self, happening: Happening) {
+        match happening {
+            Happening::Reconciled {
+                component,
+                generation,
+                took,
+                outcome,
+            } => {
+                let ms = took.as_secs_f64() * 1000.0;
+                let mut fields = json!({
+                    "component": component, "generation": generation,
+                    "result": if outcome.is_ok() { "success" } else { "error" },
+                    "duration_ms": (ms * 10.0).round() / 10.0,
+                });
+                let generation =
+                    generation.map_or_else(String::new, |g| format!("generation {g}, "));
+                match outcome {
+                    Ok(()) => self.say(
+                        "info",
+                        &format!("reconciled {component} ({generation}{ms:.1} ms)"),
+                        fields,
+                    ),
+                    Err(error) => {
+                        fields["error"] = json!(error);
+                        self.say(
+                            "error",
+                            &format!(
+                                "reconcile of {component} failed ({generation}{ms:.1} ms): {error}"
+                            ),
+                            fields,
+                        );
+                    }
+                }
+            }
+            Happening::WatchFailed(error) => {
+                self.say(
+                    "error",
+                    &format!("watch failed: {error}"),
+                    json!({"error": error}),
+                );
+            }
+            Happening::Leading(true) => {
+                self.say("info", "leading: reconciling", json!({"leading": true}))
+            }
+            Happening::Leading(false) => self.say(
+                "info",
+                "no longer leading: stopped reconciling",
+                json!({"leading": false}),
+            ),
+            Happening::LeaseFailed(why) => {
+                self.say(
+                    "error",
+                    &format!("cannot lead: {why}"),
+                    json!({"error": why}),
+                );
+            }
+            _ => {}
+        }
+    }
 }

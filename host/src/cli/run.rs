@@ -116,12 +116,13 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             with,
             election,
             http,
+            log_format,
         } => runtime()?.block_on(controller::run(
             &connection,
             namespaces,
             &with,
             &election,
-            http,
+            (http, log_format),
         )),
         Command::Cluster(command) => {
             // diff's errors, whichever step fails, are above 1: 1 means "changes".

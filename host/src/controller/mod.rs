@@ -60,6 +60,10 @@ pub enum Happening {
     Reconciled {
         /// `namespace/name`.
         component: String,
+        /// The generation of its spec it saw.
+        generation: Option<i64>,
+        /// How long it took.
+        took: std::time::Duration,
         /// How it ended.
         outcome: Result<(), String>,
     },
@@ -144,6 +148,7 @@ impl Controller {
             failures: std::sync::Mutex::default(),
             turns: tokio::sync::Semaphore::new(CONCURRENCY),
             metrics: self.metrics.clone(),
+            told: std::sync::Mutex::default(),
         });
         let metrics = self.metrics;
         let scopes: Vec<Option<String>> = if self.namespaces.is_empty() {
@@ -159,7 +164,7 @@ impl Controller {
             loop {
                 tokio::select! {
                     result = all.next() => match result {
-                        Some(result) => seen(happening(result)),
+                        Some(result) => seen(happening(result, &context)),
                         None => return Ok(()),
                     },
                     () = &mut synced => {}
@@ -190,7 +195,7 @@ impl Controller {
                 loop {
                     tokio::select! {
                         result = all.next() => match result {
-                            Some(result) => seen(happening(result)),
+                            Some(result) => seen(happening(result, &context)),
                             None => break,
                         },
                         () = &mut synced => {}
@@ -263,11 +268,16 @@ fn reconcilers(
                 .run(
                     |component, context: Arc<Context>| async move {
                         let key = Key::from_obj(&*component);
+                        let generation = component.metadata.generation;
                         let started = std::time::Instant::now();
                         let result = reconcile(component, context.clone()).await;
+                        let took = started.elapsed();
+                        context.metrics.reconciled(result.is_ok(), took);
                         context
-                            .metrics
-                            .reconciled(result.is_ok(), started.elapsed());
+                            .told
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(key.clone(), (generation, took));
                         if result.is_ok() {
                             let mut failures = context
                                 .failures
@@ -292,18 +302,26 @@ fn reconcilers(
     (futures::stream::select_all(runs).boxed(), synced.boxed())
 }
 
-/// What a reconciler's result says happened.
-fn happening(result: Outcome) -> Happening {
-    match result {
-        Ok((key, _)) => Happening::Reconciled {
+/// What a reconciler's result says happened (with what the reconcile left in `context`).
+fn happening(result: Outcome, context: &Context) -> Happening {
+    let reconciled = |key: &Key<Component>, outcome| {
+        let mut told = context
+            .told
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (generation, took) = told.remove(key).unwrap_or_default();
+        Happening::Reconciled {
             component: name(key.namespace.as_deref(), &key.name),
-            outcome: Ok(()),
-        },
+            generation,
+            took,
+            outcome,
+        }
+    };
+    match result {
+        Ok((key, _)) => reconciled(&key, Ok(())),
         Err(kube::runtime::controller::Error::ReconcilerFailed(error, key)) => {
-            Happening::Reconciled {
-                component: name(key.namespace.as_deref(), &key.name),
-                outcome: Err(crate::one_line::one_line(&error)),
-            }
+            let key = Key::new(&key.name).within(key.namespace.as_deref().unwrap_or_default());
+            reconciled(&key, Err(crate::one_line::one_line(&error)))
         }
         Err(other) => Happening::WatchFailed(crate::one_line::one_line(&other)),
     }

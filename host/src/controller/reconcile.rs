@@ -50,6 +50,8 @@ pub struct Context {
     /// Reconciles at work at once, over every namespace watched.
     pub(super) turns: tokio::sync::Semaphore,
     pub(super) metrics: Metrics,
+    /// Each reconcile's generation and duration, until the log is told of it.
+    pub(super) told: Mutex<HashMap<Key<Component>, (Option<i64>, Duration)>>,
 }
 
 /// Reconcile `component`.

@@ -1482,16 +1482,27 @@ async fn the_controller_serves_metrics_and_probes_that_match_what_happened() {
     let controller = command::spawn(&mut berth_in(
         admin,
         &ns,
-        &["controller", "--lease", &ns, "--http", "127.0.0.1:0"],
+        &[
+            "controller",
+            "--lease",
+            &ns,
+            "--http",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
     ));
-    until_logged(&controller, "/readyz on http://", Duration::from_secs(30));
-    let log = controller.stderr_so_far();
-    let address = log
-        .split("/readyz on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address")
-        .to_owned();
+    // Every line a JSON object.
+    let lines = |log: &str| -> Vec<Value> {
+        log.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    until_logged(&controller, "\"http\":", Duration::from_secs(30));
+    let address = lines(&controller.stderr_so_far())
+        .iter()
+        .find_map(|l| l["http"].as_str().map(str::to_owned))
+        .expect("the address");
     assert_eq!(http(&address, "GET", "/healthz"), (200, "ok\n".to_owned()));
     wait_for("ready", Duration::from_secs(30), || async {
         match http(&address, "GET", "/readyz") {
@@ -1579,7 +1590,23 @@ async fn the_controller_serves_metrics_and_probes_that_match_what_happened() {
     })
     .await;
     all_gone(&client, &ns).await;
-    drop(controller);
+    // A line per reconcile: the Component, its generation, the result, the duration.
+    let log = controller.kill();
+    let log = lines(&String::from_utf8_lossy(&log.stderr));
+    let good = log
+        .iter()
+        .find(|l| l["component"] == format!("{ns}/good") && l["generation"] == 1)
+        .expect("a line for good's reconcile");
+    assert_eq!(good["result"], "success", "{good}");
+    assert_eq!(good["level"], "info", "{good}");
+    assert!(
+        good["duration_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{good}"
+    );
+    assert!(
+        good["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{good}"
+    );
     drop_namespace(&client, &ns).await;
 }
 

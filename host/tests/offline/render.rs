@@ -327,6 +327,30 @@ fn only_the_controller_takes_several_namespaces() {
     assert_eq!(roles, ["a", "b"]);
 }
 
+#[test]
+fn a_controller_that_cannot_load_its_rules_or_config_exits_naming_why() {
+    let dir = scratch();
+    let bad = dir.path().join("rules.wasm");
+    std::fs::write(&bad, "not wasm").expect("write");
+    let bad = bad.to_str().expect("utf-8 path");
+    for (args, names) in [
+        (
+            vec!["controller", "--config", "/nonexistent/site.yaml"],
+            "/nonexistent/site.yaml",
+        ),
+        (vec!["controller", "--rules", bad], "rules.wasm"),
+        (
+            vec!["controller", "--rules", "oci://registry.example/r:1"],
+            "pinned by digest",
+        ),
+    ] {
+        let out = berth(&args, shared_cache());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(names), "{args:?}: {stderr}");
+    }
+}
+
 /// A directory of spec files, one of them holding two YAML documents.
 fn spec_set() -> tempfile::TempDir {
     let dir = scratch();

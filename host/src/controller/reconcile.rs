@@ -51,8 +51,11 @@ pub struct Context {
     pub(super) turns: tokio::sync::Semaphore,
     pub(super) metrics: Metrics,
     /// Each reconcile's generation and duration, until the log is told of it.
-    pub(super) told: Mutex<HashMap<Key<Component>, (Option<i64>, Duration)>>,
+    pub(super) told: Mutex<HashMap<Key<Component>, Told>>,
 }
+
+/// A reconcile's generation of the spec, and how long it took.
+pub(super) type Told = (Option<i64>, Duration);
 
 /// Reconcile `component`.
 pub async fn reconcile(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bounded::Deadline;
 
-use run::{cargo, release_binary, script};
+use run::{cargo, program, release_binary, repo_root, script};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -24,6 +24,10 @@ usage: cargo xtask <command>
   bench-cli   whole-process timing of `berth render` (installs hyperfine from Debian)
   bench-fleet 50 components deployed by one berth, by 50 berths and by kubectl (installs
               kubectl from Debian's kubernetes-client)
+  image [--push oci://REGISTRY/REPOSITORY:TAG]
+              the controller's image as an OCI image layout in target/berth-image (no
+              Docker daemon: the release binary, its C libraries, a non-root user),
+              pushed with berth's own registry client when asked
 
 Each command installs what it needs on first use (the wasm32-wasip2 target, Debian
 packages, the control plane's binaries) and says so before it does.";
@@ -42,6 +46,14 @@ fn main() -> ExitCode {
         },
         Some("bench-cli") => bench_cli(),
         Some("bench-fleet") => bench_fleet(),
+        Some("image") => match (args.get(1).map(String::as_str), args.get(2)) {
+            (None, _) => image(None),
+            (Some("--push"), Some(reference)) => image(Some(reference)),
+            _ => {
+                eprintln!("xtask: image takes `--push oci://REGISTRY/REPOSITORY:TAG`\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -68,6 +80,21 @@ fn demo() -> Result<(), String> {
     setup::control_plane()?;
     let berth = release_binary()?;
     script("tests/demo.sh").arg(&berth).run()
+}
+
+fn image(push: Option<&String>) -> Result<(), String> {
+    setup::toolchain(&[])?;
+    let berth = release_binary()?;
+    let layout = repo_root().join("target/berth-image");
+    script("tests/image.sh").arg(&berth).arg(&layout).run()?;
+    match push {
+        Some(reference) => program(&berth.to_string_lossy())
+            .args(["controller", "push-image"])
+            .arg(&layout)
+            .arg(reference)
+            .run(),
+        None => Ok(()),
+    }
 }
 
 fn bench_cli() -> Result<(), String> {

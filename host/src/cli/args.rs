@@ -91,6 +91,16 @@ pub enum ControllerPrint {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Push the controller's image, an OCI image layout directory (`cargo xtask image`
+    /// writes one), to a registry (credentials from Docker's config file); prints the
+    /// reference pinned to its digest.
+    PushImage {
+        /// The OCI image layout directory.
+        layout: PathBuf,
+        /// oci://REGISTRY/REPOSITORY:TAG
+        #[arg(value_parser = oci_reference)]
+        reference: berth::Reference,
+    },
 }
 
 /// The commands that work on a cluster.

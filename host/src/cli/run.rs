@@ -112,6 +112,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Ok(ExitStatus::Success)
         }
         Command::Controller {
+            print: Some(ControllerPrint::PushImage { layout, reference }),
+            ..
+        } => runtime()?.block_on(async {
+            let registry = berth::Registry::new(berth::RegistryOptions::default())?;
+            let pushed = registry.push_image(&reference, &layout).await?;
+            report::write_stdout(&format!("{pushed}\n"))?;
+            Ok(ExitStatus::Success)
+        }),
+        Command::Controller {
             print: None,
             with,
             election,

@@ -21,6 +21,14 @@ pub enum OciError {
     /// HTTPS could not be set up (no usable root certificates on this machine).
     #[error("cannot set up HTTPS for registries")]
     Tls(#[source] std::io::Error),
+    /// An OCI image layout directory that cannot be pushed as it is.
+    #[error("{}: not an OCI image layout berth can push: {reason}", path.display())]
+    Layout {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The registry could not be reached, or the connection broke.
     #[error("cannot reach registry {registry}: {reason}")]
     Unreachable {

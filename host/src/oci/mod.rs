@@ -6,6 +6,7 @@
 mod auth;
 mod error;
 mod http;
+mod image;
 mod reference;
 mod store;
 
@@ -219,6 +220,35 @@ impl Registry {
         })
     }
 
+    /// Publish the image of the OCI image layout `layout` (its index's one manifest, its
+    /// config and layers, each checked against its digest) at `reference` (a tag);
+    /// returns the reference pinned to the manifest's digest.
+    pub async fn push_image(
+        &self,
+        reference: &Reference,
+        layout: &std::path::Path,
+    ) -> Result<Reference, OciError> {
+        let image = image::Layout::read(layout)?;
+        if reference.digest.is_some() {
+            return Err(OciError::Reference(ReferenceError {
+                reference: reference.to_string(),
+                reason: "push takes a tag; the registry gives the digest".into(),
+            }));
+        }
+        let credentials = self.credentials(reference)?;
+        let mut session = http::Session::new(
+            &self.pool,
+            reference,
+            credentials,
+            "pull,push",
+            self.options.timeout,
+        );
+        for blob in &image.blobs {
+            upload(&mut session, reference, blob).await?;
+        }
+        put_manifest(&mut session, reference, &image.media_type, image.manifest).await
+    }
+
     /// Publish `component` at `reference` (a tag; a digest cannot be chosen) in the wasm
     /// OCI layout, described by `info`. The same component and info always make the same
     /// manifest, so pushing twice gives the same digest.
@@ -259,23 +289,9 @@ impl Registry {
         );
         upload(&mut session, reference, &config).await?;
         upload(&mut session, reference, component).await?;
-        let url = session.url(&format!("manifests/{}", reference.manifest_ref()));
-        let content_type = [(header::CONTENT_TYPE, MANIFEST_MEDIA_TYPE)];
-        let manifest_digest = sha256(&manifest);
-        let answer = session
-            .send(
-                Method::PUT,
-                &url,
-                &content_type,
-                manifest.into(),
-                (1 << 20, "answer"),
-            )
-            .await?;
-        if answer.status != StatusCode::CREATED {
-            return Err(session.status(format!("pushing the manifest of {reference}"), &answer));
-        }
+        let pinned = put_manifest(&mut session, reference, MANIFEST_MEDIA_TYPE, manifest).await?;
         Ok(Pushed {
-            reference: reference.pinned(&manifest_digest),
+            reference: pinned,
             component_digest,
             size: component.len(),
         })
@@ -291,6 +307,31 @@ impl Registry {
 
 /// The first bytes of a component (a core module has version 1, layer 0).
 const COMPONENT_HEADER: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+/// Put `manifest` at `reference`; the reference pinned to its digest.
+async fn put_manifest(
+    session: &mut http::Session<'_>,
+    reference: &Reference,
+    media_type: &str,
+    manifest: Vec<u8>,
+) -> Result<Reference, OciError> {
+    let url = session.url(&format!("manifests/{}", reference.manifest_ref()));
+    let content_type = [(header::CONTENT_TYPE, media_type)];
+    let manifest_digest = sha256(&manifest);
+    let answer = session
+        .send(
+            Method::PUT,
+            &url,
+            &content_type,
+            manifest.into(),
+            (1 << 20, "answer"),
+        )
+        .await?;
+    if answer.status != StatusCode::CREATED {
+        return Err(session.status(format!("pushing the manifest of {reference}"), &answer));
+    }
+    Ok(reference.pinned(&manifest_digest))
+}
 
 /// A blob, unless the registry has it already: one monolithic upload.
 async fn upload(

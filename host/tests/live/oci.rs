@@ -392,3 +392,90 @@ async fn a_deploy_from_a_registry_records_the_components_digest_and_undeploys_cl
     );
     common::drop_namespace(&client, &ns).await;
 }
+
+/// Issue 23, item 4: the controller's image, assembled without a Docker daemon by
+/// `tests/image.sh` (as `cargo xtask image` runs it, here on the test build of berth) and
+/// pushed with berth's own registry client: its config runs berth as a non-root user, and
+/// `berth --version` runs as that user in a chroot of the unpacked layer — nothing from the
+/// machine but what the layer holds.
+#[test]
+fn the_controller_image_is_pushed_and_berth_runs_from_its_layer_as_non_root() {
+    use serde_json::Value;
+    let registry = TestRegistry::start();
+    let docker = registry.docker_config(registry::USER, registry::PASSWORD);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let dir = tempfile::tempdir().expect("dir");
+    let layout = dir.path().join("layout");
+    let built = std::process::Command::new(common::root().join("tests/image.sh"))
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg(&layout)
+        .output_within(BERTH_LIMIT);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let reference = registry.reference("berth/controller:test");
+    let layout_arg = layout.to_str().expect("utf-8 path");
+    let pushed = stdout(&berth(
+        &docker,
+        cache.path(),
+        &["controller", "push-image", layout_arg, &reference],
+    ));
+    let (pinned, digest) = pushed.trim().rsplit_once('@').expect("a pinned reference");
+    assert_eq!(pinned, reference);
+    let blob = |digest: &str| std::fs::read(registry.blob_path(digest)).expect("a blob");
+    let manifest: Value = serde_json::from_slice(&blob(digest)).expect("manifest JSON");
+    let config: Value =
+        serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap()))
+            .expect("config JSON");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/berth"])
+    );
+    assert_eq!(config["config"]["User"], "65532:65532");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 1);
+    let layer = dir.path().join("layer.tar");
+    std::fs::write(&layer, blob(layers[0]["digest"].as_str().unwrap())).expect("the layer");
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir(&rootfs).expect("rootfs");
+    let unpacked = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&layer)
+        .arg("-C")
+        .arg(&rootfs)
+        .output_within(BERTH_LIMIT);
+    assert!(unpacked.status.success());
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut chroot = if is_root {
+        let mut chroot = std::process::Command::new("chroot");
+        chroot.arg("--userspec=65532:65532");
+        chroot
+    } else {
+        // A user namespace grants chroot (as the namespace's root).
+        let mut unshare = std::process::Command::new("unshare");
+        unshare.args(["--map-root-user", "chroot"]);
+        unshare
+    };
+    let ran = chroot
+        .arg(&rootfs)
+        .args(["/usr/local/bin/berth", "--version"])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output_within(BERTH_LIMIT);
+    let expected = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--version")
+        .output()
+        .expect("berth --version");
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&expected.stdout),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(ran.status.success());
+}

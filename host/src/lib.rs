@@ -51,8 +51,8 @@ pub use cluster::{
     Action, COMPONENT_LABEL, CONTROLLED_BY_ANNOTATION, Change, Cluster, ClusterError,
     ComponentSummary, Connection, DeployReport, ExecLine, ExecOutcome, Gate, MANAGED_BY,
     MANAGED_BY_LABEL, ObjectDiff, RENDERED_HASH_ANNOTATION, RULES_DIGEST_ANNOTATION, Revision,
-    Rollback, RolloutState, Scaled, Scope, Status, Stream, TakenOver, UndeployReport, UndoReport,
-    Upgraded,
+    Rollback, RolloutState, Scaled, Scope, Sent, Status, Stream, TakenOver, UndeployReport,
+    UndoReport, Upgraded,
 };
 
 // The controller: Components declared in the cluster, kept as declared.

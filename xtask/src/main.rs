@@ -24,6 +24,9 @@ usage: cargo xtask <command>
   bench-cli   whole-process timing of `berth render` (installs hyperfine from Debian)
   bench-fleet 50 components deployed by one berth, by 50 berths and by kubectl (installs
               kubectl from Debian's kubernetes-client)
+  bench-controller  200 Components applied with kubectl and kept by one controller until
+              all Ready, against one `berth deploy --spec DIR --wait` of the same specs;
+              the controller's memory and requests at steady state
   image [--push oci://REGISTRY/REPOSITORY:TAG]
               the controller's image as an OCI image layout in target/berth-image (no
               Docker daemon: the release binary, its C libraries, a non-root user),
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         },
         Some("bench-cli") => bench_cli(),
         Some("bench-fleet") => bench_fleet(),
+        Some("bench-controller") => bench_controller(),
         Some("image") => match (args.get(1).map(String::as_str), args.get(2)) {
             (None, _) => image(None),
             (Some("--push"), Some(reference)) => image(Some(reference)),
@@ -80,6 +84,13 @@ fn demo() -> Result<(), String> {
     setup::control_plane()?;
     let berth = release_binary()?;
     script("tests/demo.sh").arg(&berth).run()
+}
+
+fn bench_controller() -> Result<(), String> {
+    setup::toolchain(&[])?;
+    setup::control_plane()?;
+    let berth = release_binary()?;
+    script("tests/bench-controller.sh").arg(&berth).run()
 }
 
 fn image(push: Option<&String>) -> Result<(), String> {

@@ -15,13 +15,28 @@ use tower::{BoxError, Layer, Service};
 /// Open for good.
 const ALWAYS: u64 = u64::MAX;
 
-/// Whether writes may be sent, and until when. Cloned, it is the same gate.
+/// Whether writes may be sent, and until when; and how many requests passed it. Cloned,
+/// it is the same gate.
 #[derive(Clone, Debug)]
 pub struct Gate {
     /// The process's reference point: `until` counts microseconds from it.
     epoch: Instant,
     /// Writes may be sent before `epoch + until` µs; [`ALWAYS`]: without a limit.
     until: Arc<AtomicU64>,
+    /// Requests sent: reads, writes (the Lease's aside), the Lease's.
+    sent: Arc<[AtomicU64; 3]>,
+}
+
+/// How many requests a connection sent, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sent {
+    /// GET and HEAD, watches included (each counts once, when it starts).
+    pub reads: u64,
+    /// Creates, patches, replaces and deletes, the Lease's aside.
+    pub writes: u64,
+    /// The Lease's reads and writes (leader election).
+    pub lease: u64,
 }
 
 impl Default for Gate {
@@ -30,6 +45,7 @@ impl Default for Gate {
         Self {
             epoch: Instant::now(),
             until: Arc::new(AtomicU64::new(ALWAYS)),
+            sent: Arc::default(),
         }
     }
 }
@@ -45,6 +61,16 @@ impl Gate {
     /// No write may be sent.
     pub fn close(&self) {
         self.until.store(0, Ordering::SeqCst);
+    }
+
+    /// How many requests passed the gate so far.
+    pub fn sent(&self) -> Sent {
+        let [reads, writes, lease] = &*self.sent;
+        Sent {
+            reads: reads.load(Ordering::Relaxed),
+            writes: writes.load(Ordering::Relaxed),
+            lease: lease.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether a write may be sent now.
@@ -102,6 +128,12 @@ where
             .path()
             .starts_with("/apis/coordination.k8s.io/");
         if read || lease || self.gate.is_open() {
+            let kind = match (lease, read) {
+                (true, _) => 2,
+                (false, true) => 0,
+                (false, false) => 1,
+            };
+            self.gate.sent[kind].fetch_add(1, Ordering::Relaxed);
             let sent = self.inner.call(request);
             async move { sent.await.map_err(Into::into) }.boxed()
         } else {
@@ -150,6 +182,8 @@ mod tests {
         ];
         let gate = Gate::default();
         assert_eq!(sent(&gate, &requests).await.len(), 4);
+        let counted = gate.sent();
+        assert_eq!((counted.reads, counted.writes, counted.lease), (1, 2, 1));
         gate.close();
         assert_eq!(
             sent(&gate, &requests).await,

@@ -45,7 +45,7 @@ pub use deploy::DeployReport;
 pub use diff::{Change, ObjectDiff};
 pub use error::ClusterError;
 pub use exec::{ExecLine, ExecOutcome, Stream};
-pub use gate::Gate;
+pub use gate::{Gate, Sent};
 pub use history::{Revision, Rollback};
 pub use inventory::applyset_id;
 pub use list::{ComponentSummary, Scope};

@@ -60,6 +60,8 @@ struct Inner {
     lease_seen: AtomicBool,
     /// The Components' caches synced in every namespace watched (while leading).
     synced: AtomicBool,
+    /// The gate of the controller's connection, which counts its requests.
+    gate: std::sync::OnceLock<crate::cluster::Gate>,
 }
 
 /// The controller's metrics and readiness; cloned, the same ones.
@@ -138,7 +140,28 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
+        if let Some(gate) = self.0.gate.get() {
+            let sent = gate.sent();
+            let name = "berth_controller_requests_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Requests sent to the API server: reads (a watch counts when it \
+                 starts), writes, and the Lease's.\n# TYPE {name} counter"
+            );
+            for (kind, n) in [
+                ("read", sent.reads),
+                ("write", sent.writes),
+                ("lease", sent.lease),
+            ] {
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
+            }
+        }
         out
+    }
+
+    /// Count the requests that pass `gate`.
+    pub(super) fn count(&self, gate: crate::cluster::Gate) {
+        let _ = self.0.gate.set(gate);
     }
 
     pub(super) fn reconciled(&self, ok: bool, took: Duration) {

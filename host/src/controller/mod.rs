@@ -100,7 +100,7 @@ impl Controller {
     /// A controller reconciling with `rules` and `site`, over `cluster`'s connection (its
     /// namespace aside).
     pub fn new(cluster: &Cluster, rules: Rules, site: SiteConfig) -> Self {
-        Self {
+        let controller = Self {
             client: cluster.client().clone(),
             gate: cluster.gate().cloned(),
             rules,
@@ -108,7 +108,11 @@ impl Controller {
             namespaces: Vec::new(),
             lease: None,
             metrics: Metrics::default(),
+        };
+        if let Some(gate) = &controller.gate {
+            controller.metrics.count(gate.clone());
         }
+        controller
     }
 
     /// Its metrics and readiness, to serve while it runs.

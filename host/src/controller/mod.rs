@@ -161,7 +161,9 @@ impl Controller {
             self.namespaces.into_iter().map(Some).collect()
         };
         let Some(lease) = self.lease else {
+            // One replica: it leads from the start, and is ready once its caches are.
             metrics.lease_seen();
+            metrics.leading(true);
             let (mut all, synced) = reconcilers(&self.client, &scopes, &context, true);
             let synced = synced.then(|()| async { metrics.synced() }).fuse();
             tokio::pin!(synced);

@@ -49,7 +49,7 @@ pub enum Command {
     /// the namespaces --namespace names (repeatable), else every namespace.
     Controller {
         #[command(subcommand)]
-        print: Option<ControllerPrint>,
+        command: Option<ControllerCommand>,
         #[command(flatten)]
         with: RulesArgs,
         #[command(flatten)]
@@ -67,9 +67,9 @@ pub enum Command {
     Rules(RulesCommand),
 }
 
-/// What `controller` prints instead of running.
+/// What `controller` does instead of running: print what installs it, push its image.
 #[derive(Debug, Subcommand)]
-pub enum ControllerPrint {
+pub enum ControllerCommand {
     /// The CustomResourceDefinition of Component (JSON, for `kubectl apply -f -`).
     Crd,
     /// The controller's ServiceAccount and the least it needs: a ClusterRole, or with

@@ -9,7 +9,7 @@ use berth::{Capabilities, SiteConfig};
 use berth::{Change, Cluster, ClusterError, Connection, ExecLine, Scope, Status, UndoReport};
 
 use super::args::{
-    BuildArgs, Cli, ClusterCommand, Command, ControllerPrint, DryRun, Output, RenderFormat,
+    BuildArgs, Cli, ClusterCommand, Command, ControllerCommand, DryRun, Output, RenderFormat,
     RulesLocation, WaitArgs,
 };
 use super::controller;
@@ -62,7 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         }
         Command::Rules(command) => runtime()?.block_on(rules_command::run(command)),
         Command::Controller {
-            print: Some(ControllerPrint::Crd),
+            command: Some(ControllerCommand::Crd),
             ..
         } => {
             let crd = serde_json::to_string_pretty(&berth::crd()).unwrap_or_default();
@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Ok(ExitStatus::Success)
         }
         Command::Controller {
-            print: Some(ControllerPrint::Rbac),
+            command: Some(ControllerCommand::Rbac),
             ..
         } => {
             let rbac = serde_json::to_string_pretty(&berth::rbac(&namespaces)).unwrap_or_default();
@@ -78,8 +78,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Ok(ExitStatus::Success)
         }
         Command::Controller {
-            print:
-                Some(ControllerPrint::Manifests {
+            command:
+                Some(ControllerCommand::Manifests {
                     image,
                     replicas,
                     rules,
@@ -112,7 +112,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Ok(ExitStatus::Success)
         }
         Command::Controller {
-            print: Some(ControllerPrint::PushImage { layout, reference }),
+            command: Some(ControllerCommand::PushImage { layout, reference }),
             ..
         } => runtime()?.block_on(async {
             let registry = berth::Registry::new(berth::RegistryOptions::default())?;
@@ -121,7 +121,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Ok(ExitStatus::Success)
         }),
         Command::Controller {
-            print: None,
+            command: None,
             with,
             election,
             http,

@@ -52,6 +52,11 @@ controller_pid=
 stop_controller() {
     if [ -n "$controller_pid" ]; then
         kill -TERM "$controller_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$controller_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$controller_pid" 2>/dev/null || true
         wait "$controller_pid" 2>/dev/null || true
         controller_pid=
     fi
@@ -109,7 +114,7 @@ way_controller() {
     kubectl -n "$1" wait --for=condition=Ready component --all --timeout=600s >/dev/null
 }
 requests() {
-    curl -s "http://$address/metrics" |
+    curl -sf "http://$address/metrics" |
         awk -v k="$1" -F'[{}" ]+' '$1 == "berth_controller_requests_total" && $3 == k {print $NF}'
 }
 
@@ -119,7 +124,7 @@ for round in $(seq 1 "$rounds"); do
     for way in controller cli; do
         ns="bench-ctl-$way-$round"
         kubectl create ns "$ns" >/dev/null
-        [ "$way" = controller ] && start_controller "$ns"
+        if [ "$way" = controller ]; then start_controller "$ns"; fi
         start=$(now)
         "way_$way" "$ns"
         took=$(since "$start")

@@ -8,6 +8,7 @@
 # Usage: tests/image.sh BERTH_BINARY LAYOUT_DIR   (`cargo xtask image` builds the release
 # binary and runs this; `berth controller push-image LAYOUT_DIR oci://…:TAG` pushes it.)
 set -euo pipefail
+umask 022
 
 berth=$(realpath "${1:?usage: tests/image.sh BERTH_BINARY LAYOUT_DIR}")
 layout=${2:?usage: tests/image.sh BERTH_BINARY LAYOUT_DIR}
@@ -20,7 +21,8 @@ strip -o "$root/usr/local/bin/berth" "$berth"
 chmod 0755 "$root/usr/local/bin/berth"
 # Each library at the path the binary asks for (the loader at /lib64, the rest as ldd
 # finds them), copied from the files the symlinks name.
-ldd "$berth" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
+libraries=$(ldd "$berth" 2>/dev/null || true) # a static binary links none
+echo "$libraries" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
     while read -r lib; do
         install -D -m 0755 "$(realpath "$lib")" "$root$lib"
     done
@@ -45,8 +47,9 @@ blob() {
 }
 read -r layer layer_size < <(blob "$layout/layer.tar")
 version=$("$berth" --version)
-printf '{"architecture":"amd64","os":"linux","config":{"User":"65532:65532","Entrypoint":["/usr/local/bin/berth"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin","BERTH_CACHE_DIR=/var/cache/berth"],"WorkingDir":"/","Labels":{"org.opencontainers.image.title":"berth","org.opencontainers.image.version":"%s"}},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
-    "${version#berth }" "$layer" >"$layout/config.json"
+architecture=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+printf '{"architecture":"%s","os":"linux","config":{"User":"65532:65532","Entrypoint":["/usr/local/bin/berth"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin","BERTH_CACHE_DIR=/var/cache/berth"],"WorkingDir":"/","Labels":{"org.opencontainers.image.title":"berth","org.opencontainers.image.version":"%s"}},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$architecture" "${version#berth }" "$layer" >"$layout/config.json"
 read -r config config_size < <(blob "$layout/config.json")
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' \
     "$config" "$config_size" "$layer" "$layer_size" >"$layout/manifest.json"

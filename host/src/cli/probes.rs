@@ -7,13 +7,15 @@ use berth::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// How long a client may take to send its request.
+/// How long a client may take to send its request, or to read the answer.
 const READ_LIMIT: Duration = Duration::from_secs(5);
 
 /// Answer on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, metrics: Metrics) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, say: not a reason to spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         tokio::spawn(answer(stream, metrics.clone()));
@@ -44,8 +46,12 @@ async fn answer(mut stream: TcpStream, metrics: Metrics) {
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.write_all(reply.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    // A client that does not read is left after the same time.
+    let _ = tokio::time::timeout(READ_LIMIT, async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// The status line's code and reason, the content type and the body for a request.

@@ -25,6 +25,10 @@ pub struct Gate {
     until: Arc<AtomicU64>,
     /// Requests sent: reads, writes (the Lease's aside), the Lease's.
     sent: Arc<[AtomicU64; 3]>,
+    /// Writes sent and not answered yet.
+    in_flight: Arc<AtomicU64>,
+    /// The path of the one Lease whose requests always pass (leader election's), set once.
+    lease: Arc<std::sync::OnceLock<String>>,
 }
 
 /// How many requests a connection sent, by kind.
@@ -46,6 +50,8 @@ impl Default for Gate {
             epoch: Instant::now(),
             until: Arc::new(AtomicU64::new(ALWAYS)),
             sent: Arc::default(),
+            in_flight: Arc::default(),
+            lease: Arc::default(),
         }
     }
 }
@@ -61,6 +67,25 @@ impl Gate {
     /// No write may be sent.
     pub fn close(&self) {
         self.until.store(0, Ordering::SeqCst);
+    }
+
+    /// Let the requests of Lease `namespace/name` pass whatever the gate says: the
+    /// election's own (set once; later calls change nothing).
+    pub fn pass_lease(&self, namespace: &str, name: &str) {
+        let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases");
+        let _ = self.lease.set(format!("{path}/{name}"));
+    }
+
+    /// Whether `path` is the election's Lease, or its collection (where it is created).
+    fn is_lease(&self, path: &str) -> bool {
+        self.lease.get().is_some_and(|lease| {
+            path == lease || Some(path) == lease.rsplit_once('/').map(|(collection, _)| collection)
+        })
+    }
+
+    /// Writes sent and not answered yet.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// How many requests passed the gate so far.
@@ -123,22 +148,44 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let read = matches!(*request.method(), Method::GET | Method::HEAD);
-        let lease = request
-            .uri()
-            .path()
-            .starts_with("/apis/coordination.k8s.io/");
-        if read || lease || self.gate.is_open() {
-            let kind = match (lease, read) {
-                (true, _) => 2,
-                (false, true) => 0,
-                (false, false) => 1,
-            };
-            self.gate.sent[kind].fetch_add(1, Ordering::Relaxed);
-            let sent = self.inner.call(request);
-            async move { sent.await.map_err(Into::into) }.boxed()
-        } else {
-            async { Err(Box::new(Closed) as BoxError) }.boxed()
+        let lease = self.gate.is_lease(request.uri().path());
+        if !(read || lease || self.gate.is_open()) {
+            return async { Err(Box::new(Closed) as BoxError) }.boxed();
         }
+        let kind = match (lease, read) {
+            (true, _) => 2,
+            (false, true) => 0,
+            (false, false) => 1,
+        };
+        self.gate.sent[kind].fetch_add(1, Ordering::Relaxed);
+        let sent = self.inner.call(request);
+        if kind != 1 {
+            return async move { sent.await.map_err(Into::into) }.boxed();
+        }
+        // A write in flight until answered (or dropped): a leader handing over waits for it.
+        let in_flight = InFlight::new(self.gate.in_flight.clone());
+        async move {
+            let answer = sent.await.map_err(Into::into);
+            drop(in_flight);
+            answer
+        }
+        .boxed()
+    }
+}
+
+/// One write counted in flight while it lives.
+struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    fn new(count: Arc<AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -179,11 +226,17 @@ mod tests {
                 Method::PUT,
                 "/apis/coordination.k8s.io/v1/namespaces/b/leases/l",
             ),
+            (
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/a/leases/mine",
+            ),
         ];
         let gate = Gate::default();
-        assert_eq!(sent(&gate, &requests).await.len(), 4);
+        gate.pass_lease("b", "l");
+        assert_eq!(sent(&gate, &requests).await.len(), 5);
         let counted = gate.sent();
-        assert_eq!((counted.reads, counted.writes, counted.lease), (1, 2, 1));
+        assert_eq!((counted.reads, counted.writes, counted.lease), (1, 3, 1));
+        assert_eq!(gate.in_flight(), 0);
         gate.close();
         assert_eq!(
             sent(&gate, &requests).await,

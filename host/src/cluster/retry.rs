@@ -90,6 +90,8 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for Transient {
             Ok(response) if transient(request.method(), response.status()) => {
                 self.wait(retry_after(response))
             }
+            // Refused at the gate: this replica does not lead; no wait changes that.
+            Err(error) if error.is::<super::gate::Closed>() => return None,
             // No answer at all (refused, reset, timed out): sent again if repeatable.
             Err(_) if repeatable(request.method()) => self.wait(None),
             _ => return None,

@@ -52,9 +52,9 @@ impl LeaseConfig {
         self
     }
 
-    /// How long the Lease lasts without a renewal (at least 3 s).
+    /// How long the Lease lasts without a renewal (3 s to 1 h).
     pub fn duration(mut self, duration: Duration) -> Self {
-        self.duration = duration.max(Duration::from_secs(3));
+        self.duration = duration.clamp(Duration::from_secs(3), Duration::from_secs(3600));
         self
     }
 
@@ -132,6 +132,7 @@ impl Elector {
         tokio::sync::mpsc::UnboundedReceiver<String>,
     ) {
         gate.close();
+        gate.pass_lease(&config.namespace, &config.name);
         let (leading, receiver) = watch::channel(false);
         let (failed, failures) = tokio::sync::mpsc::unbounded_channel();
         let elector = Self {
@@ -174,7 +175,12 @@ impl Elector {
             .boxed();
         tokio::pin!(stop);
         loop {
-            let wait = self.step().await;
+            // Each request of a step is bounded (a seventh of the Lease): a signal is
+            // heard within that, never after a request that hangs.
+            let wait = tokio::select! {
+                () = &mut stop => break,
+                wait = self.step() => wait,
+            };
             tokio::select! {
                 () = &mut stop => break,
                 change = changes.next() => {
@@ -200,6 +206,10 @@ impl Elector {
     /// Renew, take or wait as due; how long until the next step is due.
     async fn step(&mut self) -> Duration {
         let retry = self.config.retry();
+        if self.leads() && !held_by(self.seen.as_ref(), &self.config.identity) {
+            // Another replica holds it now (its write reached this replica's watch).
+            self.step_down();
+        }
         if self.leads() {
             let due = self.renewed.map_or(Duration::ZERO, |r| {
                 (r + retry).saturating_duration_since(Instant::now())
@@ -212,8 +222,7 @@ impl Elector {
         }
         if *self.leading.borrow() {
             // The term ran out before a renewal went through.
-            self.gate.close();
-            self.leading.send_replace(false);
+            self.step_down();
         }
         match next(
             self.seen.as_ref(),
@@ -224,15 +233,8 @@ impl Elector {
             Next::Wait(left) => left.min(retry * 2),
             Next::Create | Next::Take => {
                 // What was seen may be old (a replica paused, say): read before writing.
-                match self.api.get_opt(&self.config.name).await {
-                    Ok(lease) => {
-                        self.metrics.lease_seen();
-                        self.saw(lease);
-                    }
-                    Err(error) => {
-                        self.failed(&error);
-                        return retry;
-                    }
+                if !self.read().await {
+                    return retry;
                 }
                 match next(
                     self.seen.as_ref(),
@@ -248,6 +250,29 @@ impl Elector {
                 }
             }
         }
+    }
+
+    /// Read the Lease afresh; whether that worked.
+    async fn read(&mut self) -> bool {
+        let read = tokio::time::timeout(self.config.retry(), self.api.get_opt(&self.config.name));
+        match read.await {
+            Ok(Ok(lease)) => {
+                self.metrics.lease_seen();
+                self.saw(lease);
+                true
+            }
+            Ok(Err(error)) => {
+                self.failed(&error);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Stop writing at once, and say so.
+    fn step_down(&mut self) {
+        self.gate.close();
+        self.leading.send_replace(false);
     }
 
     /// Whether this replica leads: it holds the Lease, renewed in time.
@@ -287,11 +312,22 @@ impl Elector {
             ..LeaseSpec::default()
         });
         let written = if self.seen.is_none() {
-            self.api.create(&PostParams::default(), &lease).await
+            tokio::time::timeout(
+                self.config.retry(),
+                self.api.create(&PostParams::default(), &lease),
+            )
+            .await
         } else {
-            self.api
-                .replace(&self.config.name, &PostParams::default(), &lease)
-                .await
+            tokio::time::timeout(
+                self.config.retry(),
+                self.api
+                    .replace(&self.config.name, &PostParams::default(), &lease),
+            )
+            .await
+        };
+        // No answer in time: as a failure (the term runs out unless a renewal gets through).
+        let Ok(written) = written else {
+            return;
         };
         match written {
             Ok(lease) => {
@@ -302,8 +338,16 @@ impl Elector {
                 self.gate.open_until(sent + self.config.renew_deadline());
                 self.leading.send_replace(true);
             }
-            // Another replica wrote it first (a conflict), or the API server is away: a
-            // leader's term runs out on its own, and a follower reads before it writes.
+            // Another replica wrote it first: read who holds it now, and step down unless
+            // it is still this one (an answer lost on the way, say).
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let me = self.config.identity.clone();
+                if self.read().await && renewal && !held_by(self.seen.as_ref(), &me) {
+                    self.step_down();
+                }
+            }
+            // The API server away: a leader's term runs out on its own, and a follower
+            // reads before it writes.
             Err(error) => self.failed(&error),
         }
     }
@@ -313,7 +357,14 @@ impl Elector {
     async fn release(&mut self) {
         let leading = self.leads();
         self.gate.close();
-        self.leading.send_replace(false);
+        // The writes that passed the gate before it closed are answered before the
+        // reconciles stop and the Lease goes (1 s at most): none reaches the API server
+        // after the next leader starts.
+        let waited = Instant::now();
+        while leading && self.gate.in_flight() > 0 && waited.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.step_down();
         let Some(mut lease) = self.seen.clone().filter(|_| leading) else {
             return;
         };
@@ -322,11 +373,16 @@ impl Elector {
             spec.lease_duration_seconds = Some(1);
             spec.renew_time = Some(MicroTime(Timestamp::now()));
         }
-        let _ = self
-            .api
-            .replace(&self.config.name, &PostParams::default(), &lease)
-            .await;
+        let params = PostParams::default();
+        let release = self.api.replace(&self.config.name, &params, &lease);
+        let _ = tokio::time::timeout(self.config.retry(), release).await;
     }
+}
+
+/// Whether `lease` is held by `me`.
+fn held_by(lease: Option<&Lease>, me: &str) -> bool {
+    let spec = lease.and_then(|l| l.spec.as_ref());
+    spec.and_then(|s| s.holder_identity.as_deref()) == Some(me)
 }
 
 #[cfg(test)]

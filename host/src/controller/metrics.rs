@@ -186,8 +186,11 @@ impl Metrics {
         };
     }
 
-    pub(super) fn waiting(&self, more: i64) {
-        self.0.waiting.fetch_add(more, Ordering::SeqCst);
+    /// A reconcile waiting for a turn, counted in the queue depth until dropped (a
+    /// reconcile dropped while it waits, at the end of a term, too).
+    pub(super) fn waiting(&self) -> Waiting {
+        self.0.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(self.clone())
     }
 
     pub(super) fn leading(&self, leading: bool) {
@@ -207,6 +210,15 @@ impl Metrics {
     }
 }
 
+/// One reconcile in the queue depth while it lives.
+pub(super) struct Waiting(Metrics);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +235,9 @@ mod tests {
         metrics.reconciled(true, Duration::from_millis(30));
         metrics.reconciled(false, Duration::from_secs(20));
         metrics.rendered(Duration::from_millis(2));
+        let waiting = metrics.waiting();
+        assert!(metrics.text().contains("berth_controller_queue_depth 1"));
+        drop(waiting);
         let ready = |r: &str, why: &str| Some((r.to_owned(), why.to_owned()));
         metrics.component("a/web".into(), ready("True", "Succeeded"));
         metrics.component("b/web".into(), ready("True", "Succeeded"));

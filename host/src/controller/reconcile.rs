@@ -66,9 +66,9 @@ pub async fn reconcile(
     let name = component.name_any();
     let api: Api<Component> = Api::namespaced(context.client.clone(), &namespace);
     let cluster = Cluster::new(context.client.clone(), namespace).for_component(&name);
-    context.metrics.waiting(1);
+    let waiting = context.metrics.waiting();
     let _turn = context.turns.acquire().await;
-    context.metrics.waiting(-1);
+    drop(waiting);
     let key = format!("{}/{name}", cluster.namespace());
     if component.metadata.deletion_timestamp.is_some() {
         context.metrics.component(key, None);

@@ -126,7 +126,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             election,
             http,
             log_format,
-        } => runtime()?.block_on(controller::run(
+        } => controller_runtime()?.block_on(controller::run(
             &connection,
             namespaces,
             &with,
@@ -148,6 +148,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
 }
 
 /// The async runtime of one command: one thread is enough for berth's I/O.
+/// The controller's runtime: the Lease's renewals on a thread of their own, beside the
+/// reconciles (a build of the rules holds its thread while it runs).
+fn controller_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

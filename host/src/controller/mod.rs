@@ -134,7 +134,9 @@ impl Controller {
     }
 
     /// Reconcile until SIGINT or SIGTERM, telling `seen` what happens. With leader
-    /// election, only while this replica leads; a signal then hands the Lease over.
+    /// election, only while this replica leads; a signal then hands the Lease over. The
+    /// election is a task of its own: on a multi-threaded runtime it renews the Lease
+    /// whatever the reconciles do.
     pub async fn run(self, mut seen: impl FnMut(Happening)) -> Result<(), ControllerError> {
         let capabilities = Cluster::new(self.client.clone(), "default")
             .capabilities()
@@ -213,8 +215,11 @@ impl Controller {
                 seen(Happening::Leading(false));
             }
         };
+        // A task of its own: on a runtime with worker threads, a slow build of the rules
+        // in a reconcile does not hold up the renewals.
+        let election = tokio::spawn(elector.run(signalled()));
         tokio::select! {
-            () = elector.run(signalled()) => {}
+            _ = election => {}
             () = work => {}
         }
         Ok(())

@@ -300,13 +300,19 @@ impl fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// A proxy in front of `cluster`'s API server (a cluster the harness started: its state
-    /// dir holds the PKI and `cluster.env`). Panics if that cannot be set up.
+    /// A proxy in front of `cluster`'s API server (a cluster `tests/cluster/up.sh` started,
+    /// by the harness or by `cargo xtask test`: its state dir, beside the admin kubeconfig,
+    /// holds the PKI and `cluster.env`). Panics if that cannot be set up.
     pub fn start(cluster: &Cluster) -> Self {
+        let beside = cluster
+            .admin_kubeconfig
+            .parent()
+            .filter(|dir| dir.join("pki").is_dir() && dir.join("cluster.env").is_file());
         let state = cluster
             .state_dir
-            .as_ref()
-            .expect("a proxy needs a cluster the harness started (its PKI)");
+            .as_deref()
+            .or(beside)
+            .expect("a proxy needs a cluster up.sh started (its PKI beside the kubeconfig)");
         let env = std::fs::read_to_string(state.join("cluster.env")).expect("cluster.env");
         let api_url = env
             .lines()

@@ -324,7 +324,8 @@ fn only_the_controller_takes_several_namespaces() {
         .filter(|i| i["kind"] == "Role")
         .filter_map(|i| i["metadata"]["namespace"].as_str())
         .collect();
-    assert_eq!(roles, ["a", "b"]);
+    // The Lease's Role in the controller's own namespace, then one per namespace watched.
+    assert_eq!(roles, ["berth-system", "a", "b"]);
 }
 
 #[test]

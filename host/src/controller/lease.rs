@@ -224,24 +224,14 @@ impl Elector {
             // The term ran out before a renewal went through.
             self.step_down();
         }
-        match next(
-            self.seen.as_ref(),
-            &self.config.identity,
-            self.since,
-            Instant::now(),
-        ) {
+        match self.next() {
             Next::Wait(left) => left.min(retry * 2),
             Next::Create | Next::Take => {
                 // What was seen may be old (a replica paused, say): read before writing.
                 if !self.read().await {
                     return retry;
                 }
-                match next(
-                    self.seen.as_ref(),
-                    &self.config.identity,
-                    self.since,
-                    Instant::now(),
-                ) {
+                match self.next() {
                     Next::Wait(left) => left.min(retry * 2),
                     Next::Create | Next::Take => {
                         self.write(false).await;
@@ -250,6 +240,16 @@ impl Elector {
                 }
             }
         }
+    }
+
+    /// What to do next, from the Lease as last seen.
+    fn next(&self) -> Next {
+        next(
+            self.seen.as_ref(),
+            &self.config.identity,
+            self.since,
+            Instant::now(),
+        )
     }
 
     /// Read the Lease afresh; whether that worked.

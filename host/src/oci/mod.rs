@@ -229,20 +229,7 @@ impl Registry {
         layout: &std::path::Path,
     ) -> Result<Reference, OciError> {
         let image = image::Layout::read(layout)?;
-        if reference.digest.is_some() {
-            return Err(OciError::Reference(ReferenceError {
-                reference: reference.to_string(),
-                reason: "push takes a tag; the registry gives the digest".into(),
-            }));
-        }
-        let credentials = self.credentials(reference)?;
-        let mut session = http::Session::new(
-            &self.pool,
-            reference,
-            credentials,
-            "pull,push",
-            self.options.timeout,
-        );
+        let mut session = self.push_session(reference)?;
         for blob in &image.blobs {
             upload(&mut session, reference, blob).await?;
         }
@@ -258,12 +245,7 @@ impl Registry {
         component: &[u8],
         info: &ComponentInfo,
     ) -> Result<Pushed, OciError> {
-        if reference.digest.is_some() {
-            return Err(OciError::Reference(ReferenceError {
-                reference: reference.to_string(),
-                reason: "push takes a tag; the registry gives the digest".into(),
-            }));
-        }
+        let mut session = self.push_session(reference)?;
         let component_digest = sha256(component);
         let config = serde_json::to_vec(&json!({
             "architecture": "wasm",
@@ -279,14 +261,6 @@ impl Registry {
             "layers": [descriptor(LAYER_MEDIA_TYPE, component)],
         }))
         .expect("a JSON value serializes");
-        let credentials = self.credentials(reference)?;
-        let mut session = http::Session::new(
-            &self.pool,
-            reference,
-            credentials,
-            "pull,push",
-            self.options.timeout,
-        );
         upload(&mut session, reference, &config).await?;
         upload(&mut session, reference, component).await?;
         let pinned = put_manifest(&mut session, reference, MANIFEST_MEDIA_TYPE, manifest).await?;
@@ -295,6 +269,25 @@ impl Registry {
             component_digest,
             size: component.len(),
         })
+    }
+
+    /// A session that may push to `reference`, which names a tag (the registry gives the
+    /// digest).
+    fn push_session<'a>(&'a self, reference: &'a Reference) -> Result<http::Session<'a>, OciError> {
+        if reference.digest.is_some() {
+            return Err(OciError::Reference(ReferenceError {
+                reference: reference.to_string(),
+                reason: "push takes a tag; the registry gives the digest".into(),
+            }));
+        }
+        let credentials = self.credentials(reference)?;
+        Ok(http::Session::new(
+            &self.pool,
+            reference,
+            credentials,
+            "pull,push",
+            self.options.timeout,
+        ))
     }
 
     fn credentials(&self, reference: &Reference) -> Result<Option<Credentials>, OciError> {

@@ -983,13 +983,9 @@ fn in_cluster(secrets: &Path, server: &str, args: &[&str]) -> Command {
         && mount --bind \"$1\" /run/secrets/kubernetes.io/serviceaccount \
         && shift && exec \"$@\"";
     // Root here; elsewhere a user namespace grants the mounts.
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     let mut command = Command::new("unshare");
     command.arg("--mount");
-    if !is_root {
+    if !is_root() {
         command.arg("--map-root-user");
     }
     command

@@ -447,11 +447,7 @@ fn the_controller_image_is_pushed_and_berth_runs_from_its_layer_as_non_root() {
         .arg(&rootfs)
         .output_within(BERTH_LIMIT);
     assert!(unpacked.status.success());
-    let is_root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let mut chroot = if is_root {
+    let mut chroot = if common::is_root() {
         let mut chroot = std::process::Command::new("chroot");
         chroot.arg("--userspec=65532:65532");
         chroot

@@ -415,3 +415,11 @@ pub async fn allowed(
         .status
         .is_some_and(|s| s.allowed)
 }
+
+/// Whether the tests run as root (else a user namespace grants what root would).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}

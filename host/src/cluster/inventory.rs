@@ -54,7 +54,7 @@ impl Cluster {
         self.requests.typed()
     }
 
-    fn config_map_resource() -> ApiResource {
+    pub(super) fn config_map_resource() -> ApiResource {
         ApiResource::erase::<ConfigMap>(&())
     }
 

@@ -26,6 +26,7 @@ mod retry;
 mod rollout;
 mod undeploy;
 mod undo;
+mod watched;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,7 @@ pub use owners::TakenOver;
 pub use rollout::{RolloutState, Scaled, Status, Upgraded};
 pub use undeploy::UndeployReport;
 pub use undo::UndoReport;
+pub(crate) use watched::{Read, Snapshot, Watched};
 
 use request::FIELD_MANAGER;
 pub use request::{COMPONENT_LABEL, CONTROLLED_BY_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL};

@@ -145,9 +145,11 @@ fn walk(node: &Value, value: Option<&Value>, path: String, out: &mut BTreeSet<St
                     serde_json::from_str(keys).unwrap_or_default();
                 let item = value.map(|v| {
                     v.as_array().and_then(|items| {
-                        items
-                            .iter()
-                            .find(|i| wanted.iter().all(|(k, v)| i.get(k) == Some(v)))
+                        items.iter().find(|i| {
+                            wanted
+                                .iter()
+                                .all(|(k, v)| i.get(k).or_else(|| defaulted(k)) == Some(v))
+                        })
                     })
                 });
                 (format!("[{}]", key_fields(keys)), item)
@@ -178,6 +180,13 @@ fn walk(node: &Value, value: Option<&Value>, path: String, out: &mut BTreeSet<St
             Some(None) => {}
         }
     }
+}
+
+/// The value the API server gives a list item's key field left out: a port's `protocol`
+/// (Service and container ports are keyed by port and protocol; rules seldom say TCP).
+fn defaulted(key: &str) -> Option<&'static Value> {
+    static TCP: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::from("TCP"));
+    (key == "protocol").then(|| &*TCP)
 }
 
 /// Every field path of the first entry `which` picks.
@@ -311,5 +320,32 @@ mod tests {
             ),
         ]));
         assert!(drifted(&beside, &rendered, |_| false).is_empty());
+    }
+
+    #[test]
+    fn drift_in_a_port_keyed_by_a_defaulted_protocol_is_found() {
+        // The rules leave `protocol` out; the server keys the port with TCP.
+        let rendered = json!({"spec": {"ports": [{"name": "http", "port": 8080}]}});
+        let key = |protocol: &str| format!("k:{{\"port\":8080,\"protocol\":\"{protocol}\"}}");
+        let named =
+            |protocol: &str| json!({"f:spec": {"f:ports": {key(protocol): {"f:name": {}}}}});
+        let berth = json!({"f:spec": {"f:ports": {key("TCP"): {".": {}, "f:port": {}}}}});
+        let taken = object(json!([
+            entry("berth", "Apply", berth.clone()),
+            entry("kubectl-patch", "Update", named("TCP")),
+        ]));
+        assert_eq!(
+            drifted(&taken, &rendered, |_| false),
+            [TakenOver {
+                manager: "kubectl-patch".into(),
+                fields: vec!["spec.ports[port=8080,protocol=TCP].name".into()],
+            }]
+        );
+        // The name of a UDP port of that number is not one berth renders.
+        let udp = object(json!([
+            entry("berth", "Apply", berth),
+            entry("kubectl-patch", "Update", named("UDP")),
+        ]));
+        assert!(drifted(&udp, &rendered, |_| false).is_empty());
     }
 }

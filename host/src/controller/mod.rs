@@ -4,6 +4,7 @@
 mod lease;
 mod manifests;
 mod metrics;
+mod quiet;
 mod rbac;
 mod reconcile;
 mod remedy;
@@ -13,12 +14,11 @@ mod status;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef as Key;
 use kube::runtime::{Controller as Runtime, watcher};
-use kube::{Client, ResourceExt};
 
 pub use lease::{DEFAULT_LEASE_DURATION, LeaseConfig};
 pub use manifests::Install;
@@ -27,7 +27,7 @@ pub use rbac::{SERVICE_ACCOUNT, rbac};
 pub use reconcile::{DELETION_POLICY, FINALIZER, RECONCILE_REQUESTED_AT};
 pub use resource::{Component, ComponentSpec, ComponentStatus, Condition, Inventory, Remediation};
 
-use crate::cluster::{COMPONENT_LABEL, Cluster, ClusterError, Gate, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::cluster::{Cluster, ClusterError, Gate, Watched};
 use crate::{Rules, SiteConfig};
 use lease::Elector;
 use reconcile::{Context, error_policy, reconcile};
@@ -155,6 +155,7 @@ impl Controller {
             turns: tokio::sync::Semaphore::new(CONCURRENCY),
             metrics: self.metrics.clone(),
             told: std::sync::Mutex::default(),
+            quiet: quiet::Quiet::default(),
         });
         let metrics = self.metrics;
         let scopes: Vec<Option<String>> = if self.namespaces.is_empty() {
@@ -234,7 +235,8 @@ type Outcome = Result<
 
 /// The reconcilers of every scope, as one stream, and a future done once each has its
 /// cache of Components; `on_signal`: each ends gracefully on SIGINT or SIGTERM (else it
-/// ends when dropped).
+/// ends when dropped). Each reconciles a Component when it changes, and when one of the
+/// objects its label names changes (the watches that keep their versions tell).
 fn reconcilers(
     client: &Client,
     scopes: &[Option<String>],
@@ -244,31 +246,23 @@ fn reconcilers(
     futures::stream::BoxStream<'static, Outcome>,
     futures::future::BoxFuture<'static, ()>,
 ) {
+    // What the last term left is not what these watches will show.
+    context.quiet.forget_all();
     let mut stores = Vec::new();
     let runs: Vec<_> = scopes
         .iter()
         .map(|namespace| {
-            let (components, deployments) = match namespace {
-                Some(ns) => (
-                    Api::<Component>::namespaced(client.clone(), ns),
-                    Api::<Deployment>::namespaced(client.clone(), ns),
-                ),
-                None => (
-                    Api::<Component>::all(client.clone()),
-                    Api::<Deployment>::all(client.clone()),
-                ),
+            let components = match namespace {
+                Some(ns) => Api::<Component>::namespaced(client.clone(), ns),
+                None => Api::<Component>::all(client.clone()),
             };
-            let berths =
-                watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-            let runtime = Runtime::new(components, watcher::Config::default()).watches(
-                deployments,
-                berths,
-                |d: Deployment| {
-                    // The Component of the same name as the component the labels name.
-                    let component = d.labels().get(COMPONENT_LABEL)?.clone();
-                    Some(Key::new(&component).within(&d.namespace()?))
-                },
-            );
+            let (changed, changes) = futures::channel::mpsc::unbounded();
+            let watched = Watched::new(client.clone(), namespace.clone(), changed);
+            // The Component of the same name as the component the labels name.
+            let changes =
+                changes.map(|(ns, component): (String, String)| Key::new(&component).within(&ns));
+            let runtime =
+                Runtime::new(components, watcher::Config::default()).reconcile_on(changes);
             stores.push(runtime.store());
             let runtime = if on_signal {
                 runtime.shutdown_on_signal()
@@ -277,26 +271,29 @@ fn reconcilers(
             };
             runtime
                 .run(
-                    |component, context: Arc<Context>| async move {
-                        let key = Key::from_obj(&*component);
-                        let generation = component.metadata.generation;
-                        let started = std::time::Instant::now();
-                        let result = reconcile(component, context.clone()).await;
-                        let took = started.elapsed();
-                        context.metrics.reconciled(result.is_ok(), took);
-                        context
-                            .told
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(key.clone(), (generation, took));
-                        if result.is_ok() {
-                            let mut failures = context
-                                .failures
+                    move |component, context: Arc<Context>| {
+                        let watched = watched.clone();
+                        async move {
+                            let key = Key::from_obj(&*component);
+                            let generation = component.metadata.generation;
+                            let started = std::time::Instant::now();
+                            let result = reconcile(component, context.clone(), watched).await;
+                            let took = started.elapsed();
+                            context.metrics.reconciled(result.is_ok(), took);
+                            context
+                                .told
                                 .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner);
-                            failures.remove(&key);
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .insert(key.clone(), (generation, took));
+                            if result.is_ok() {
+                                let mut failures = context
+                                    .failures
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                failures.remove(&key);
+                            }
+                            result
                         }
-                        result
                     },
                     error_policy,
                     context.clone(),

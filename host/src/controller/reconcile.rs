@@ -16,10 +16,13 @@ use serde_json::json;
 
 use super::ControllerError;
 use super::metrics::Metrics;
+use super::quiet::{Left, Quiet};
 use super::remedy::{Before, Judged, Memory, backoff, before, judge, parse_duration};
 use super::resource::{Component, Inventory};
 use super::status::{Applied, Found, patch as status_patch, status};
-use crate::cluster::{Action as Done, Cluster, ClusterError, DeployReport, RolloutState};
+use crate::cluster::{
+    Action as Done, Cluster, ClusterError, DeployReport, Read, RolloutState, Watched,
+};
 use crate::spec::{InputError, Origin, SiteConfig, Spec};
 use crate::{Capabilities, Rules};
 
@@ -52,16 +55,23 @@ pub struct Context {
     pub(super) metrics: Metrics,
     /// Each reconcile's generation and duration, until the log is told of it.
     pub(super) told: Mutex<HashMap<Key<Component>, Told>>,
+    /// What the last reconcile of each Component left, to skip the reads of the next.
+    pub(super) quiet: Quiet,
 }
 
 /// A reconcile's generation of the spec, and how long it took.
 pub(super) type Told = (Option<i64>, Duration);
 
-/// Reconcile `component`.
+/// Reconcile `component`, `watched` keeping the versions of its objects.
 pub async fn reconcile(
     component: Arc<Component>,
     context: Arc<Context>,
+    watched: Watched,
 ) -> Result<Action, ControllerError> {
+    if let Some(interval) = context.quiet.unchanged(&component, &watched) {
+        // Nothing of it changed since a reconcile found it as declared: no request.
+        return Ok(Action::requeue(interval));
+    }
     let namespace = component.namespace().unwrap_or_default();
     let name = component.name_any();
     let api: Api<Component> = Api::namespaced(context.client.clone(), &namespace);
@@ -124,21 +134,26 @@ pub async fn reconcile(
     next.last_good_revision = seen.memory.last_good_revision;
     next.last_applied_time = time(seen.memory.applied_at);
     next.last_failure_time = time(seen.memory.failed_at);
-    next.last_handled_reconcile_at = seen.handled;
+    next.last_handled_reconcile_at = seen.handled.clone();
     if let Some(ready) = next.conditions.iter().find(|c| c.type_ == "Ready") {
         let ready = (ready.status.clone(), ready.reason.clone());
         context.metrics.component(key, Some(ready));
     }
+    let mut version = component.resource_version().unwrap_or_default();
     if previous != Some(&next) {
         // Conditional on the version read: a status written meanwhile is not overwritten.
         let mut patch = status_patch(previous, &next);
         patch["metadata"] = json!({"resourceVersion": component.resource_version()});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        let written = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(ClusterError::api(format!(
                 "cannot write the status of Component {name}"
             )))?;
+        version = written.resource_version().unwrap_or_default();
     }
+    let left = seen.left(version, &watched, cluster.namespace(), &name);
+    context.quiet.remember(Key::from_obj(&component), left);
     if let Found::InvalidSpec(why) | Found::RulesRefused(why) = &seen.found {
         // Once per refusal: the next reconcile of the same spec finds it in the status.
         let told = previous
@@ -172,6 +187,8 @@ struct Seen {
     wake: Option<Duration>,
     /// When to look again if nothing is due.
     interval: Duration,
+    /// What the check that found it as rendered read, if one did.
+    read: Option<Vec<Read>>,
 }
 
 impl Seen {
@@ -185,7 +202,33 @@ impl Seen {
             handled: status.last_handled_reconcile_at,
             wake: None,
             interval: DEFAULT_INTERVAL,
+            read: None,
         }
+    }
+
+    /// What this reconcile leaves for the next to skip its reads, the Component now at
+    /// `version`: when it found a refused spec, or its objects as rendered and rolled out
+    /// (and the watches agree with what it read); nothing due, nothing applied.
+    fn left(
+        &self,
+        version: String,
+        watched: &Watched,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Left> {
+        if self.wake.is_some() || self.applied.is_some() {
+            return None;
+        }
+        let objects = match (&self.found, &self.read) {
+            (Found::InvalidSpec(_) | Found::RulesRefused(_), _) => None,
+            (Found::Succeeded(_), Some(read)) => Some(watched.agrees(namespace, name, read)?),
+            _ => return None,
+        };
+        Some(Left {
+            version,
+            objects,
+            interval: self.interval,
+        })
     }
 }
 
@@ -276,9 +319,13 @@ async fn observe(
     }
     let now = Timestamp::now();
     let mut wake = None;
+    let mut read = None;
     let apply = match before(&memory, fresh || reset, retries, now) {
         Before::Apply => true,
-        Before::IfNotCurrent => !cluster.is_current(&name, &rendered).await?,
+        Before::IfNotCurrent => {
+            read = cluster.current(&name, &rendered).await?;
+            read.is_none()
+        }
         Before::Later(left) => {
             wake = Some(left);
             false
@@ -400,6 +447,7 @@ async fn observe(
         handled: requested,
         wake,
         interval,
+        read,
     })
 }
 

@@ -82,6 +82,7 @@ pub async fn reconcile(
     let key = format!("{}/{name}", cluster.namespace());
     if component.metadata.deletion_timestamp.is_some() {
         context.metrics.component(key, None);
+        context.quiet.remember(Key::from_obj(&*component), None);
         return remove(&api, &cluster, &component).await;
     }
     if !component.finalizers().iter().any(|f| f == FINALIZER) {

@@ -33,7 +33,8 @@ pub struct ComponentSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
     /// How often the objects are checked when nothing woke the controller: `10m`, `1h`
-    /// (default 10m). A change to them wakes it at once.
+    /// (default 10m). A change to them wakes it at once; a check that finds nothing changed
+    /// since the last reconcile (from the controller's watches) sends no request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
     /// How long a rollout may take before it counts as failed: `30s`, `5m` (default 5m).
